@@ -1,0 +1,2 @@
+"""dotrec."""
+from dotrec._version import __version__

@@ -1,0 +1,175 @@
+"""Model artifacts: a directory holding ``model.json`` and ``arrays.npz``, never a pickle.
+
+``model.json`` records the model name, its hyperparameters, the seed, the fingerprint of the
+training data, the dotrec version, the artifact format version and the sha256 of ``arrays.npz``.
+``arrays.npz`` is a plain numpy archive loaded with ``allow_pickle=False``.
+
+Writes are atomic: the new artifact is written in full into a temporary sibling directory and
+then renamed into place, so a crash leaves either the old artifact or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dotrec._version import __version__
+from dotrec.errors import ArtifactError
+
+FORMAT = "dotrec-model"
+FORMAT_VERSION = 1
+META_FILE = "model.json"
+ARRAYS_FILE = "arrays.npz"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def replace_dir(tmp_dir: Path, target: Path) -> None:
+    """Move a fully written ``tmp_dir`` into place at ``target``, replacing any old one."""
+    old: Path | None = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(target, old)
+    os.rename(tmp_dir, target)
+    _fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def save_artifact(path: str | os.PathLike[str], meta: Mapping[str, Any],
+                  arrays: Mapping[str, np.ndarray],
+                  extra_files: Mapping[str, bytes] | None = None) -> Path:
+    """Write an artifact directory atomically and return its path.
+
+    ``meta`` is stored in ``model.json`` together with the format fields this module owns
+    (``format``, ``format_version``, ``dotrec_version``, ``arrays``).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        arrays_path = tmp_dir / ARRAYS_FILE
+        for name, arr in arrays.items():
+            if np.asarray(arr).dtype == object:
+                raise ArtifactError(f"array {name!r} has dtype object; artifacts never pickle")
+        with open(arrays_path, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            f.flush()
+            os.fsync(f.fileno())
+        full_meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **dict(meta),
+            "dotrec_version": __version__,
+            "arrays": {
+                "file": ARRAYS_FILE,
+                "sha256": sha256_file(arrays_path),
+                "shapes": {k: list(np.shape(v)) for k, v in arrays.items()},
+            },
+        }
+        with open(tmp_dir / META_FILE, "w", encoding="utf-8") as f:
+            json.dump(full_meta, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        for name, data in (extra_files or {}).items():
+            (tmp_dir / name).write_bytes(data)
+        replace_dir(tmp_dir, target)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return target
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check ``model.json`` of an artifact directory (no arrays)."""
+    meta_path = Path(path) / META_FILE
+    if not Path(path).is_dir():
+        raise ArtifactError(f"{path}: no such model directory")
+    if not meta_path.is_file():
+        raise ArtifactError(f"{meta_path}: missing; {path} is not a dotrec model directory")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{meta_path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ArtifactError(f"{meta_path}: not a dotrec model file (format != {FORMAT!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise ArtifactError(f"{meta_path}: format_version missing or not an integer")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{meta_path}: artifact format version {version} is newer than this dotrec "
+            f"({__version__}) reads (<= {FORMAT_VERSION}); upgrade dotrec"
+        )
+    return meta
+
+
+def load_artifact(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read an artifact directory, verify the arrays' sha256, and return ``(meta, arrays)``."""
+    meta = read_meta(path)
+    arrays_info = meta.get("arrays") or {}
+    arrays_path = Path(path) / str(arrays_info.get("file", ARRAYS_FILE))
+    if not arrays_path.is_file():
+        raise ArtifactError(f"{arrays_path}: missing")
+    expected = arrays_info.get("sha256")
+    actual = sha256_file(arrays_path)
+    if expected != actual:
+        raise ArtifactError(
+            f"{arrays_path}: sha256 {actual[:16]}... does not match {expected!s:.16}... recorded "
+            "in model.json; the file is truncated or was altered"
+        )
+    try:
+        with np.load(arrays_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ArtifactError(f"{arrays_path}: unreadable ({e})") from None
+    for name, shape in (arrays_info.get("shapes") or {}).items():
+        if name not in arrays:
+            raise ArtifactError(f"{arrays_path}: array {name!r} missing")
+        if list(arrays[name].shape) != list(shape):
+            raise ArtifactError(f"{arrays_path}: array {name!r} has shape "
+                                f"{list(arrays[name].shape)}, model.json says {shape}")
+    return meta, arrays

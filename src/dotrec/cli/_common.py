@@ -1,0 +1,68 @@
+"""Helpers shared by CLI subcommands: dataset loading, result tables, progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from dotrec.cli.app import console, err_console
+from dotrec.data.registry import load_dataset
+from dotrec.data.splits import Split
+
+
+def load_split(dataset: str, data_dir: Path | None, seed: int = 0,
+               fmt: str | None = None) -> Split:
+    """Load ``--dataset`` with a status line on stderr (large files take a second or two)."""
+    with err_console.status(f"loading {dataset} ..."):
+        return load_dataset(dataset, data_dir, seed=seed, fmt=fmt)
+
+
+def epoch_progress(transient: bool = False) -> Progress:
+    """A Rich progress bar for epochs (on stderr, so --json output stays clean)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err_console, transient=transient,
+    )
+
+
+def fmt_metric(summary: dict[str, Any], key: str) -> str:
+    v = summary.get(key)
+    if v is None:
+        return "-"
+    se = (summary.get("stderr") or {}).get(key)
+    return f"{v:.4f}" if se is None else f"{v:.4f} ± {se:.4f}"
+
+
+def results_table(rows: Iterable[tuple[str, dict[str, dict[str, Any]], float | None]],
+                  k: int, title: str = "Evaluation") -> Table:
+    """A table with one row per model: sampled HR/NDCG, full HR/NDCG/MRR, fit time."""
+    t = Table(title=title)
+    t.add_column("model")
+    t.add_column(f"sampled HR@{k}", justify="right")
+    t.add_column(f"sampled NDCG@{k}", justify="right")
+    t.add_column(f"full HR@{k}", justify="right")
+    t.add_column(f"full NDCG@{k}", justify="right")
+    t.add_column("full MRR", justify="right")
+    t.add_column("fit s", justify="right")
+    for name, res, fit_s in rows:
+        s, f = res.get("sampled", {}), res.get("full", {})
+        t.add_row(name, fmt_metric(s, f"hr@{k}"), fmt_metric(s, f"ndcg@{k}"),
+                  fmt_metric(f, f"hr@{k}"), fmt_metric(f, f"ndcg@{k}"),
+                  fmt_metric(f, "mrr"), "-" if fit_s is None else f"{fit_s:.1f}")
+    return t
+
+
+def print_table(table: Table) -> None:
+    console.print(table)

@@ -1,0 +1,85 @@
+"""``dotrec data list|info|download``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from dotrec.cli._common import load_split
+from dotrec.cli.app import app, console, data_dir_option, err_console
+from dotrec.data.registry import DATASETS, dataset_path
+
+data_app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("list")
+def list_cmd(data_dir: Path | None = data_dir_option()) -> None:
+    """List the registered datasets and whether their files are in the data directory."""
+    t = Table(title=f"datasets (data dir: {dataset_path('', data_dir)})")
+    t.add_column("name")
+    t.add_column("kind")
+    t.add_column("present")
+    t.add_column("description")
+    for spec in DATASETS.values():
+        if spec.kind == "synthetic":
+            present = "built-in"
+        else:
+            folder = dataset_path(spec.name, data_dir)
+            present = "yes" if folder.is_dir() and any(folder.iterdir()) else "no"
+        t.add_row(spec.name, spec.kind, present, spec.description)
+    console.print(t)
+
+
+@data_app.command("info")
+def info_cmd(name: str = typer.Argument(..., help="Registry name or path."),
+             data_dir: Path | None = data_dir_option(),
+             seed: int = typer.Option(0, help="Split seed (raw and synthetic datasets)."),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print users, items, interactions, density and split sizes of a dataset."""
+    split = load_split(name, data_dir, seed)
+    tr = split.train
+    info = {
+        "name": split.name, "users": tr.n_users, "items": tr.n_items,
+        "interactions": tr.n_interactions + split.n_test,
+        "train_interactions": tr.n_interactions, "test_users": split.n_test,
+        "eval_negatives": int(split.negatives.shape[1]),
+        "density": (tr.n_interactions + split.n_test) / max(1, tr.n_users * tr.n_items),
+        "timestamps": tr.timestamps is not None, "duplicates_merged": tr.n_duplicates_merged,
+    }
+    if as_json:
+        console.print_json(json.dumps(info))
+        return
+    t = Table(title=f"dataset {split.name}", show_header=False)
+    for k, v in info.items():
+        t.add_row(k, f"{v:.5f}" if isinstance(v, float) else str(v))
+    console.print(t)
+
+
+@data_app.command("download")
+def download_cmd(name: str = typer.Argument(..., help="Registered dataset name."),
+                 data_dir: Path | None = data_dir_option(),
+                 mirror: str | None = typer.Option(None, help="Base URL serving NAME/FILE "
+                                                   "directly, instead of the upstream URLs."),
+                 force: bool = typer.Option(False, help="Fetch even if a verified copy exists.")
+                 ) -> None:
+    """Fetch a dataset's public files with a checksum check and atomic writes."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from dotrec.data.download import download
+
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                  console=err_console) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(label: str, done: int, total: int | None) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done)
+
+        paths = download(name, data_dir, mirror=mirror, progress=report, force=force)
+    for p in paths:
+        console.print(f"ok  {p}")

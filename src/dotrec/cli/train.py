@@ -1,0 +1,127 @@
+"""``dotrec train MODEL``: fit a model on a dataset, evaluate it, save the artifact.
+
+Hyperparameter flags are shared by every model where they apply (``--embedding-dim``,
+``--epochs``, ...). A flag that the chosen model does not take is an error, not silently
+ignored. Unset flags keep the model's defaults.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dotrec.cli._common import epoch_progress, load_split, print_table, results_table
+from dotrec.cli.app import app, console, data_dir_option, default_threads
+from dotrec.errors import ConfigError
+from dotrec.eval.protocols import evaluate
+from dotrec.models import MODELS, Model, load_model
+
+
+def parse_int_list(text: str, flag: str) -> list[int]:
+    """Parse ``"128,64,32"`` into integers, naming ``flag`` in the error."""
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise ConfigError(f"{flag}: empty list")
+    return vals
+
+
+def build_model(model_name: str, options: dict[str, Any]) -> Model:
+    """Instantiate ``model_name`` with the options that were set, rejecting foreign ones."""
+    if model_name not in MODELS:
+        raise ConfigError(f"unknown model {model_name!r}; choose one of "
+                          f"{', '.join(sorted(MODELS))}")
+    cls = MODELS[model_name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    given = {k: v for k, v in options.items() if v is not None}
+    foreign = sorted(set(given) - accepted)
+    if foreign:
+        flags = ", ".join("--" + k.replace("_", "-").replace("n-negatives", "negatives")
+                          for k in foreign)
+        raise ConfigError(f"{flags} does not apply to model {model_name!r}")
+    if "threads" in accepted and "threads" not in given:
+        given["threads"] = default_threads()
+    return cls(**given)
+
+
+@app.command("train")
+def train_cmd(
+    model_name: str = typer.Argument(..., metavar="MODEL",
+                                     help="Model: popularity, mf, and the others registered."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d",
+                                help="Registry name, NCF prefix, or ratings file."),
+    data_dir: Path | None = data_dir_option(),
+    fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Model directory to write."),
+    embedding_dim: int | None = typer.Option(None, help="Embedding width."),
+    epochs: int | None = typer.Option(None, help="Training epochs."),
+    learning_rate: float | None = typer.Option(None, help="Learning rate."),
+    regularization: float | None = typer.Option(None, help="L2 regularization weight."),
+    negatives: int | None = typer.Option(None, "--negatives",
+                                         help="Sampled negatives per positive."),
+    stddev: float | None = typer.Option(None, help="Std. dev. of the initialisation."),
+    unobserved_weight: float | None = typer.Option(None, help="iALS weight of unobserved pairs."),
+    regularization_exponent: float | None = typer.Option(
+        None, help="iALS frequency scaling exponent of the regularization."),
+    solver: str | None = typer.Option(None, help="iALS solver."),
+    factor: int | None = typer.Option(None, help="NCF predictive factor k."),
+    layers: str | None = typer.Option(None, help="MLP tower, e.g. 128,64,32 (overrides --factor)."),
+    batch_size: int | None = typer.Option(None, help="Mini-batch size."),
+    pretrain_from: str | None = typer.Option(None, help="NeuMF: GMF_DIR,MLP_DIR to start from."),
+    seed: int = typer.Option(0, help="Random seed (model and, for raw data, the split)."),
+    threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
+    eval_every: int = typer.Option(0, help="Evaluate on the test split every N epochs "
+                                           "(display only; 0 = at the end only)."),
+    k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
+    protocol: str = typer.Option("both", help="Final evaluation: sampled|full|both|none."),
+) -> None:
+    """Train MODEL on a dataset, print its evaluation, and save it to --out."""
+    options: dict[str, Any] = dict(
+        embedding_dim=embedding_dim, epochs=epochs, learning_rate=learning_rate,
+        regularization=regularization, n_negatives=negatives, stddev=stddev,
+        unobserved_weight=unobserved_weight, regularization_exponent=regularization_exponent,
+        solver=solver, factor=factor, batch_size=batch_size, threads=threads,
+        layers=None if layers is None else parse_int_list(layers, "--layers"),
+    )
+    if MODELS.get(model_name) is not None and "seed" in inspect.signature(
+            MODELS[model_name].__init__).parameters:
+        options["seed"] = seed
+    model = build_model(model_name, options)
+    if protocol not in ("sampled", "full", "both", "none"):
+        raise ConfigError(f"--protocol must be sampled, full, both or none, got {protocol!r}")
+    if pretrain_from is not None:
+        parts = [p for p in pretrain_from.split(",") if p]
+        if len(parts) != 2 or not hasattr(model, "set_pretrained"):
+            raise ConfigError("--pretrain-from takes GMF_DIR,MLP_DIR and applies to neumf only")
+        model.set_pretrained(load_model(parts[0]), load_model(parts[1]))
+    split = load_split(dataset, data_dir, seed, fmt)
+    n_epochs = int(model.config().get("epochs", 1) or 1)
+
+    with epoch_progress() as progress:
+        task = progress.add_task(f"train {model_name}", total=n_epochs, info="")
+
+        def on_epoch(epoch: int, m: Model) -> None:
+            info = []
+            loss = m.fit_info.get("loss")
+            if loss is not None:
+                info.append(f"loss {loss:.4f}")
+            if eval_every and epoch % eval_every == 0 and epoch < n_epochs:
+                s = evaluate(m, split, protocol="sampled", k=k)["sampled"].summary()
+                info.append(f"HR@{k} {s[f'hr@{k}']:.4f} NDCG@{k} {s[f'ndcg@{k}']:.4f}")
+                progress.console.print(f"epoch {epoch}: " + "  ".join(info))
+            progress.update(task, completed=epoch, info="  ".join(info))
+
+        model.fit(split.train, on_epoch=on_epoch)
+
+    if out is not None:
+        model.save(out, dataset=split.name)
+        console.print(f"saved {model_name} to {out}")
+    if protocol != "none":
+        res = {p: r.summary() for p, r in evaluate(model, split, protocol=protocol, k=k).items()}
+        print_table(results_table([(model_name, res, model.fit_info.get("fit_seconds"))], k,
+                                  title=f"{split.name}"))

@@ -1,0 +1,124 @@
+"""Leave-one-out splits, sampled evaluation negatives, and the tuning holdout.
+
+Procedure (:func:`leave_one_out`)
+---------------------------------
+* Each user with at least two interactions gives up one: the interaction with the latest
+  timestamp. Ties on the latest timestamp go to the row that comes last in input order. Users
+  with a single interaction keep it in training and get no test item.
+* Without timestamps, the held-out interaction is drawn uniformly at random per user from a
+  stream seeded by ``seed``.
+* Each test user gets ``n_negatives`` evaluation negatives drawn uniformly *without replacement*
+  from the items the user never interacted with (neither in training nor the held-out item),
+  from a stream seeded by ``seed``.
+
+The tuning holdout (:meth:`Split.holdout`) applies the same procedure to the training
+interactions only; the test items and negatives are never read, so nothing is tuned on test data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dotrec.data.interactions import Interactions
+from dotrec.errors import ConfigError
+from dotrec.random import rng as make_rng
+
+DEFAULT_EVAL_NEGATIVES = 99
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """A leave-one-out split: training interactions and one held-out item per test user.
+
+    Attributes
+    ----------
+    train : Interactions
+    test_users, test_items : int64 arrays of shape (n_test,)
+        Index-space user and its held-out item; no user appears twice.
+    negatives : int64 array of shape (n_test, n_negatives)
+        Sampled evaluation negatives, row-aligned with ``test_users`` (may have 0 columns).
+    name : str
+    """
+
+    train: Interactions
+    test_users: np.ndarray
+    test_items: np.ndarray
+    negatives: np.ndarray
+    name: str = "split"
+
+    @property
+    def n_users(self) -> int:
+        return self.train.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.train.n_items
+
+    @property
+    def n_test(self) -> int:
+        return len(self.test_users)
+
+    def holdout(self, seed: int = 0, n_negatives: int = DEFAULT_EVAL_NEGATIVES) -> Split:
+        """The tuning split: leave-one-out applied to ``train`` alone (test data unread)."""
+        return leave_one_out(self.train, seed=seed, n_negatives=n_negatives,
+                             name=f"{self.name}/holdout")
+
+    def __repr__(self) -> str:
+        return (f"Split(name={self.name!r}, train={self.train!r}, n_test={self.n_test}, "
+                f"n_negatives={self.negatives.shape[1]})")
+
+
+def leave_one_out(data: Interactions, *, seed: int = 0,
+                  n_negatives: int = DEFAULT_EVAL_NEGATIVES, name: str = "split") -> Split:
+    """Hold out each user's latest interaction and sample evaluation negatives (see module doc)."""
+    if n_negatives < 0:
+        raise ConfigError("n_negatives must be >= 0")
+    offsets = data.user_offsets
+    counts = data.user_counts
+    test_users = np.flatnonzero(counts >= 2).astype(np.int64)
+    if data.timestamps is not None:
+        n = len(data)
+        # Rows are grouped by user in input order. Sort by (user, timestamp, position): the last
+        # row of each user's block is the latest, ties to the last in input order.
+        order = np.lexsort((np.arange(n), data.timestamps, data.user_index))
+        rows = order[offsets[test_users + 1] - 1]
+    else:
+        r = make_rng(seed, "leave_one_out")
+        pick = np.floor(r.random(len(test_users)) * counts[test_users]).astype(np.int64)
+        rows = offsets[test_users] + pick
+    mask = np.ones(len(data), dtype=bool)
+    mask[rows] = False
+    train = data.select(mask)
+    test_items = data.item_index[rows].astype(np.int64)
+    negatives = sample_negatives(data, test_users, n_negatives, seed=seed)
+    return Split(train=train, test_users=test_users, test_items=test_items, negatives=negatives,
+                 name=name)
+
+
+def sample_negatives(data: Interactions, users: np.ndarray, n_negatives: int, *,
+                     seed: int = 0) -> np.ndarray:
+    """For each user, ``n_negatives`` distinct items the user never interacted with in ``data``.
+
+    Uniform without replacement over the complement of the user's items. Each user's draw is a
+    uniform sample of ranks in the complement, mapped to item ids past the sorted positives.
+    """
+    users = np.asarray(users, dtype=np.int64)
+    out = np.empty((len(users), n_negatives), dtype=np.int64)
+    if n_negatives == 0:
+        return out
+    csr = data.csr
+    r = make_rng(seed, "eval_negatives")
+    n_items = data.n_items
+    for k, u in enumerate(users):
+        pos = csr.indices[csr.indptr[u]:csr.indptr[u + 1]]  # sorted ascending
+        free = n_items - len(pos)
+        if free < n_negatives:
+            raise ConfigError(f"user {u} has only {free} items it never interacted with; "
+                              f"cannot sample {n_negatives} negatives")
+        ranks = np.sort(r.choice(free, size=n_negatives, replace=False))
+        # The j-th free item is j + (number of positives p with p - index(p) <= j).
+        shift = np.searchsorted(pos - np.arange(len(pos)), ranks, side="right")
+        out[k] = r.permutation(ranks + shift)
+    return out

@@ -1,0 +1,240 @@
+"""The model interface shared by every dotrec model, and artifact save/load.
+
+A model works in index space only. ``fit(train)`` takes one :class:`Interactions` and returns
+the model; ``score(user_indices, item_indices)`` scores equal-length pairs;
+``score_all(user_indices)`` scores the whole catalog for a batch of users. Hyperparameters are
+constructor keywords, checked in ``__init__``; ``config()`` returns them as a JSON-safe dict and
+``from_config`` rebuilds the model.
+
+Artifacts are directories with ``model.json`` and ``arrays.npz`` (see :mod:`dotrec.artifacts`);
+:func:`load_model` reads any model's artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from dotrec.artifacts import load_artifact, save_artifact
+from dotrec.data.interactions import Interactions
+from dotrec.errors import ArtifactError, ConfigError
+
+M = TypeVar("M", bound="Model")
+
+#: Called after every epoch as ``on_epoch(epoch, model)`` with the 1-based epoch number.
+#: Progress bars, periodic evaluation, checkpoints and tuning pruners hook in here.
+EpochCallback = Callable[[int, "Model"], None]
+
+MODELS: dict[str, type[Model]] = {}
+
+
+def register(cls: type[M]) -> type[M]:
+    """Class decorator: make a model loadable by its ``name``."""
+    MODELS[cls.name] = cls
+    return cls
+
+
+class Model(ABC):
+    """Base class of dotrec models."""
+
+    #: Registry key, also the CLI name (``dotrec train NAME``).
+    name: ClassVar[str]
+    #: True for models whose score is a dot product of user and item vectors (MIPS-servable).
+    is_dot_product: ClassVar[bool] = False
+
+    n_users: int = 0
+    n_items: int = 0
+
+    def __init__(self) -> None:
+        self.n_users = 0
+        self.n_items = 0
+        self.train_fingerprint: str | None = None
+        self.fit_info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ config
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Hyperparameters as a JSON-safe dict; ``type(self).from_config(cfg)`` rebuilds."""
+
+    @classmethod
+    def from_config(cls: type[M], config: dict[str, Any]) -> M:
+        """Rebuild an (unfitted) model from :meth:`config` output."""
+        try:
+            return cls(**config)
+        except TypeError as e:
+            raise ConfigError(f"{cls.name}: {e}") from None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ training
+    def fit(self: M, train: Interactions, *, on_epoch: EpochCallback | None = None) -> M:
+        """Train on ``train`` and return ``self``."""
+        self.n_users, self.n_items = train.n_users, train.n_items
+        self.train_fingerprint = train.fingerprint()
+        start = time.perf_counter()
+        self._fit(train, on_epoch)
+        self.fit_info = {**self.fit_info, "fit_seconds": time.perf_counter() - start}
+        return self
+
+    @abstractmethod
+    def _fit(self, train: Interactions, on_epoch: EpochCallback | None) -> None:
+        """Model-specific training; called by :meth:`fit`."""
+
+    # ------------------------------------------------------------------ scoring
+    def _check_fitted(self) -> None:
+        if self.n_items == 0:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+
+    @abstractmethod
+    def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
+        """Scores of equal-length arrays of (user, item) index pairs, as float32 of shape (n,)."""
+
+    def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
+        """Scores of every item for each user: float32 array of shape (len(users), n_items).
+
+        The default scores pairs in chunks through :meth:`score`; models override it with a
+        faster path.
+        """
+        self._check_fitted()
+        users = np.asarray(user_indices, dtype=np.int64)
+        out = np.empty((len(users), self.n_items), dtype=np.float32)
+        items = np.arange(self.n_items, dtype=np.int64)
+        per = max(1, (batch_size or 1 << 20) // max(1, self.n_items))
+        for s in range(0, len(users), per):
+            u = users[s:s + per]
+            out[s:s + len(u)] = self.score(np.repeat(u, self.n_items),
+                                           np.tile(items, len(u))).reshape(len(u), -1)
+        return out
+
+    # ------------------------------------------------------------------ artifacts
+    @abstractmethod
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The arrays that define the fitted model (saved to ``arrays.npz``)."""
+
+    @abstractmethod
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set fitted state from :meth:`_arrays` output."""
+
+    def save(self, path: str | os.PathLike[str], *, dataset: str | None = None,
+             extra: dict[str, Any] | None = None) -> None:
+        """Write the artifact directory atomically (``model.json`` + ``arrays.npz``)."""
+        self._check_fitted()
+        meta = {
+            "model": self.name,
+            "config": self.config(),
+            "seed": self.config().get("seed"),
+            "dataset": {"name": dataset, "fingerprint": self.train_fingerprint,
+                        "n_users": self.n_users, "n_items": self.n_items},
+            "fit": self.fit_info,
+            **(extra or {}),
+        }
+        save_artifact(path, meta, self._arrays())
+
+    @classmethod
+    def load(cls: type[M], path: str | os.PathLike[str]) -> M:
+        """Read an artifact written by :meth:`save` (checks sha256 and model type)."""
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ArtifactError(f"{path}: holds a {model.name!r} model, not {cls.name!r}")
+        return model
+
+
+def load_model(path: str | os.PathLike[str]) -> Model:
+    """Load any dotrec model artifact; raises :class:`ArtifactError` if it is not valid."""
+    import dotrec.models  # noqa: F401  (registers the built-in models)
+
+    meta, arrays = load_artifact(path)
+    name = meta.get("model")
+    if name not in MODELS:
+        raise ArtifactError(f"{path}: unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
+    cls = MODELS[name]
+    try:
+        model = cls.from_config(meta.get("config") or {})
+    except ConfigError as e:
+        raise ArtifactError(f"{path}/model.json: {e}") from None
+    ds = meta.get("dataset") or {}
+    model.n_users = int(ds.get("n_users") or 0)
+    model.n_items = int(ds.get("n_items") or 0)
+    model.train_fingerprint = ds.get("fingerprint")
+    model.fit_info = meta.get("fit") or {}
+    try:
+        model._restore(arrays)
+    except (KeyError, ValueError) as e:
+        raise ArtifactError(f"{path}/arrays.npz: does not match a {name!r} model ({e})") from None
+    return model
+
+
+def check_compatible(model: Model, train: Interactions, where: str = "model") -> None:
+    """Raise if ``model`` was not fitted on an index space of ``train``'s shape."""
+    if model.n_users != train.n_users or model.n_items != train.n_items:
+        raise ArtifactError(
+            f"{where}: fitted on {model.n_users} users x {model.n_items} items, but the dataset "
+            f"has {train.n_users} x {train.n_items}; wrong dataset for this model?")
+
+
+class DotProductModel(Model):
+    """A model whose score is ``global_bias + user_bias[u] + item_bias[i] + <p_u, q_i>``."""
+
+    is_dot_product: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.user_factors = np.zeros((0, 0), np.float32)
+        self.item_factors = np.zeros((0, 0), np.float32)
+        self.user_bias = np.zeros(0, np.float32)
+        self.item_bias = np.zeros(0, np.float32)
+        self.global_bias = np.float32(0.0)
+
+    def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
+        self._check_fitted()
+        u = np.asarray(user_indices, dtype=np.int64)
+        i = np.asarray(item_indices, dtype=np.int64)
+        if u.shape != i.shape:
+            raise ValueError("user_indices and item_indices must have the same length")
+        out = np.einsum("ij,ij->i", self.user_factors[u], self.item_factors[i])
+        return (out + self.user_bias[u] + self.item_bias[i] + self.global_bias).astype(np.float32)
+
+    def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
+        self._check_fitted()
+        u = np.asarray(user_indices, dtype=np.int64)
+        s = self.user_factors[u] @ self.item_factors.T
+        s += self.item_bias[None, :]
+        s += (self.user_bias[u] + self.global_bias)[:, None]
+        return s.astype(np.float32, copy=False)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "user_factors": self.user_factors, "item_factors": self.item_factors,
+            "user_bias": self.user_bias, "item_bias": self.item_bias,
+            "global_bias": np.asarray(self.global_bias, dtype=np.float32),
+        }
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        uf, itf = arrays["user_factors"], arrays["item_factors"]
+        if uf.ndim != 2 or itf.ndim != 2 or uf.shape[1] != itf.shape[1]:
+            raise ValueError("factor matrices must be 2-D with equal widths")
+        if uf.shape[0] != self.n_users or itf.shape[0] != self.n_items:
+            raise ValueError(f"factors {uf.shape} / {itf.shape} do not match "
+                             f"{self.n_users} users x {self.n_items} items in model.json")
+        self.user_factors = uf.astype(np.float32, copy=False)
+        self.item_factors = itf.astype(np.float32, copy=False)
+        self.user_bias = arrays["user_bias"].astype(np.float32, copy=False)
+        self.item_bias = arrays["item_bias"].astype(np.float32, copy=False)
+        self.global_bias = np.float32(arrays["global_bias"])
+        if self.user_bias.shape != (self.n_users,) or self.item_bias.shape != (self.n_items,):
+            raise ValueError("bias vectors do not match the factor matrices")
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is > 0 (or >= 0)."""
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or (isinstance(value, float) and not np.isfinite(value)):
+        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
