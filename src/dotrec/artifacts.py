@@ -78,26 +78,36 @@ def replace_dir(tmp_dir: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    for name, arr in arrays.items():
+        if np.asarray(arr).dtype == object:
+            raise ArtifactError(f"array {name!r} has dtype object; artifacts never pickle")
+    with open(path, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def save_artifact(path: str | os.PathLike[str], meta: Mapping[str, Any],
                   arrays: Mapping[str, np.ndarray],
-                  extra_files: Mapping[str, bytes] | None = None) -> Path:
+                  aux: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Path:
     """Write an artifact directory atomically and return its path.
 
     ``meta`` is stored in ``model.json`` together with the format fields this module owns
-    (``format``, ``format_version``, ``dotrec_version``, ``arrays``).
+    (``format``, ``format_version``, ``dotrec_version``, ``arrays``). ``aux`` maps a file name
+    (``seen.npz``) to further arrays stored beside the model, each with its sha256 recorded
+    under ``aux`` in ``model.json`` and checked by :func:`load_aux`.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         arrays_path = tmp_dir / ARRAYS_FILE
-        for name, arr in arrays.items():
-            if np.asarray(arr).dtype == object:
-                raise ArtifactError(f"array {name!r} has dtype object; artifacts never pickle")
-        with open(arrays_path, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-            f.flush()
-            os.fsync(f.fileno())
+        _write_npz(arrays_path, arrays)
+        aux_meta = {}
+        for name, aux_arrays in (aux or {}).items():
+            _write_npz(tmp_dir / name, aux_arrays)
+            aux_meta[name] = {"sha256": sha256_file(tmp_dir / name)}
         full_meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -108,14 +118,13 @@ def save_artifact(path: str | os.PathLike[str], meta: Mapping[str, Any],
                 "sha256": sha256_file(arrays_path),
                 "shapes": {k: list(np.shape(v)) for k, v in arrays.items()},
             },
+            "aux": aux_meta,
         }
         with open(tmp_dir / META_FILE, "w", encoding="utf-8") as f:
             json.dump(full_meta, f, indent=2, sort_keys=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        for name, data in (extra_files or {}).items():
-            (tmp_dir / name).write_bytes(data)
         replace_dir(tmp_dir, target)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -147,25 +156,37 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
+def _read_npz(path: Path, expected_sha: str | None) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing")
+    actual = sha256_file(path)
+    if expected_sha != actual:
+        raise ArtifactError(
+            f"{path}: sha256 {actual[:16]}... does not match {expected_sha!s:.16}... recorded "
+            "in model.json; the file is truncated or was altered"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ArtifactError(f"{path}: unreadable ({e})") from None
+
+
+def load_aux(path: str | os.PathLike[str], name: str) -> dict[str, np.ndarray] | None:
+    """Read the auxiliary file ``name`` of an artifact (sha256-checked), or None if absent."""
+    meta = read_meta(path)
+    info = (meta.get("aux") or {}).get(name)
+    if info is None:
+        return None
+    return _read_npz(Path(path) / name, info.get("sha256"))
+
+
 def load_artifact(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read an artifact directory, verify the arrays' sha256, and return ``(meta, arrays)``."""
     meta = read_meta(path)
     arrays_info = meta.get("arrays") or {}
     arrays_path = Path(path) / str(arrays_info.get("file", ARRAYS_FILE))
-    if not arrays_path.is_file():
-        raise ArtifactError(f"{arrays_path}: missing")
-    expected = arrays_info.get("sha256")
-    actual = sha256_file(arrays_path)
-    if expected != actual:
-        raise ArtifactError(
-            f"{arrays_path}: sha256 {actual[:16]}... does not match {expected!s:.16}... recorded "
-            "in model.json; the file is truncated or was altered"
-        )
-    try:
-        with np.load(arrays_path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ArtifactError(f"{arrays_path}: unreadable ({e})") from None
+    arrays = _read_npz(arrays_path, arrays_info.get("sha256"))
     for name, shape in (arrays_info.get("shapes") or {}).items():
         if name not in arrays:
             raise ArtifactError(f"{arrays_path}: array {name!r} missing")

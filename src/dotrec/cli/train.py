@@ -119,7 +119,7 @@ def train_cmd(
         model.fit(split.train, on_epoch=on_epoch)
 
     if out is not None:
-        model.save(out, dataset=split.name)
+        model.save(out, dataset=split.name, train=split.train)
         console.print(f"saved {model_name} to {out}")
     if protocol != "none":
         res = {p: r.summary() for p, r in evaluate(model, split, protocol=protocol, k=k).items()}

@@ -21,7 +21,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from dotrec.artifacts import load_artifact, save_artifact
+from dotrec.artifacts import load_artifact, load_aux, save_artifact
+from dotrec.data.ids import IdMap
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ArtifactError, ConfigError
 
@@ -124,8 +125,12 @@ class Model(ABC):
         """Set fitted state from :meth:`_arrays` output."""
 
     def save(self, path: str | os.PathLike[str], *, dataset: str | None = None,
-             extra: dict[str, Any] | None = None) -> None:
-        """Write the artifact directory atomically (``model.json`` + ``arrays.npz``)."""
+             train: Interactions | None = None, extra: dict[str, Any] | None = None) -> None:
+        """Write the artifact directory atomically (``model.json`` + ``arrays.npz``).
+
+        With ``train``, the id maps and each user's training items are stored beside the
+        model (``seen.npz``), so that serving needs no dataset (:func:`load_seen`).
+        """
         self._check_fitted()
         meta = {
             "model": self.name,
@@ -136,7 +141,8 @@ class Model(ABC):
             "fit": self.fit_info,
             **(extra or {}),
         }
-        save_artifact(path, meta, self._arrays())
+        aux = None if train is None else {SEEN_FILE: _seen_arrays(train)}
+        save_artifact(path, meta, self._arrays(), aux=aux)
 
     @classmethod
     def load(cls: type[M], path: str | os.PathLike[str]) -> M:
@@ -170,6 +176,32 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     except (KeyError, ValueError) as e:
         raise ArtifactError(f"{path}/arrays.npz: does not match a {name!r} model ({e})") from None
     return model
+
+
+SEEN_FILE = "seen.npz"
+
+
+def _seen_arrays(train: Interactions) -> dict[str, np.ndarray]:
+    csr = train.csr
+    return {"user_ids": train.users.ids, "item_ids": train.items.ids,
+            "indptr": csr.indptr.astype(np.int64), "indices": csr.indices.astype(np.int32)}
+
+
+def load_seen(path: str | os.PathLike[str]) -> Interactions | None:
+    """The training interactions (id maps + items per user) saved beside a model, if any."""
+    arrays = load_aux(path, SEEN_FILE)
+    if arrays is None:
+        return None
+    try:
+        indptr, indices = arrays["indptr"], arrays["indices"]
+        users = IdMap(arrays["user_ids"])
+        items = IdMap(arrays["item_ids"])
+        user_index = np.repeat(np.arange(len(users)), np.diff(indptr))
+        return Interactions.from_indices(user_index, indices, n_users=len(users),
+                                         n_items=len(items), users=users, items=items,
+                                         source=f"{path}/{SEEN_FILE}")
+    except (KeyError, ValueError) as e:
+        raise ArtifactError(f"{path}/{SEEN_FILE}: inconsistent ({e})") from None
 
 
 def check_compatible(model: Model, train: Interactions, where: str = "model") -> None:
