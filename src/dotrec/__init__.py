@@ -1,2 +1,32 @@
-"""dotrec."""
+"""dotrec: recommendation with embeddings, dot product vs learned similarity.
+
+Load interaction data, train and fairly tune dot-product models (SGD matrix factorization,
+iALS) and learned-similarity models (GMF, MLP, NeuMF) behind one interface, evaluate them under
+the NCF sampled protocol and full-catalog ranking, and serve top-K recommendations.
+"""
+
 from dotrec._version import __version__
+from dotrec.data import (
+    DATASETS,
+    IdMap,
+    Interactions,
+    Split,
+    SyntheticConfig,
+    generate,
+    leave_one_out,
+    load_dataset,
+    read_ncf,
+    read_table,
+)
+from dotrec.errors import ArtifactError, ConfigError, DataError, DotrecError
+from dotrec.eval.protocols import EvalResult, evaluate, evaluate_full, evaluate_sampled
+from dotrec.models import MODELS, DotProductModel, MatrixFactorization, Model, Popularity
+from dotrec.models import load_model, load_seen
+
+__all__ = [
+    "DATASETS", "MODELS", "ArtifactError", "ConfigError", "DataError", "DotProductModel",
+    "DotrecError", "EvalResult", "IdMap", "Interactions", "MatrixFactorization", "Model",
+    "Popularity", "Split", "SyntheticConfig", "__version__", "evaluate", "evaluate_full",
+    "evaluate_sampled", "generate", "leave_one_out", "load_dataset", "load_model", "load_seen",
+    "read_ncf", "read_table",
+]

@@ -247,14 +247,14 @@ def read_ncf(prefix: PathLike, *, name: str | None = None):  # -> Split (import 
     files = NCFFiles.from_prefix(prefix)
     train = _parse_table(files.train, "\t", (2, 3, 4))
     test = _parse_table(files.test, "\t", (2, 3, 4))
-    negatives = (None if files.negatives is None else
-                 _parse_negatives(files.negatives, test.user, test.item, files.test))
     dup = np.flatnonzero(np.diff(np.sort(test.user)) == 0)
     if len(dup):
         u = np.sort(test.user)[dup[0]]
         line = int(np.flatnonzero(test.user == u)[1]) + 1
         raise DataError(f"user {u} has a second test line; leave-one-out needs one", files.test,
                         line)
+    negatives = (None if files.negatives is None else
+                 _parse_negatives(files.negatives, test.user, test.item, files.test))
     n_users = int(max(train.user.max(), test.user.max()) + 1)
     n_items = int(max(train.item.max(), test.item.max(),
                       negatives.max() if negatives is not None and negatives.size else -1) + 1)

@@ -2,6 +2,8 @@
 
 from dotrec.models.base import MODELS, DotProductModel, Model, load_model, load_seen
 from dotrec.models.mf import MatrixFactorization
+from dotrec.models.ncf import GMF, MLP, NeuMF  # torch is imported only when training
 from dotrec.models.popularity import Popularity
 
-__all__ = ["MODELS", "DotProductModel", "MatrixFactorization", "Model", "Popularity", "load_model", "load_seen"]
+__all__ = ["GMF", "MLP", "MODELS", "DotProductModel", "MatrixFactorization", "Model", "NeuMF",
+           "Popularity", "load_model", "load_seen"]

@@ -55,13 +55,15 @@ def _shuffle(order: np.ndarray, seed: np.uint64) -> None:
     state = np.empty(1, np.uint64)
     state[0] = seed
     for i in range(len(order) - 1, 0, -1):
-        j = np.int64(_next(state, 0) % np.uint64(i + 1))
+        j = _next(state, 0) % np.uint64(i + 1)
         tmp = order[i]
         order[i] = order[j]
         order[j] = tmp
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
+# fastmath lets LLVM vectorize the dot-product reduction; the result is still deterministic
+# for a given build and thread count.
+@numba.njit(parallel=True, cache=True, fastmath=True)
 def _sgd_epoch(P, Q, bu, bi, gb, users, items, order, n_neg, n_items, lr, reg, seeds,
                n_chunks):  # pragma: no cover - compiled
     n = len(order)
@@ -77,7 +79,7 @@ def _sgd_epoch(P, Q, bu, bi, gb, users, items, order, n_neg, n_items, lr, reg, s
             ex = order[e]
             p = ex // (n_neg + 1)
             u = users[p]
-            if ex % (n_neg + 1) == 0:
+            if ex - p * (n_neg + 1) == 0:
                 i = items[p]
                 y = 1.0
             else:
@@ -177,14 +179,15 @@ class MatrixFactorization(DotProductModel):
 
     def _train_epochs(self, train: Interactions, until: int,
                       on_epoch: EpochCallback | None) -> None:
-        users = train.user_index.astype(np.int64)
-        items = train.item_index.astype(np.int64)
+        users = train.user_index.astype(np.int32)
+        items = train.item_index.astype(np.int32)
+        idx_type = np.int32 if len(users) * (self.n_negatives + 1) < 2**31 else np.int64
         n_ex = len(users) * (self.n_negatives + 1)
         gb = np.array([self.global_bias], dtype=np.float32)
         numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
         while self.epochs_done < until:
             epoch = self.epochs_done + 1
-            order = np.arange(n_ex, dtype=np.int64)
+            order = np.arange(n_ex, dtype=idx_type)
             _shuffle(order, np.uint64(int_seed(self.seed, "mf_shuffle", epoch)))
             seeds = np.array([int_seed(self.seed, "mf_negatives", epoch, c)
                               for c in range(self.threads)], dtype=np.uint64)

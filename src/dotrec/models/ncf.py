@@ -1,0 +1,548 @@
+"""GMF, MLP and NeuMF: the learned-similarity models of He et al. (WWW 2017), in PyTorch.
+
+Models (scores are logits; the predicted probability is their sigmoid)
+    GMF     score(u, i) = w . (p_u * q_i) + b
+    MLP     z_0 = [p_u ; q_i],  z_l = relu(W_l z_(l-1) + b_l) for l = 1..L,  score = w . z_L + b
+    NeuMF   score(u, i) = w . [p^G_u * q^G_i ; z_L(p^M_u, q^M_i)] + b, with separate GMF and MLP
+            embeddings, joined only in the last layer.
+Sizes
+    ``factor`` k is the "predictive factor": the GMF embedding width and the width of the MLP's
+    last hidden layer. The MLP tower defaults to ``layers = [4k, 2k, k]`` hidden units over user
+    and item embeddings of ``layers[0]`` units each, as in the NCF reference code (its
+    ``--layers [64,32,16,8]`` for k = 8 lists the concatenated embedding width, 64, first).
+Training
+    Binary cross-entropy on each training pair (label 1) and ``n_negatives`` items per pair
+    drawn uniformly among the items the user has no training interaction with (label 0), drawn
+    afresh every epoch, as in the NCF reference's ``get_train_instances``. The examples are
+    shuffled and cut into mini-batches of ``batch_size``; each step minimises the batch's mean
+    loss plus ``regularization / 2`` times the squared L2 norm of all embedding tables and
+    weight matrices (not biases). The optimizer is dense Adam (every parameter moves at every
+    step, as in Keras), except for NeuMF with pretraining, which uses plain SGD (the paper,
+    section 3.4.1); its embedding gradients are sparse and coalesced, which gives exactly the
+    dense SGD update.
+Initialisation
+    Embeddings N(0, 0.01^2); hidden layers Glorot-uniform; the output layer LeCun-uniform;
+    biases 0 (the Keras initialisers of the reference code). NeuMF with pretraining copies a
+    fitted GMF's and MLP's weights, and its output layer is [0.5 w_GMF ; 0.5 w_MLP] with bias
+    0.5 (b_GMF + b_MLP), so that before any step its logit is the mean of theirs.
+Scoring
+    NumPy only (no torch needed to load and serve). The MLP's first layer is split as
+    W_1 [p_u ; q_i] + b_1 = (W_1u p_u) + (W_1i q_i + b_1); both halves are precomputed once
+    per fitted model, so a pair costs one addition there and ``score_all`` runs the rest of the
+    tower over user batches of bounded size. GMF folds w into the item embeddings.
+
+Randomness: the initial weights come from ``rng(seed, "ncf_init")``; epoch ``e`` draws its
+negatives from ``rng(seed, "ncf_negatives", e)`` and its shuffle from ``rng(seed,
+"ncf_shuffle", e)``. Training draws nothing from torch's generators. With a fixed thread count
+a CPU run is repeatable bit for bit.
+
+References
+----------
+X. He, L. Liao, H. Zhang, L. Nie, X. Hu, T.-S. Chua. "Neural Collaborative Filtering".
+WWW 2017, sections 3.2-3.4 (eq. 9-12) and the reference code
+(github.com/hexiangnan/neural_collaborative_filtering: ``GMF.py``, ``MLP.py``, ``NeuMF.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from dotrec.data.interactions import Interactions
+from dotrec.errors import ConfigError, DataError
+from dotrec.models.base import EpochCallback, Model, check_positive, register
+from dotrec.random import rng
+
+if TYPE_CHECKING:
+    import torch
+
+#: Weight of each pretrained model in NeuMF's initial output layer (the paper's alpha).
+PRETRAIN_ALPHA = 0.5
+#: Float32 elements per intermediate array when scoring (bounds score/score_all memory).
+SCORE_BUDGET = 1 << 22
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError("training GMF, MLP or NeuMF needs PyTorch: "
+                          "pip install 'dotrec[torch]'") from None
+    return torch
+
+
+def _check_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or int(value) != value:
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    check_positive(name, value, allow_zero=allow_zero)
+    return int(value)
+
+
+def _check_layers(layers: Any) -> list[int]:
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise ConfigError(f"layers must be a list of positive integers, got {layers!r}")
+    out = [_check_int("layers entry", w) for w in layers]
+    if not out:
+        raise ConfigError("layers must name at least one hidden layer")
+    return out
+
+
+def _sample_negatives(train: Interactions, n_negatives: int,
+                      r: np.random.Generator) -> np.ndarray:
+    """``n_negatives`` items per training row, uniform among the user's non-training items.
+
+    Returns int64 of shape (len(train) * n_negatives,), row-major by training row. Rejection
+    sampling, vectorized: rejected draws are redrawn until none is a training positive.
+    """
+    n_items = train.n_items
+    users = np.repeat(train.user_index.astype(np.int64), n_negatives)
+    if len(users) and (train.user_counts >= n_items).any():
+        u = int(np.flatnonzero(train.user_counts >= n_items)[0])
+        raise DataError(f"user index {u} interacted with all {n_items} items, so no negative "
+                        "can be drawn for it; drop such users or use n_negatives=0")
+    csr = train.csr
+    # The CSR has sorted columns within ascending rows, so these keys are globally sorted.
+    keys = np.repeat(np.arange(train.n_users, dtype=np.int64), np.diff(csr.indptr)) * n_items
+    keys += csr.indices
+    items = r.integers(0, n_items, size=len(users))
+    todo = np.arange(len(users))
+    while len(todo):
+        k = users[todo] * n_items + items[todo]
+        pos = np.minimum(np.searchsorted(keys, k), max(len(keys) - 1, 0))
+        hit = keys[pos] == k if len(keys) else np.zeros(len(k), bool)
+        todo = todo[hit]
+        items[todo] = r.integers(0, n_items, size=len(todo))
+    return items
+
+
+def _forward(torch: Any, w: dict[str, torch.Tensor], users: torch.Tensor,
+             items: torch.Tensor, n_hidden: int, sparse: bool) -> torch.Tensor:
+    """Training-time logits (the function :meth:`_NCFModel.score` computes in NumPy)."""
+    F = torch.nn.functional
+    parts = []
+    if "gmf.user_embedding" in w:
+        parts.append(F.embedding(users, w["gmf.user_embedding"], sparse=sparse)
+                     * F.embedding(items, w["gmf.item_embedding"], sparse=sparse))
+    if "mlp.user_embedding" in w:
+        z = torch.cat([F.embedding(users, w["mlp.user_embedding"], sparse=sparse),
+                       F.embedding(items, w["mlp.item_embedding"], sparse=sparse)], dim=1)
+        for layer in range(n_hidden):
+            z = torch.relu(F.linear(z, w[f"mlp.{layer}.weight"], w[f"mlp.{layer}.bias"]))
+        parts.append(z)
+    z = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    return F.linear(z, w["output.weight"], w["output.bias"]).squeeze(1)
+
+
+class _NCFModel(Model):
+    """Training, scoring and artifacts shared by GMF, MLP and NeuMF (see the module doc)."""
+
+    #: Which branches the model has: ("gmf",), ("mlp",) or ("gmf", "mlp").
+    branches: ClassVar[tuple[str, ...]]
+
+    def __init__(self, factor: int, layers: list[int] | None, epochs: int, batch_size: int,
+                 n_negatives: int, learning_rate: float, regularization: float, seed: int,
+                 threads: int) -> None:
+        super().__init__()
+        self.factor = _check_int("factor", factor)
+        k = self.factor
+        self.layers: list[int] = []
+        if "mlp" in self.branches:
+            self.layers = [4 * k, 2 * k, k] if layers is None else _check_layers(layers)
+        self.epochs = _check_int("epochs", epochs, allow_zero=True)
+        self.batch_size = _check_int("batch_size", batch_size)
+        self.n_negatives = _check_int("n_negatives", n_negatives, allow_zero=True)
+        check_positive("learning_rate", learning_rate)
+        check_positive("regularization", regularization, allow_zero=True)
+        self.learning_rate = float(learning_rate)
+        self.regularization = float(regularization)
+        self.seed = _check_int("seed", seed, allow_zero=True)
+        self.threads = _check_int("threads", threads)
+        self.weights: dict[str, np.ndarray] = {}
+        self._tables: dict[str, np.ndarray] = {}
+
+    def config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {"factor": self.factor}
+        if "mlp" in self.branches:
+            cfg["layers"] = list(self.layers)
+        cfg.update(epochs=self.epochs, batch_size=self.batch_size, n_negatives=self.n_negatives,
+                   learning_rate=self.learning_rate, regularization=self.regularization,
+                   seed=self.seed, threads=self.threads)
+        return cfg
+
+    # ------------------------------------------------------------------ parameters
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every weight array, for this model's config and data sizes."""
+        nu, ni = self.n_users, self.n_items
+        shapes: dict[str, tuple[int, ...]] = {}
+        out_width = 0
+        if "gmf" in self.branches:
+            shapes["gmf.user_embedding"] = (nu, self.factor)
+            shapes["gmf.item_embedding"] = (ni, self.factor)
+            out_width += self.factor
+        if "mlp" in self.branches:
+            emb = self.layers[0]
+            shapes["mlp.user_embedding"] = (nu, emb)
+            shapes["mlp.item_embedding"] = (ni, emb)
+            fan_in = 2 * emb
+            for layer, width in enumerate(self.layers):
+                shapes[f"mlp.{layer}.weight"] = (width, fan_in)
+                shapes[f"mlp.{layer}.bias"] = (width,)
+                fan_in = width
+            out_width += self.layers[-1]
+        shapes["output.weight"] = (1, out_width)
+        shapes["output.bias"] = (1,)
+        return shapes
+
+    def _initial_weights(self) -> dict[str, np.ndarray]:
+        """Random initial weights with the reference code's Keras initialisers."""
+        r = rng(self.seed, "ncf_init")
+        out = {}
+        for name, shape in self._shapes().items():
+            if name.endswith("embedding"):
+                w = r.normal(0.0, 0.01, size=shape)
+            elif name.endswith("bias"):
+                w = np.zeros(shape)
+            else:
+                limit = (np.sqrt(3.0 / shape[1]) if name == "output.weight"   # LeCun uniform
+                         else np.sqrt(6.0 / (shape[0] + shape[1])))          # Glorot uniform
+                w = r.uniform(-limit, limit, size=shape)
+            out[name] = w.astype(np.float32)
+        return out
+
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.weights = weights
+        self._tables = {}
+
+    # ------------------------------------------------------------------ training
+    def _start_weights(self, train: Interactions
+                       ) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
+        """Initial weights, optimizer ("adam" or "sgd") and fit_info entries for ``train``."""
+        return self._initial_weights(), "adam", {}
+
+    def _fit(self, train: Interactions, on_epoch: EpochCallback | None) -> None:
+        torch = _import_torch()
+        weights, optimizer, info = self._start_weights(train)
+        self._set_weights(weights)
+        self.fit_info = {"optimizer": optimizer, "epochs": 0, **info}
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            self._train(torch, train, optimizer, on_epoch)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    def _train(self, torch: Any, train: Interactions, optimizer: str,
+               on_epoch: EpochCallback | None) -> None:
+        # The tensors share memory with self.weights: optimizer steps update the arrays.
+        params = {name: torch.from_numpy(w).requires_grad_(True)
+                  for name, w in self.weights.items()}
+        decay = [p for name, p in params.items() if not name.endswith("bias")]
+        no_decay = [p for name, p in params.items() if name.endswith("bias")]
+        sparse = optimizer == "sgd"
+        step = (self._sgd_step(torch, decay, no_decay) if sparse
+                else self._adam_step(torch, decay, no_decay))
+        F = torch.nn.functional
+        n_hidden = len(self.layers)
+        n_pos = len(train)
+        n_ex = n_pos * (1 + self.n_negatives)
+        bs = self.batch_size
+        for epoch in range(1, self.epochs + 1):
+            negatives = _sample_negatives(train, self.n_negatives,
+                                          rng(self.seed, "ncf_negatives", epoch))
+            order = rng(self.seed, "ncf_shuffle", epoch).permutation(n_ex)
+            users = np.concatenate([train.user_index.astype(np.int64),
+                                    np.repeat(train.user_index.astype(np.int64),
+                                              self.n_negatives)])[order]
+            items = np.concatenate([train.item_index.astype(np.int64), negatives])[order]
+            labels = (order < n_pos).astype(np.float32)
+            u_t, i_t, y_t = (torch.from_numpy(users), torch.from_numpy(items),
+                             torch.from_numpy(labels))
+            total = torch.zeros((), dtype=torch.float64)
+            for s in range(0, n_ex, bs):
+                logits = _forward(torch, params, u_t[s:s + bs], i_t[s:s + bs], n_hidden, sparse)
+                loss = F.binary_cross_entropy_with_logits(logits, y_t[s:s + bs])
+                loss.backward()
+                step()
+                total += loss.detach() * len(logits)
+            self._tables = {}
+            mean_loss = float(total) / max(1, n_ex)
+            if not np.isfinite(mean_loss):
+                raise ConfigError(f"{self.name}: training diverged (loss {mean_loss} in epoch "
+                                  f"{epoch}); lower learning_rate")
+            self.fit_info.update(epochs=epoch, loss=mean_loss, train_examples=epoch * n_ex)
+            if on_epoch is not None:
+                on_epoch(epoch, self)
+
+    def _adam_step(self, torch: Any, decay: list[Any], no_decay: list[Any]) -> Callable[[], None]:
+        groups = [{"params": decay, "weight_decay": self.regularization},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        try:
+            opt = torch.optim.Adam(groups, lr=self.learning_rate, fused=True)
+        except RuntimeError:  # torch < 2.4 has no fused Adam on CPU; same update, unfused
+            opt = torch.optim.Adam(groups, lr=self.learning_rate)
+
+        def step() -> None:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return step
+
+    def _sgd_step(self, torch: Any, decay: list[Any], no_decay: list[Any]) -> Callable[[], None]:
+        lr, shrink = self.learning_rate, 1.0 - self.learning_rate * self.regularization
+
+        def step() -> None:
+            with torch.no_grad():
+                for group, decayed in ((decay, shrink != 1.0), (no_decay, False)):
+                    for p in group:
+                        g = p.grad.coalesce() if p.grad.is_sparse else p.grad
+                        if decayed:
+                            p.mul_(shrink)
+                        p.add_(g, alpha=-lr)
+                        p.grad = None
+        return step
+
+    def _train_logits(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike
+                      ) -> np.ndarray:
+        """Logits of the training graph (torch) at the current weights, for checking."""
+        torch = _import_torch()
+        self._check_fitted()
+        w = {name: torch.from_numpy(a) for name, a in self.weights.items()}
+        u = torch.from_numpy(np.asarray(user_indices, dtype=np.int64))
+        i = torch.from_numpy(np.asarray(item_indices, dtype=np.int64))
+        with torch.no_grad():
+            return _forward(torch, w, u, i, len(self.layers), sparse=False).numpy()
+
+    # ------------------------------------------------------------------ scoring
+    def _score_tables(self) -> dict[str, np.ndarray]:
+        """Per-user and per-item tables derived once from the weights (see the module doc)."""
+        if not self._tables:
+            w, t = self.weights, {}
+            w_out = w["output.weight"][0]
+            k = 0
+            if "gmf" in self.branches:
+                k = self.factor
+                t["gmf_user"] = w["gmf.user_embedding"]
+                t["gmf_item"] = w["gmf.item_embedding"] * w_out[:k]
+            if "mlp" in self.branches:
+                emb, w1 = self.layers[0], w["mlp.0.weight"]
+                t["mlp_user"] = w["mlp.user_embedding"] @ w1[:, :emb].T
+                t["mlp_item"] = w["mlp.item_embedding"] @ w1[:, emb:].T + w["mlp.0.bias"]
+                t["mlp_out"] = w_out[k:]
+            self._tables = t
+        return self._tables
+
+    def _tower(self, h: np.ndarray, t: dict[str, np.ndarray]) -> np.ndarray:
+        """MLP logits part from first-layer pre-activations ``h`` of shape (n, layers[0])."""
+        np.maximum(h, 0.0, out=h)
+        for layer in range(1, len(self.layers)):
+            h = h @ self.weights[f"mlp.{layer}.weight"].T
+            h += self.weights[f"mlp.{layer}.bias"]
+            np.maximum(h, 0.0, out=h)
+        return h @ t["mlp_out"]
+
+    def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
+        """Logits of (user, item) index pairs: float32 array of shape (n,)."""
+        self._check_fitted()
+        u = np.asarray(user_indices, dtype=np.int64)
+        i = np.asarray(item_indices, dtype=np.int64)
+        if u.shape != i.shape:
+            raise ValueError("user_indices and item_indices must have the same length")
+        t = self._score_tables()
+        out = np.full(len(u), self.weights["output.bias"][0], dtype=np.float32)
+        per = max(1, SCORE_BUDGET // max(self.layers[:1] + [self.factor]))
+        for s in range(0, len(u), per):
+            uu, ii = u[s:s + per], i[s:s + per]
+            if "gmf_user" in t:
+                out[s:s + per] += np.einsum("ij,ij->i", t["gmf_user"][uu], t["gmf_item"][ii])
+            if "mlp_user" in t:
+                out[s:s + per] += self._tower(t["mlp_user"][uu] + t["mlp_item"][ii], t)
+        return out
+
+    def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
+        """Logits of every item for each user: float32 of shape (len(users), n_items).
+
+        Users are processed in batches whose intermediate arrays hold at most ``batch_size``
+        float32 elements (default :data:`SCORE_BUDGET`).
+        """
+        self._check_fitted()
+        users = np.asarray(user_indices, dtype=np.int64)
+        t = self._score_tables()
+        out = np.empty((len(users), self.n_items), dtype=np.float32)
+        width = self.layers[0] if "mlp_user" in t else 1
+        per = max(1, (batch_size or SCORE_BUDGET) // (self.n_items * width))
+        for s in range(0, len(users), per):
+            u = users[s:s + per]
+            block = out[s:s + len(u)]
+            block[:] = self.weights["output.bias"][0]
+            if "gmf_user" in t:
+                block += t["gmf_user"][u] @ t["gmf_item"].T
+            if "mlp_user" in t:
+                h = (t["mlp_user"][u][:, None, :] + t["mlp_item"][None, :, :]).reshape(-1, width)
+                block += self._tower(h, t).reshape(len(u), self.n_items)
+        return out
+
+    # ------------------------------------------------------------------ artifacts
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return dict(self.weights)
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        shapes = self._shapes()
+        if set(arrays) != set(shapes):
+            raise ValueError(f"arrays {sorted(arrays)} differ from the expected {sorted(shapes)}")
+        for name, shape in shapes.items():
+            if arrays[name].shape != shape:
+                raise ValueError(f"{name} has shape {arrays[name].shape}, expected {shape}")
+        self._set_weights({name: np.array(arrays[name], dtype=np.float32)
+                           for name in shapes})
+
+
+@register
+class GMF(_NCFModel):
+    """Generalized Matrix Factorization, ``w . (p_u * q_i) + b`` (see the module doc).
+
+    Parameters
+    ----------
+    factor : int
+        Predictive factor k: the embedding width.
+    epochs : int
+    batch_size : int
+        Examples per mini-batch.
+    n_negatives : int
+        Negatives per training pair, drawn among the user's non-training items each epoch.
+    learning_rate : float
+        Adam step size.
+    regularization : float
+        L2 weight on embeddings and weight matrices (biases excluded).
+    seed : int
+    threads : int
+        Torch CPU threads while training (bit-repeatable for a fixed count).
+
+    References
+    ----------
+    He et al., "Neural Collaborative Filtering", WWW 2017, section 3.3, eq. 9.
+    """
+    name = "gmf"
+    branches = ("gmf",)
+
+    def __init__(self, factor: int = 8, epochs: int = 20, batch_size: int = 256,
+                 n_negatives: int = 4, learning_rate: float = 0.001,
+                 regularization: float = 0.0, seed: int = 0, threads: int = 1) -> None:
+        super().__init__(factor, None, epochs, batch_size, n_negatives, learning_rate,
+                         regularization, seed, threads)
+
+
+@register
+class MLP(_NCFModel):
+    """Multi-layer perceptron over concatenated embeddings (He et al. 2017, eq. 10).
+
+    Parameters
+    ----------
+    factor : int
+        Predictive factor k; the tower is [4k, 2k, k] unless ``layers`` is given.
+    layers : list of int, optional
+        Hidden layer widths; the embeddings have ``layers[0]`` units each and the predictive
+        factor becomes ``layers[-1]`` (``factor`` is then ignored).
+    epochs, batch_size, n_negatives, learning_rate, regularization, seed, threads
+        As for :class:`GMF`.
+
+    References
+    ----------
+    He et al., "Neural Collaborative Filtering", WWW 2017, section 3.3, eq. 10.
+    """
+    name = "mlp"
+    branches = ("mlp",)
+
+    def __init__(self, factor: int = 8, layers: list[int] | None = None, epochs: int = 20,
+                 batch_size: int = 256, n_negatives: int = 4, learning_rate: float = 0.001,
+                 regularization: float = 0.0, seed: int = 0, threads: int = 1) -> None:
+        if layers is not None:
+            factor = _check_layers(layers)[-1]
+        super().__init__(factor, layers, epochs, batch_size, n_negatives, learning_rate,
+                         regularization, seed, threads)
+
+
+@register
+class NeuMF(_NCFModel):
+    """Neural Matrix Factorization: GMF and MLP branches fused in the last layer (eq. 11-12).
+
+    Parameters
+    ----------
+    factor : int
+        GMF embedding width; also sets the default tower [4k, 2k, k].
+    layers : list of int, optional
+        Hidden widths of the MLP branch (embeddings of ``layers[0]`` units each).
+    pretrain : bool
+        Start from a fitted GMF and MLP given to :meth:`set_pretrained` and train with plain
+        SGD at ``learning_rate``; otherwise random initialisation and Adam.
+        :meth:`set_pretrained` sets it.
+    epochs, batch_size, n_negatives, learning_rate, regularization, seed, threads
+        As for :class:`GMF`.
+
+    References
+    ----------
+    He et al., "Neural Collaborative Filtering", WWW 2017, section 3.4, eq. 11-12.
+    """
+    name = "neumf"
+    branches = ("gmf", "mlp")
+
+    def __init__(self, factor: int = 8, layers: list[int] | None = None, epochs: int = 20,
+                 batch_size: int = 256, n_negatives: int = 4, learning_rate: float = 0.001,
+                 regularization: float = 0.0, pretrain: bool = False, seed: int = 0,
+                 threads: int = 1) -> None:
+        super().__init__(factor, layers, epochs, batch_size, n_negatives, learning_rate,
+                         regularization, seed, threads)
+        self.pretrain = bool(pretrain)
+        self._pretrained: tuple[GMF, MLP] | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "pretrain": self.pretrain}
+
+    def set_pretrained(self, gmf: Model, mlp: Model) -> None:
+        """Initialise the next :meth:`fit` from a fitted GMF and MLP (He et al. 2017, 3.4.1).
+
+        The GMF must have this model's ``factor`` and the MLP its ``layers``; both must be
+        fitted on the same training data as each other (and as the data given to ``fit``).
+        """
+        if not isinstance(gmf, GMF) or not isinstance(mlp, MLP):
+            raise ConfigError(f"set_pretrained takes a GMF and an MLP, got {gmf.name!r} and "
+                              f"{mlp.name!r}")
+        if gmf.n_items == 0 or mlp.n_items == 0:
+            raise ConfigError("set_pretrained needs fitted GMF and MLP models")
+        if gmf.factor != self.factor:
+            raise ConfigError(f"pretrained GMF has factor {gmf.factor}, NeuMF has "
+                              f"{self.factor}; pass factor={gmf.factor} (--factor)")
+        if mlp.layers != self.layers:
+            raise ConfigError(f"pretrained MLP has layers {mlp.layers}, NeuMF has {self.layers};"
+                              f" pass layers={mlp.layers} (--layers)")
+        if ((gmf.n_users, gmf.n_items) != (mlp.n_users, mlp.n_items)
+                or gmf.train_fingerprint != mlp.train_fingerprint):
+            raise ConfigError("the pretrained GMF and MLP were fitted on different data")
+        self._pretrained = (gmf, mlp)
+        self.pretrain = True
+
+    def _start_weights(self, train: Interactions
+                       ) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
+        if not self.pretrain:
+            return super()._start_weights(train)
+        if self._pretrained is None:
+            raise ConfigError("NeuMF(pretrain=True) needs set_pretrained(gmf, mlp) before fit "
+                              "(CLI: --pretrain-from GMF_DIR,MLP_DIR)")
+        gmf, mlp = self._pretrained
+        if (gmf.n_users, gmf.n_items) != (train.n_users, train.n_items) or (
+                gmf.train_fingerprint not in (None, train.fingerprint())):
+            raise ConfigError("the pretrained GMF and MLP were fitted on other training data "
+                              "than this fit's")
+        a = PRETRAIN_ALPHA
+        weights = {name: np.array(w, dtype=np.float32) for src in (gmf, mlp)
+                   for name, w in src.weights.items() if not name.startswith("output.")}
+        weights["output.weight"] = np.concatenate(
+            [a * gmf.weights["output.weight"], (1 - a) * mlp.weights["output.weight"]],
+            axis=1).astype(np.float32)
+        weights["output.bias"] = (a * gmf.weights["output.bias"]
+                                  + (1 - a) * mlp.weights["output.bias"]).astype(np.float32)
+        info = {"pretrained_from": {
+            m.name: {"config": m.config(), "fingerprint": m.train_fingerprint,
+                     "loss": m.fit_info.get("loss")} for m in (gmf, mlp)}}
+        return weights, "sgd", info

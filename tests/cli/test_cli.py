@@ -1,0 +1,136 @@
+"""The command-line contract: train/evaluate/data, JSON output, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dotrec.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point (so the error handling of ``main`` is exercised)."""
+    return subprocess.run([sys.executable, "-c", "from dotrec.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_train_evaluate_json_contract(tmp_path: Path) -> None:
+    out = tmp_path / "mf"
+    r = runner.invoke(app, ["train", "mf", "--dataset", "synthetic", "--embedding-dim", "8",
+                            "--epochs", "3", "--learning-rate", "0.01", "--threads", "1",
+                            "--out", str(out), "--protocol", "none"])
+    assert r.exit_code == 0, r.output
+    assert {"model.json", "arrays.npz", "seen.npz"} <= {p.name for p in out.iterdir()}
+    r = runner.invoke(app, ["evaluate", str(out), "--dataset", "synthetic", "--protocol", "both",
+                            "--json", "-k", "5"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert set(res) == {"sampled", "full"}
+    assert {"hr@5", "ndcg@5", "users", "ties"} <= set(res["sampled"])
+    assert {"hr@5", "ndcg@5", "mrr", "users"} <= set(res["full"])
+    assert res["sampled"]["users"] == 2000
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["model"] == "mf" and meta["config"]["embedding_dim"] == 8
+    assert len(meta["arrays"]["sha256"]) == 64 and meta["dataset"]["name"] == "synthetic"
+
+
+def test_arrays_are_plain_dot_product_factors(tmp_path: Path) -> None:
+    import numpy as np
+
+    out = tmp_path / "mf"
+    runner.invoke(app, ["train", "mf", "--epochs", "1", "--embedding-dim", "4", "--threads", "1",
+                        "--out", str(out), "--protocol", "none"])
+    a = np.load(out / "arrays.npz", allow_pickle=False)
+    from dotrec import load_model
+
+    m = load_model(out)
+    u, i = np.array([0, 5]), np.array([3, 9])
+    manual = a["global_bias"] + a["user_bias"][u] + a["item_bias"][i] + \
+        (a["user_factors"][u] * a["item_factors"][i]).sum(1)
+    np.testing.assert_allclose(m.score(u, i), manual, rtol=1e-6)
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("1\t2\t3\t4\n1\tx\t3\t4\n", "u.data:2: item id 'x' is not an integer"),
+    ("", "u.data: empty file"),
+    ("1\t2\t3\n", "u.data:1: 3 columns, expected 4"),
+    ("1\t99999999999\t3\t4\n", "u.data:1: item id 99999999999 is out of range"),
+])
+def test_bad_input_is_one_line_without_traceback(tmp_path: Path, content: str,
+                                                 needle: str) -> None:
+    f = tmp_path / "u.data"
+    f.write_text(content)
+    r = run("train", "popularity", "--dataset", str(f))
+    assert r.returncode != 0
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) <= 3
+    rv = run("--verbose", "train", "popularity", "--dataset", str(f))
+    assert "Traceback" in rv.stderr
+
+
+def test_negatives_mismatch_and_missing_dataset(tmp_path: Path) -> None:
+    (tmp_path / "t.train.rating").write_text("0\t0\t1\t1\n1\t1\t1\t1\n")
+    (tmp_path / "t.test.rating").write_text("0\t1\t1\t2\n1\t0\t1\t2\n")
+    (tmp_path / "t.test.negative").write_text("(1,0)\t2\n(0,1)\t2\n")
+    r = run("train", "popularity", "--dataset", str(tmp_path / "t"))
+    assert r.returncode != 0 and "t.test.negative:1" in r.stderr
+    assert "does not match its test file" in r.stderr
+    r = run("data", "info", "ml-1m", "--data-dir", str(tmp_path))
+    assert r.returncode != 0 and "dotrec data download ml-1m" in r.stderr
+
+
+def test_flag_that_does_not_apply_is_rejected() -> None:
+    r = runner.invoke(app, ["train", "mf", "--unobserved-weight", "0.3", "--epochs", "1"])
+    assert r.exit_code != 0
+    assert "--unobserved-weight does not apply to model 'mf'" in str(r.exception)
+
+
+def test_bad_hyperparameter_is_a_clear_error() -> None:
+    r = run("train", "mf", "--learning-rate", "-1")
+    assert r.returncode != 0 and "learning_rate must be > 0" in r.stderr
+
+
+def test_corrupt_artifact_is_a_clear_error(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    runner.invoke(app, ["train", "popularity", "--out", str(out), "--protocol", "none"])
+    (out / "arrays.npz").write_bytes((out / "arrays.npz").read_bytes()[:-10])
+    r = run("evaluate", str(out), "--dataset", "synthetic")
+    assert r.returncode != 0 and "sha256" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_data_info_json_and_list(data_dir: Path) -> None:
+    r = runner.invoke(app, ["data", "info", "ml-1m", "--data-dir", str(data_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert (info["users"], info["items"], info["interactions"]) == (6040, 3706, 1000209)
+    assert info["test_users"] == 6040 and info["eval_negatives"] == 99
+    r = runner.invoke(app, ["data", "list", "--data-dir", str(data_dir)])
+    assert r.exit_code == 0 and "ml-1m" in r.stdout and "pinterest-20" in r.stdout
+
+
+def _commands(group, prefix=""):  # type: ignore[no-untyped-def]
+    import typer.main
+
+    cmd = typer.main.get_command(group) if not hasattr(group, "commands") else group
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield prefix + name, sub
+        yield from _commands(sub, prefix + name + " ")
+
+
+def test_every_subcommand_has_help_and_docs() -> None:
+    import typer.main
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    docs = readme + "".join(p.read_text() for p in
+                            (Path(__file__).resolve().parents[2] / "docs").rglob("*.md"))
+    for name, cmd in _commands(typer.main.get_command(app)):
+        assert (cmd.help or "").strip(), f"`dotrec {name}` has no help text"
+        assert f"dotrec {name}" in docs, f"`dotrec {name}` is not documented"
