@@ -39,17 +39,18 @@ def epoch_progress(transient: bool = False) -> Progress:
 
 def fmt_metric(summary: dict[str, Any], key: str) -> str:
     v = summary.get(key)
-    if v is None:
-        return "-"
-    se = (summary.get("stderr") or {}).get(key)
-    return f"{v:.4f}" if se is None else f"{v:.4f} ± {se:.4f}"
+    return "-" if v is None else f"{v:.4f}"
 
 
 def results_table(rows: Iterable[tuple[str, dict[str, dict[str, Any]], float | None]],
                   k: int, title: str = "Evaluation") -> Table:
     """A table with one row per model: sampled HR/NDCG, full HR/NDCG/MRR, fit time."""
-    t = Table(title=title)
-    t.add_column("model")
+    rows = list(rows)
+    ses = [se for _, res, _ in rows for s in res.values()
+           for se in (s.get("stderr") or {}).values()]
+    caption = f"standard errors over users <= {max(ses):.4f}" if ses else None
+    t = Table(title=title, caption=caption)
+    t.add_column("model", no_wrap=True)
     t.add_column(f"sampled HR@{k}", justify="right")
     t.add_column(f"sampled NDCG@{k}", justify="right")
     t.add_column(f"full HR@{k}", justify="right")

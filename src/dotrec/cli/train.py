@@ -31,8 +31,11 @@ def parse_int_list(text: str, flag: str) -> list[int]:
     return vals
 
 
-def build_model(model_name: str, options: dict[str, Any]) -> Model:
-    """Instantiate ``model_name`` with the options that were set, rejecting foreign ones."""
+def build_model(model_name: str, options: dict[str, Any], seed: int | None = None) -> Model:
+    """Instantiate ``model_name`` with the options that were set, rejecting foreign ones.
+
+    ``seed`` is passed to models that take one (Popularity does not).
+    """
     if model_name not in MODELS:
         raise ConfigError(f"unknown model {model_name!r}; choose one of "
                           f"{', '.join(sorted(MODELS))}")
@@ -46,6 +49,8 @@ def build_model(model_name: str, options: dict[str, Any]) -> Model:
         raise ConfigError(f"{flags} does not apply to model {model_name!r}")
     if "threads" in accepted and "threads" not in given:
         given["threads"] = default_threads()
+    if seed is not None and "seed" in accepted:
+        given["seed"] = seed
     return cls(**given)
 
 
@@ -88,10 +93,7 @@ def train_cmd(
         solver=solver, factor=factor, batch_size=batch_size, threads=threads,
         layers=None if layers is None else parse_int_list(layers, "--layers"),
     )
-    if MODELS.get(model_name) is not None and "seed" in inspect.signature(
-            MODELS[model_name].__init__).parameters:
-        options["seed"] = seed
-    model = build_model(model_name, options)
+    model = build_model(model_name, options, seed)
     if protocol not in ("sampled", "full", "both", "none"):
         raise ConfigError(f"--protocol must be sampled, full, both or none, got {protocol!r}")
     if pretrain_from is not None:
