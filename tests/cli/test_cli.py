@@ -117,10 +117,7 @@ def test_data_info_json_and_list(data_dir: Path) -> None:
 
 
 def _commands(group, prefix=""):  # type: ignore[no-untyped-def]
-    import typer.main
-
-    cmd = typer.main.get_command(group) if not hasattr(group, "commands") else group
-    for name, sub in getattr(cmd, "commands", {}).items():
+    for name, sub in getattr(group, "commands", {}).items():
         yield prefix + name, sub
         yield from _commands(sub, prefix + name + " ")
 

@@ -1,0 +1,41 @@
+"""A one-line description of the machine, printed by every benchmark beside its figures."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+
+def machine_info() -> dict[str, object]:
+    """CPU, core count, OS and the versions of the numeric libraries that set the speed."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("numpy", "scipy", "numba", "torch", "faiss-cpu", "implicit"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+        "python": sys.version.split()[0], "versions": versions,
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+                                           "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                if k in os.environ},
+    }
+
+
+def machine_line() -> str:
+    """:func:`machine_info` as one printable line."""
+    m = machine_info()
+    libs = " ".join(f"{k}={v}" for k, v in m["versions"].items())  # type: ignore[union-attr]
+    return f"machine: {m['cpu']} | {m['cores']} cores | {m['platform']} | python {m['python']} | {libs}"
