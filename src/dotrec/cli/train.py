@@ -8,6 +8,7 @@ ignored. Unset flags keep the model's defaults.
 from __future__ import annotations
 
 import inspect
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import typer
 
 from dotrec.cli._common import epoch_progress, load_split, print_table, results_table
 from dotrec.cli.app import app, console, data_dir_option, default_threads
+from dotrec.data.splits import Split
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
 from dotrec.models import MODELS, Model, load_model
@@ -54,6 +56,23 @@ def build_model(model_name: str, options: dict[str, Any], seed: int | None = Non
     return cls(**given)
 
 
+def checkpoint_path(out: Path) -> Path:
+    """Where ``dotrec train --out OUT`` keeps its checkpoint: the sibling ``OUT.ckpt``."""
+    return out.with_name(out.name + ".ckpt")
+
+
+def resume_from(ckpt: Path, requested: Model, split: Split) -> Model:
+    """Load a checkpoint and check it continues exactly the requested run."""
+    model = load_model(ckpt)
+    if type(model) is not type(requested) or model.config() != requested.config():
+        raise ConfigError(f"{ckpt}: the checkpoint is for {model!r}, not the requested "
+                          f"{requested!r}; remove it or rerun with the same settings")
+    if model.train_fingerprint != split.train.fingerprint():
+        raise ConfigError(f"{ckpt}: the checkpoint was trained on other interactions than "
+                          f"{split.name}'s training set")
+    return model
+
+
 @app.command("train")
 def train_cmd(
     model_name: str = typer.Argument(..., metavar="MODEL",
@@ -84,6 +103,10 @@ def train_cmd(
                                            "(display only; 0 = at the end only)."),
     k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
     protocol: str = typer.Option("both", help="Final evaluation: sampled|full|both|none."),
+    checkpoint_every: int = typer.Option(0, help="Write OUT.ckpt (atomically) every N epochs "
+                                                  "(needs --out; 0 = never)."),
+    resume: bool = typer.Option(False, help="Continue from OUT.ckpt if it exists (same "
+                                            "model, settings and data)."),
 ) -> None:
     """Train MODEL on a dataset, print its evaluation, and save it to --out."""
     options: dict[str, Any] = dict(
@@ -101,7 +124,17 @@ def train_cmd(
         if len(parts) != 2 or not hasattr(model, "set_pretrained"):
             raise ConfigError("--pretrain-from takes GMF_DIR,MLP_DIR and applies to neumf only")
         model.set_pretrained(load_model(parts[0]), load_model(parts[1]))
+    if (checkpoint_every or resume) and out is None:
+        raise ConfigError("--checkpoint-every and --resume need --out")
+    if checkpoint_every < 0:
+        raise ConfigError("--checkpoint-every must be >= 0")
+    ckpt = None if out is None else checkpoint_path(out)
     split = load_split(dataset, data_dir, seed, fmt)
+    resuming = False
+    if resume and ckpt is not None and ckpt.exists():
+        model = resume_from(ckpt, model, split)
+        resuming = True
+        console.print(f"resuming {model_name} from {ckpt} at epoch {model.epochs_done}")
     n_epochs = int(model.config().get("epochs", 1) or 1)
 
     with epoch_progress() as progress:
@@ -117,11 +150,17 @@ def train_cmd(
                 info.append(f"HR@{k} {s[f'hr@{k}']:.4f} NDCG@{k} {s[f'ndcg@{k}']:.4f}")
                 progress.console.print(f"epoch {epoch}: " + "  ".join(info))
             progress.update(task, completed=epoch, info="  ".join(info))
+            if ckpt is not None and checkpoint_every and epoch % checkpoint_every == 0 \
+                    and epoch < n_epochs:
+                m.save(ckpt, dataset=split.name)
 
-        model.fit(split.train, on_epoch=on_epoch)
+        progress.update(task, completed=model.epochs_done)
+        model.fit(split.train, on_epoch=on_epoch, resume=resuming)
 
     if out is not None:
         model.save(out, dataset=split.name, train=split.train)
+        if ckpt is not None and ckpt.exists():
+            shutil.rmtree(ckpt)
         console.print(f"saved {model_name} to {out}")
     if protocol != "none":
         res = {p: r.summary() for p, r in evaluate(model, split, protocol=protocol, k=k).items()}

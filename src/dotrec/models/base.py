@@ -55,6 +55,8 @@ class Model(ABC):
     def __init__(self) -> None:
         self.n_users = 0
         self.n_items = 0
+        #: Epochs trained so far (restored from a checkpoint's ``fit.epochs``).
+        self.epochs_done = 0
         self.train_fingerprint: str | None = None
         self.fit_info: dict[str, Any] = {}
 
@@ -76,13 +78,26 @@ class Model(ABC):
         return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ training
-    def fit(self: M, train: Interactions, *, on_epoch: EpochCallback | None = None) -> M:
-        """Train on ``train`` and return ``self``."""
+    def fit(self: M, train: Interactions, *, on_epoch: EpochCallback | None = None,
+            resume: bool = False) -> M:
+        """Train on ``train`` and return ``self``.
+
+        With ``resume=True`` a model loaded from a checkpoint continues from ``epochs_done``
+        up to ``epochs`` (models whose epoch ``e`` draws from a stream keyed by ``(seed, e)``
+        then end bit-identical to an uninterrupted run); otherwise training starts afresh.
+        """
+        fingerprint = train.fingerprint()
+        if resume and self.epochs_done and fingerprint != self.train_fingerprint:
+            raise ArtifactError("cannot resume: the checkpoint was trained on other interactions")
+        prior = float(self.fit_info.get("fit_seconds", 0.0)) if resume else 0.0
+        if not resume:
+            self.epochs_done = 0
+            self.fit_info = {}
         self.n_users, self.n_items = train.n_users, train.n_items
-        self.train_fingerprint = train.fingerprint()
+        self.train_fingerprint = fingerprint
         start = time.perf_counter()
         self._fit(train, on_epoch)
-        self.fit_info = {**self.fit_info, "fit_seconds": time.perf_counter() - start}
+        self.fit_info = {**self.fit_info, "fit_seconds": prior + time.perf_counter() - start}
         return self
 
     @abstractmethod
@@ -175,6 +190,7 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         model._restore(arrays)
     except (KeyError, ValueError) as e:
         raise ArtifactError(f"{path}/arrays.npz: does not match a {name!r} model ({e})") from None
+    model.epochs_done = int(model.fit_info.get("epochs", 0))
     return model
 
 

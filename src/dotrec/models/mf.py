@@ -152,7 +152,6 @@ class MatrixFactorization(DotProductModel):
         self.stddev = float(stddev)
         self.seed = int(seed)
         self.threads = int(threads)
-        self.epochs_done = 0
         self.last_loss = float("nan")
 
     def config(self) -> dict[str, Any]:
