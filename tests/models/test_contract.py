@@ -14,7 +14,7 @@ import pytest
 
 from dotrec.data.splits import Split
 from dotrec.eval.protocols import evaluate_sampled
-from dotrec.models import MatrixFactorization, Model, Popularity, load_model
+from dotrec.models import IALS, MatrixFactorization, Model, Popularity, load_model
 
 from tests.conftest import planted_split
 
@@ -23,11 +23,13 @@ FACTORIES: dict[str, Callable[[int], Model]] = {
     "mf": lambda seed: MatrixFactorization(embedding_dim=8, epochs=30, learning_rate=0.05,
                                            regularization=0.001, n_negatives=4, seed=seed,
                                            threads=1),
+    "ials": lambda seed: IALS(embedding_dim=8, epochs=10, regularization=0.01,
+                              unobserved_weight=0.1, seed=seed, threads=1),
 }
 #: Models expected to reach sampled HR@10 >= 0.9 on the planted blocks.
-LEARNERS = ["mf"]
+LEARNERS = ["mf", "ials"]
 #: Models whose fit draws random numbers (same seed -> same model; other seed -> different).
-SEEDED = ["mf"]
+SEEDED = ["mf", "ials"]
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +100,12 @@ def test_popularity_is_not_a_learner(split: Split) -> None:
     # The planted blocks have flat popularity, so Popularity must do much worse than learners.
     hr = evaluate_sampled(Popularity().fit(split.train), split, k=10).hr.mean()
     assert hr < 0.8
+
+
+def test_score_candidates_matches_score(fitted: tuple[str, Model], split: Split) -> None:
+    _, m = fitted
+    users = np.array([1, 4, 9])
+    cand = np.array([[0, 3, 5], [2, 2, 7], [9, 1, 0]])
+    got = m.score_candidates(users, cand)
+    want = m.score(np.repeat(users, 3), cand.reshape(-1)).reshape(3, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -79,7 +79,7 @@ def _batches(n: int, size: int):
 
 
 def evaluate_sampled(model: Any, split: Split, *, k: int = 10,
-                     batch_size: int = 4096) -> EvalResult:
+                     batch_size: int = 1024) -> EvalResult:
     """NCF sampled leave-one-out evaluation of ``model`` on ``split`` (see module doc)."""
     negs = split.negatives
     if negs.shape[1] == 0:
@@ -92,8 +92,11 @@ def evaluate_sampled(model: Any, split: Split, *, k: int = 10,
         users = split.test_users[sl]
         pos = split.test_items[sl]
         cand = np.concatenate([pos[:, None], negs[sl]], axis=1)
-        scores = np.asarray(model.score(np.repeat(users, m + 1), cand.reshape(-1)),
-                            dtype=np.float64).reshape(len(users), m + 1)
+        if hasattr(model, "score_candidates"):
+            scores = np.asarray(model.score_candidates(users, cand), dtype=np.float64)
+        else:
+            scores = np.asarray(model.score(np.repeat(users, m + 1), cand.reshape(-1)),
+                                dtype=np.float64).reshape(len(users), m + 1)
         sp, sn = scores[:, :1], scores[:, 1:]
         valid = negs[sl] != pos[:, None]
         n_self += int((~valid).sum())

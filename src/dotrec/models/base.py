@@ -113,6 +113,16 @@ class Model(ABC):
     def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
         """Scores of equal-length arrays of (user, item) index pairs, as float32 of shape (n,)."""
 
+    def score_candidates(self, user_indices: npt.ArrayLike,
+                         item_indices: npt.ArrayLike) -> np.ndarray:
+        """Scores of a candidate list per user: ``items`` has shape (n_users, m) -> (n_users, m).
+
+        Used by the sampled protocol; models override it with a faster batched path.
+        """
+        users = np.asarray(user_indices, dtype=np.int64)
+        items = np.asarray(item_indices, dtype=np.int64)
+        return self.score(np.repeat(users, items.shape[1]), items.reshape(-1)).reshape(items.shape)
+
     def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
         """Scores of every item for each user: float32 array of shape (len(users), n_items).
 
@@ -249,6 +259,15 @@ class DotProductModel(Model):
             raise ValueError("user_indices and item_indices must have the same length")
         out = np.einsum("ij,ij->i", self.user_factors[u], self.item_factors[i])
         return (out + self.user_bias[u] + self.item_bias[i] + self.global_bias).astype(np.float32)
+
+    def score_candidates(self, user_indices: npt.ArrayLike,
+                         item_indices: npt.ArrayLike) -> np.ndarray:
+        self._check_fitted()
+        u = np.asarray(user_indices, dtype=np.int64)
+        i = np.asarray(item_indices, dtype=np.int64)
+        # (n, m, d) @ (n, d, 1): one small matrix-vector product per user, batched in BLAS.
+        dots = np.matmul(self.item_factors[i], self.user_factors[u][:, :, None])[..., 0]
+        return dots + self.item_bias[i] + (self.user_bias[u] + self.global_bias)[:, None]
 
     def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
         self._check_fitted()
