@@ -61,3 +61,18 @@ def planted_split(seed: int = 0, n_negatives: int = 20, **kw: int) -> Split:
 @pytest.fixture
 def planted() -> Split:
     return planted_split()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many fuzz cases each reader was given and how they ended."""
+    try:
+        from tests.reliability.test_fuzz_readers import FUZZ_COUNTS
+    except ImportError:
+        return
+    if not FUZZ_COUNTS:
+        return
+    terminalreporter.section("reader fuzzing")
+    for reader, counts in sorted(FUZZ_COUNTS.items()):
+        total = sum(counts.values())
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        terminalreporter.write_line(f"{reader:14s} {total:6d} cases: {parts}")
