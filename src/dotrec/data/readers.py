@@ -49,6 +49,8 @@ def _split_lines(text: str) -> list[str]:
     lines = text.split("\n")
     while lines and lines[-1] in ("", "\r"):
         lines.pop()
+    if "\r" not in text:
+        return lines
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
@@ -106,7 +108,7 @@ def _parse_table(path: PathLike, sep: str, allowed_cols: tuple[int, ...],
         raise DataError(f"{ncols} columns, expected "
                         f"{' or '.join(map(str, allowed_cols))} separated by {sep!r}",
                         path, start + 1)
-    fast = _parse_table_fast(lines[start:], sep, ncols)
+    fast = _parse_table_fast(lines[start:], sep, ncols) if text.isascii() else None
     if fast is not None:
         return fast
     n = len(lines) - start
@@ -132,10 +134,11 @@ def _parse_table(path: PathLike, sep: str, allowed_cols: tuple[int, ...],
 
 
 def _ascii_uint_column(col: np.ndarray, max_value: int) -> np.ndarray | None:
-    """Vectorized int parse of plain ascii digit strings, or None to fall back to the checked path."""
-    if not (np.all(np.char.isdigit(col)) and np.all(np.char.str_len(col) <= 19)):
-        return None
-    if any(not s.isascii() for s in np.unique(col.astype("U1"))):
+    """Vectorized int parse of digit strings, or None to fall back to the checked path.
+
+    Callers pass only text already known to be ASCII (so ``isdigit`` means 0-9).
+    """
+    if not (np.all(np.char.isdigit(col)) and np.all(np.char.str_len(col) <= 18)):
         return None
     vals = col.astype(np.int64)
     if len(vals) and vals.max() > max_value:
@@ -144,7 +147,7 @@ def _ascii_uint_column(col: np.ndarray, max_value: int) -> np.ndarray | None:
 
 
 def _parse_table_fast(body: list[str], sep: str, ncols: int) -> _Table | None:
-    """Vectorized parse of a well-formed table; None if anything looks off.
+    """Vectorized parse of a well-formed ASCII table; None if anything looks off.
 
     The slow path in :func:`_parse_table` is the reference: it re-reads the file and names the
     first bad line. This path only accepts inputs that the slow path would accept identically.
@@ -204,6 +207,9 @@ def _parse_negatives(path: PathLike, test_users: np.ndarray, test_items: np.ndar
                      test_path: PathLike) -> np.ndarray:
     text = _read_text(path)
     lines = _split_lines(text)
+    fast = _parse_negatives_fast(lines, test_users, test_items)
+    if fast is not None:
+        return fast
     if len(lines) != len(test_users):
         raise DataError(f"{len(lines)} lines, but its test file {test_path} has "
                         f"{len(test_users)}; the negatives file does not match its test file",
@@ -235,6 +241,29 @@ def _parse_negatives(path: PathLike, test_users: np.ndarray, test_items: np.ndar
     return np.asarray(rows, dtype=np.int64).reshape(len(lines), width or 0)
 
 
+def _parse_negatives_fast(lines: list[str], test_users: np.ndarray,
+                          test_items: np.ndarray) -> np.ndarray | None:
+    """Vectorized parse of a well-formed negatives file; None sends it to the checked path."""
+    if len(lines) != len(test_users) or not lines:
+        return None
+    heads, rests = [], []
+    for line in lines:
+        head, _, rest = line.partition("\t")
+        heads.append(head)
+        rests.append(rest)
+    expected = [f"({u},{i})" for u, i in zip(test_users.tolist(), test_items.tolist())]
+    if heads != expected:
+        return None
+    width = rests[0].count("\t") + 1 if rests[0] else 0
+    if width == 0 or any(r.count("\t") != width - 1 for r in rests):
+        return None
+    if not all(r.isascii() for r in rests):  # 6k lines: cheap
+        return None
+    cells = np.array("\t".join(rests).split("\t"))
+    vals = _ascii_uint_column(cells, MAX_ID)
+    return None if vals is None else vals.reshape(len(lines), width)
+
+
 def read_ncf(prefix: PathLike, *, name: str | None = None):  # -> Split (import cycle)
     """Read an NCF split into a :class:`~dotrec.data.splits.Split`.
 
@@ -258,8 +287,10 @@ def read_ncf(prefix: PathLike, *, name: str | None = None):  # -> Split (import 
     n_users = int(max(train.user.max(), test.user.max()) + 1)
     n_items = int(max(train.item.max(), test.item.max(),
                       negatives.max() if negatives is not None and negatives.size else -1) + 1)
-    train_keys = train.user * n_items + train.item
-    clash = np.isin(test.user * n_items + test.item, train_keys)
+    train_keys = np.sort(train.user * n_items + train.item)
+    test_keys = test.user * n_items + test.item
+    pos = np.minimum(np.searchsorted(train_keys, test_keys), len(train_keys) - 1)
+    clash = train_keys[pos] == test_keys
     if clash.any():
         k = int(np.flatnonzero(clash)[0])
         raise DataError(f"test pair ({test.user[k]},{test.item[k]}) is also in the training "
