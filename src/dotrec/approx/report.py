@@ -15,14 +15,14 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dotrec.approx.data import LABEL_STD, TARGET_STD
-from dotrec.approx.grid import MODELS, PARTS
+from dotrec.approx.grid import MODELS, PARTS, PROTOCOL_VERSION, GridSpec
 from dotrec.artifacts import atomic_write_bytes
 
 #: Tolerance of the acceptance check on the dot product's and the zero predictor's test RMSE.
@@ -33,7 +33,7 @@ Cell = dict[str, Any]
 
 def _metric_names() -> list[str]:
     names = [f"{model}_{part}" for model in MODELS for part in PARTS]
-    return names + [f"excess_{part}" for part in PARTS] + ["seconds"]
+    return names + [f"excess_{part}" for part in PARTS] + ["seconds", "cpu_seconds"]
 
 
 def aggregate(records: Sequence[dict[str, Any]]) -> list[Cell]:
@@ -168,6 +168,11 @@ def _within(cells: Sequence[Cell], key: str, target: float) -> str:
     return f"{min(vals):.4f} to {max(vals):.4f} ({status})"
 
 
+def run_meta(spec: GridSpec, device: str) -> dict[str, Any]:
+    """JSON-safe description of a grid run: its spec, the device and the protocol version."""
+    return {**asdict(spec), "device": device, "protocol_version": PROTOCOL_VERSION}
+
+
 def summary_markdown(cells: Sequence[Cell], meta: dict[str, Any]) -> str:
     """The markdown summary: settings, baseline checks, the results table, trends and verdict."""
     tr = trends(cells)
@@ -213,11 +218,13 @@ def summary_markdown(cells: Sequence[Cell], meta: dict[str, Any]) -> str:
                          f"shrinks in {t.shrinks_with_users} of {len(t.along_users)} "
                          f"dimensions; {parts}.")
         largest_users = max(c["n_users"] for c in cells)
-        needed = ", ".join(f"d = {d}: {n}" if n is not None else f"d = {d}: more than "
-                           f"{largest_users} (not reached in the grid)"
+        d0 = min(t.users_needed)
+        n0 = min(c["n_users"] for c in cells if c["first_layer_mult"] == t.first_layer_mult)
+        needed = "; ".join(f"d = {d}: {n} users" if n is not None else
+                           f"d = {d}: more than {largest_users} users (not reached)"
                            for d, n in t.users_needed.items())
-        lines.append(f"- Data needed: users for an excess at or below {t.reference:.4f} (the "
-                     f"smallest d at the fewest users): {needed}.")
+        lines.append(f"- Data needed to bring the excess down to {t.reference:.4f} (d = {d0} at "
+                     f"{n0} users): {needed}.")
         lines.append("")
     lines += ["## Verdict", "", f"This grid {verdict(tr)}.", ""]
     return "\n".join(lines)
@@ -260,11 +267,12 @@ def plot_heatmaps(cells: Sequence[Cell], out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | Path,
-                  meta: dict[str, Any]) -> dict[str, Path]:
+def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | Path, spec: GridSpec,
+                  device: str) -> dict[str, Path]:
     """Write ``cells.csv``, ``cells.json``, ``summary.md`` and the heatmaps; return their paths."""
     out = Path(out_dir)
     cells = aggregate(records)
+    meta = run_meta(spec, device)
     paths = {"csv": out / "cells.csv", "json": out / "cells.json", "summary": out / "summary.md"}
     atomic_write_bytes(paths["csv"], cells_csv(cells).encode("utf-8"))
     atomic_write_bytes(paths["json"], cells_json(cells, meta).encode("utf-8"))

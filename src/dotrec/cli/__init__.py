@@ -12,6 +12,7 @@ from dotrec.cli import data as _data  # noqa: E402,F401
 from dotrec.cli import train as _train  # noqa: E402,F401
 from dotrec.cli import evaluate as _evaluate  # noqa: E402,F401
 from dotrec.cli import compare as _compare  # noqa: E402,F401
+from dotrec.cli import approx as _approx  # noqa: E402,F401
 
 
 def main() -> None:
