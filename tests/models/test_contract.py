@@ -14,7 +14,16 @@ import pytest
 
 from dotrec.data.splits import Split
 from dotrec.eval.protocols import evaluate_sampled
-from dotrec.models import IALS, MatrixFactorization, Model, Popularity, load_model
+from dotrec.models import (
+    GMF,
+    IALS,
+    MLP,
+    MatrixFactorization,
+    Model,
+    NeuMF,
+    Popularity,
+    load_model,
+)
 
 from tests.conftest import planted_split
 
@@ -25,11 +34,15 @@ FACTORIES: dict[str, Callable[[int], Model]] = {
                                            threads=1),
     "ials": lambda seed: IALS(embedding_dim=8, epochs=10, regularization=0.01,
                               unobserved_weight=0.1, seed=seed, threads=1),
+    "gmf": lambda seed: GMF(factor=8, epochs=10, batch_size=64, learning_rate=0.01, seed=seed),
+    "mlp": lambda seed: MLP(factor=8, epochs=10, batch_size=64, learning_rate=0.01, seed=seed),
+    "neumf": lambda seed: NeuMF(factor=8, epochs=5, batch_size=64, learning_rate=0.01,
+                                seed=seed),
 }
 #: Models expected to reach sampled HR@10 >= 0.9 on the planted blocks.
-LEARNERS = ["mf", "ials"]
+LEARNERS = ["mf", "ials", "gmf", "mlp", "neumf"]
 #: Models whose fit draws random numbers (same seed -> same model; other seed -> different).
-SEEDED = ["mf", "ials"]
+SEEDED = ["mf", "ials", "gmf", "mlp", "neumf"]
 
 
 @pytest.fixture(scope="module")

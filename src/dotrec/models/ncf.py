@@ -9,7 +9,8 @@ Sizes
     ``factor`` k is the "predictive factor": the GMF embedding width and the width of the MLP's
     last hidden layer. The MLP tower defaults to ``layers = [4k, 2k, k]`` hidden units over user
     and item embeddings of ``layers[0]`` units each, as in the NCF reference code (its
-    ``--layers [64,32,16,8]`` for k = 8 lists the concatenated embedding width, 64, first).
+    ``--layers [64,32,16,8]`` for k = 8 lists the concatenated embedding width, 64, first;
+    the paper's text says embeddings of 2k, but the published runs used the code).
 Training
     Binary cross-entropy on each training pair (label 1) and ``n_negatives`` items per pair
     drawn uniformly among the items the user has no training interaction with (label 0), drawn
@@ -75,7 +76,11 @@ def _import_torch() -> Any:
 
 
 def _check_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or int(value) != value:
+    try:
+        integral = not isinstance(value, bool) and int(value) == value
+    except (TypeError, ValueError):
+        integral = False
+    if not integral:
         raise ConfigError(f"{name} must be an integer, got {value!r}")
     check_positive(name, value, allow_zero=allow_zero)
     return int(value)
@@ -111,16 +116,18 @@ def _sample_negatives(train: Interactions, n_negatives: int,
     todo = np.arange(len(users))
     while len(todo):
         k = users[todo] * n_items + items[todo]
-        pos = np.minimum(np.searchsorted(keys, k), max(len(keys) - 1, 0))
-        hit = keys[pos] == k if len(keys) else np.zeros(len(k), bool)
+        hit = keys[np.minimum(np.searchsorted(keys, k), len(keys) - 1)] == k
         todo = todo[hit]
         items[todo] = r.integers(0, n_items, size=len(todo))
     return items
 
 
 def _forward(torch: Any, w: dict[str, torch.Tensor], users: torch.Tensor,
-             items: torch.Tensor, n_hidden: int, sparse: bool) -> torch.Tensor:
-    """Training-time logits (the function :meth:`_NCFModel.score` computes in NumPy)."""
+             items: torch.Tensor, n_hidden: int, sparse: bool = False) -> torch.Tensor:
+    """Training-time logits (the function :meth:`_NCFModel.score` computes in NumPy).
+
+    ``sparse`` makes the embedding gradients sparse (the batch's rows only), for SGD.
+    """
     F = torch.nn.functional
     parts = []
     if "gmf.user_embedding" in w:
@@ -162,6 +169,10 @@ class _NCFModel(Model):
         self.threads = _check_int("threads", threads)
         self.weights: dict[str, np.ndarray] = {}
         self._tables: dict[str, np.ndarray] = {}
+        #: Adam moments restored from a checkpoint, handed to the optimizer on resume.
+        self._adam_state: dict[str, dict[str, np.ndarray]] = {}
+        #: The live optimizer and its parameters while fitting (for checkpoints).
+        self._adam: tuple[Any, dict[str, Any]] | None = None
 
     def config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"factor": self.factor}
@@ -217,39 +228,44 @@ class _NCFModel(Model):
         self._tables = {}
 
     # ------------------------------------------------------------------ training
+    def _optimizer_name(self) -> str:
+        """The optimizer: "adam", or "sgd" for NeuMF with pretraining."""
+        return "adam"
+
     def _start_weights(self, train: Interactions
-                       ) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
-        """Initial weights, optimizer ("adam" or "sgd") and fit_info entries for ``train``."""
-        return self._initial_weights(), "adam", {}
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Initial weights and extra ``fit_info`` entries for a fresh fit on ``train``."""
+        return self._initial_weights(), {}
 
     def _fit(self, train: Interactions, on_epoch: EpochCallback | None) -> None:
         torch = _import_torch()
-        weights, optimizer, info = self._start_weights(train)
-        self._set_weights(weights)
-        self.fit_info = {"optimizer": optimizer, "epochs": 0, **info}
+        if self.epochs_done == 0:
+            weights, info = self._start_weights(train)
+            self._set_weights(weights)
+            self._adam_state = {}
+            self.fit_info = {"optimizer": self._optimizer_name(), "epochs": 0, **info}
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            self._train(torch, train, optimizer, on_epoch)
+            self._train(torch, train, on_epoch)
         finally:
             torch.set_num_threads(previous_threads)
+            self._adam = None
 
-    def _train(self, torch: Any, train: Interactions, optimizer: str,
-               on_epoch: EpochCallback | None) -> None:
+    def _train(self, torch: Any, train: Interactions, on_epoch: EpochCallback | None) -> None:
+        """Epochs ``epochs_done + 1 .. epochs`` (a resumed fit continues where it stopped)."""
         # The tensors share memory with self.weights: optimizer steps update the arrays.
         params = {name: torch.from_numpy(w).requires_grad_(True)
                   for name, w in self.weights.items()}
-        decay = [p for name, p in params.items() if not name.endswith("bias")]
-        no_decay = [p for name, p in params.items() if name.endswith("bias")]
-        sparse = optimizer == "sgd"
-        step = (self._sgd_step(torch, decay, no_decay) if sparse
-                else self._adam_step(torch, decay, no_decay))
+        sparse = self._optimizer_name() == "sgd"
+        step = (self._sgd_step if sparse else self._adam_step)(torch, params)
         F = torch.nn.functional
         n_hidden = len(self.layers)
         n_pos = len(train)
         n_ex = n_pos * (1 + self.n_negatives)
         bs = self.batch_size
-        for epoch in range(1, self.epochs + 1):
+        while self.epochs_done < self.epochs:
+            epoch = self.epochs_done + 1
             negatives = _sample_negatives(train, self.n_negatives,
                                           rng(self.seed, "ncf_negatives", epoch))
             order = rng(self.seed, "ncf_shuffle", epoch).permutation(n_ex)
@@ -272,35 +288,50 @@ class _NCFModel(Model):
             if not np.isfinite(mean_loss):
                 raise ConfigError(f"{self.name}: training diverged (loss {mean_loss} in epoch "
                                   f"{epoch}); lower learning_rate")
+            self.epochs_done = epoch
             self.fit_info.update(epochs=epoch, loss=mean_loss, train_examples=epoch * n_ex)
             if on_epoch is not None:
                 on_epoch(epoch, self)
 
-    def _adam_step(self, torch: Any, decay: list[Any], no_decay: list[Any]) -> Callable[[], None]:
-        groups = [{"params": decay, "weight_decay": self.regularization},
-                  {"params": no_decay, "weight_decay": 0.0}]
+    def _adam_step(self, torch: Any, params: dict[str, Any]) -> Callable[[], None]:
+        """Dense Adam: every parameter moves at every step, touched by the batch or not.
+
+        A resumed fit first restores the moments saved in the checkpoint (``adam.*`` arrays).
+        """
+        reg = self.regularization
+        groups = [{"params": list(params.values())}]
+        if reg:
+            groups = [{"params": [p for n, p in params.items() if not n.endswith("bias")],
+                       "weight_decay": reg},
+                      {"params": [p for n, p in params.items() if n.endswith("bias")]}]
         try:
             opt = torch.optim.Adam(groups, lr=self.learning_rate, fused=True)
         except RuntimeError:  # torch < 2.4 has no fused Adam on CPU; same update, unfused
             opt = torch.optim.Adam(groups, lr=self.learning_rate)
+        for name, state in self._adam_state.items():
+            opt.state[params[name]] = {k: torch.from_numpy(np.array(v))
+                                       for k, v in state.items()}
+        self._adam_state = {}
+        self._adam = (opt, params)
 
         def step() -> None:
             opt.step()
             opt.zero_grad(set_to_none=True)
         return step
 
-    def _sgd_step(self, torch: Any, decay: list[Any], no_decay: list[Any]) -> Callable[[], None]:
+    def _sgd_step(self, torch: Any, params: dict[str, Any]) -> Callable[[], None]:
+        """Plain SGD; the coalesced sparse embedding gradients give exactly the dense update."""
         lr, shrink = self.learning_rate, 1.0 - self.learning_rate * self.regularization
+        plist = [(p, shrink != 1.0 and not n.endswith("bias")) for n, p in params.items()]
 
         def step() -> None:
             with torch.no_grad():
-                for group, decayed in ((decay, shrink != 1.0), (no_decay, False)):
-                    for p in group:
-                        g = p.grad.coalesce() if p.grad.is_sparse else p.grad
-                        if decayed:
-                            p.mul_(shrink)
-                        p.add_(g, alpha=-lr)
-                        p.grad = None
+                for p, decayed in plist:
+                    g = p.grad.coalesce() if p.grad.is_sparse else p.grad
+                    if decayed:
+                        p.mul_(shrink)
+                    p.add_(g, alpha=-lr)
+                    p.grad = None
         return step
 
     def _train_logits(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike
@@ -312,7 +343,7 @@ class _NCFModel(Model):
         u = torch.from_numpy(np.asarray(user_indices, dtype=np.int64))
         i = torch.from_numpy(np.asarray(item_indices, dtype=np.int64))
         with torch.no_grad():
-            return _forward(torch, w, u, i, len(self.layers), sparse=False).numpy()
+            return _forward(torch, w, u, i, len(self.layers)).numpy()
 
     # ------------------------------------------------------------------ scoring
     def _score_tables(self) -> dict[str, np.ndarray]:
@@ -385,17 +416,38 @@ class _NCFModel(Model):
 
     # ------------------------------------------------------------------ artifacts
     def _arrays(self) -> dict[str, np.ndarray]:
-        return dict(self.weights)
+        """The weights; mid-fit (a checkpoint) also Adam's moments, so a resume is exact."""
+        out = dict(self.weights)
+        if self._adam is not None and self.epochs_done < self.epochs:
+            opt, params = self._adam
+            for name, p in params.items():
+                for key, value in opt.state.get(p, {}).items():
+                    out[f"adam.{name}.{key}"] = value.numpy().copy()
+        return out
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         shapes = self._shapes()
-        if set(arrays) != set(shapes):
-            raise ValueError(f"arrays {sorted(arrays)} differ from the expected {sorted(shapes)}")
+        state: dict[str, dict[str, np.ndarray]] = {}
+        for key, value in arrays.items():
+            if key in shapes:
+                continue
+            prefix, _, moment = key.rpartition(".")
+            name = prefix.removeprefix("adam.")
+            if not prefix.startswith("adam.") or name not in shapes or moment not in (
+                    "exp_avg", "exp_avg_sq", "step"):
+                raise ValueError(f"unexpected array {key!r}")
+            if value.shape != (() if moment == "step" else shapes[name]):
+                raise ValueError(f"{key} has shape {value.shape}")
+            state.setdefault(name, {})[moment] = value
+        missing = sorted(set(shapes) - set(arrays))
+        if missing:
+            raise ValueError(f"missing arrays {missing}")
         for name, shape in shapes.items():
             if arrays[name].shape != shape:
                 raise ValueError(f"{name} has shape {arrays[name].shape}, expected {shape}")
         self._set_weights({name: np.array(arrays[name], dtype=np.float32)
                            for name in shapes})
+        self._adam_state = state
 
 
 @register
@@ -522,8 +574,11 @@ class NeuMF(_NCFModel):
         self._pretrained = (gmf, mlp)
         self.pretrain = True
 
+    def _optimizer_name(self) -> str:
+        return "sgd" if self.pretrain else "adam"
+
     def _start_weights(self, train: Interactions
-                       ) -> tuple[dict[str, np.ndarray], str, dict[str, Any]]:
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if not self.pretrain:
             return super()._start_weights(train)
         if self._pretrained is None:
@@ -531,7 +586,7 @@ class NeuMF(_NCFModel):
                               "(CLI: --pretrain-from GMF_DIR,MLP_DIR)")
         gmf, mlp = self._pretrained
         if (gmf.n_users, gmf.n_items) != (train.n_users, train.n_items) or (
-                gmf.train_fingerprint not in (None, train.fingerprint())):
+                gmf.train_fingerprint not in (None, self.train_fingerprint)):
             raise ConfigError("the pretrained GMF and MLP were fitted on other training data "
                               "than this fit's")
         a = PRETRAIN_ALPHA
@@ -545,4 +600,4 @@ class NeuMF(_NCFModel):
         info = {"pretrained_from": {
             m.name: {"config": m.config(), "fingerprint": m.train_fingerprint,
                      "loss": m.fit_info.get("loss")} for m in (gmf, mlp)}}
-        return weights, "sgd", info
+        return weights, info

@@ -1,0 +1,252 @@
+"""Benchmark GMF, MLP and NeuMF (He et al., WWW 2017) on the NCF ml-1m split.
+
+Sections (``--sections``, comma-separated):
+
+quality
+    For each seed: GMF(k), MLP(k) with the tower [4k, 2k, k], and NeuMF(k) initialised from that
+    seed's GMF and MLP and trained with SGD (the paper's pretraining), with the NCF settings
+    (4 negatives, batch 256, Adam lr 0.001, ``--epochs``). Prints sampled (NCF protocol, 99
+    negatives) and full-catalog HR/NDCG@10 per seed and their means, the fit time per model and
+    per epoch, and the wall time of the whole NeuMF-with-pretraining pipeline next to MF's
+    (``MatrixFactorization`` with its defaults and the same thread count).
+speed
+    Training examples per second for each model at k = 8 and 64, measured on one epoch over a
+    random 10% of the training pairs in the full index space (the dense Adam step touches every
+    embedding row, so the table sizes must be the real ones).
+latency
+    ``score_all`` latency for one user over the whole catalog (median over random users, after
+    the one-off precomputation of the item tables, which is reported separately).
+
+Example (the full protocol, unattended, a few hours on 2 cores)::
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/ncf.py --seeds 0,1,2 --epochs 20 --threads 2 \\
+        --json runs/ncf.json
+
+A shorter run: ``--seeds 0 --epochs 5 --models gmf --sections quality``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dotrec.data.interactions import Interactions
+from dotrec.data.registry import load_dataset
+from dotrec.data.splits import Split
+from dotrec.eval.protocols import evaluate
+from dotrec.machine import machine_info, machine_line
+from dotrec.models import GMF, MLP, MatrixFactorization, Model, NeuMF
+from dotrec.random import rng
+
+#: The issue's bands for ml-1m at k = 64 (mean of 3 seeds, sampled protocol).
+TARGETS = {"gmf": {"hr@10": 0.69}, "mlp": {"hr@10": 0.68},
+           "neumf": {"hr@10": 0.715, "ndcg@10": 0.430}}
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("DOTREC_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def summarize(model: Model, split: Split) -> dict[str, Any]:
+    start = time.perf_counter()
+    res = evaluate(model, split, protocol="both", k=10)
+    s, f = res["sampled"].summary(), res["full"].summary()
+    return {"sampled": {"hr@10": s["hr@10"], "ndcg@10": s["ndcg@10"]},
+            "full": {"hr@10": f["hr@10"], "ndcg@10": f["ndcg@10"], "mrr": f["mrr"]},
+            "fit_seconds": model.fit_info["fit_seconds"],
+            "epoch_seconds": model.fit_info["fit_seconds"] / max(1, model.fit_info["epochs"]),
+            "loss": model.fit_info.get("loss"), "eval_seconds": time.perf_counter() - start}
+
+
+def fit_logged(model: Model, split: Split, label: str, trace: bool) -> Model:
+    """Fit with one log line per epoch (sampled HR@10 too with ``trace``)."""
+    last = [time.perf_counter()]
+
+    def on_epoch(epoch: int, m: Model) -> None:
+        now = time.perf_counter()
+        extra = ""
+        if trace:
+            s = evaluate(m, split, protocol="sampled", k=10)["sampled"].summary()
+            extra = f"  sampled HR@10 {s['hr@10']:.4f} NDCG@10 {s['ndcg@10']:.4f}"
+        log(f"  {label} epoch {epoch}: loss {m.fit_info.get('loss', float('nan')):.4f}  "
+            f"{now - last[0]:.1f}s{extra}")
+        last[0] = time.perf_counter()
+
+    return model.fit(split.train, on_epoch=on_epoch)
+
+
+def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
+    k, models = args.factor, args.models
+    common = {"epochs": args.epochs, "batch_size": 256, "n_negatives": 4,
+              "threads": args.threads}
+    per_seed: dict[str, list[dict[str, Any]]] = {}
+    for seed in args.seeds:
+        row: dict[str, dict[str, Any]] = {}
+        need_pre = "neumf" in models
+        gmf = mlp = None
+        if "gmf" in models or need_pre:
+            gmf = fit_logged(GMF(factor=k, learning_rate=0.001, seed=seed, **common), split,
+                             f"gmf seed {seed}", args.trace)
+            row["gmf"] = summarize(gmf, split)
+        if "mlp" in models or need_pre:
+            mlp = fit_logged(MLP(factor=k, learning_rate=0.001, seed=seed, **common), split,
+                             f"mlp seed {seed}", args.trace)
+            row["mlp"] = summarize(mlp, split)
+        if need_pre:
+            assert gmf is not None and mlp is not None
+            epochs = args.epochs if args.neumf_epochs is None else args.neumf_epochs
+            neumf = NeuMF(factor=k, learning_rate=args.neumf_lr, seed=seed,
+                          **{**common, "epochs": epochs})
+            neumf.set_pretrained(gmf, mlp)
+            fit_logged(neumf, split, f"neumf seed {seed}", args.trace)
+            row["neumf"] = summarize(neumf, split)
+            row["neumf"]["pipeline_seconds"] = (gmf.fit_info["fit_seconds"]
+                                                + mlp.fit_info["fit_seconds"]
+                                                + neumf.fit_info["fit_seconds"])
+        if "mf" in models:
+            mf = MatrixFactorization(seed=seed, threads=args.threads).fit(split.train)
+            row["mf"] = summarize(mf, split)
+        for name, r in row.items():
+            per_seed.setdefault(name, []).append({"seed": seed, **r})
+            s, f = r["sampled"], r["full"]
+            log(f"{name:6s} seed {seed}: sampled HR@10 {s['hr@10']:.4f} NDCG@10 "
+                f"{s['ndcg@10']:.4f} | full HR@10 {f['hr@10']:.4f} NDCG@10 {f['ndcg@10']:.4f} "
+                f"MRR {f['mrr']:.4f} | fit {r['fit_seconds']:.0f}s "
+                f"({r['epoch_seconds']:.1f}s/epoch)")
+    means: dict[str, Any] = {}
+    log(f"\nmeans over seeds {args.seeds} (k={k}, {args.epochs} epochs, sampled = NCF "
+        "protocol with 99 negatives; full = all non-training items)")
+    for name, rows in per_seed.items():
+        m = {f"{p} {key}": statistics.fmean(r[p][key] for r in rows)
+             for p in ("sampled", "full") for key in rows[0][p]}
+        m["fit_seconds"] = statistics.fmean(r["fit_seconds"] for r in rows)
+        if name == "neumf":
+            m["pipeline_seconds"] = statistics.fmean(r["pipeline_seconds"] for r in rows)
+        means[name] = m
+        targets = TARGETS.get(name, {}) if (split.name, k) == ("ml-1m", 64) else {}
+        verdict = "".join(
+            f"  [{key} target {t}: {'ok' if m['sampled ' + key] >= t else 'BELOW'}]"
+            for key, t in targets.items())
+        log(f"{name:6s} sampled HR@10 {m['sampled hr@10']:.4f} NDCG@10 "
+            f"{m['sampled ndcg@10']:.4f} | full HR@10 {m['full hr@10']:.4f} NDCG@10 "
+            f"{m['full ndcg@10']:.4f} MRR {m['full mrr']:.4f} | fit {m['fit_seconds']:.0f}s"
+            + verdict)
+    if "neumf" in means:
+        line = f"wall time, NeuMF with pretraining (GMF + MLP + NeuMF fits): " \
+               f"{means['neumf']['pipeline_seconds']:.0f}s"
+        if "mf" in means:
+            line += f"; MF: {means['mf']['fit_seconds']:.0f}s"
+        log(line)
+    return {"per_seed": per_seed, "means": means}
+
+
+def timed_fit(model: Model, train: Interactions) -> dict[str, float]:
+    """Examples per second of one fit, by wall clock and by this process's CPU time."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(train)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    n = model.fit_info["train_examples"]
+    return {"examples_per_s": n / wall, "examples_per_cpu_s": n / cpu}
+
+
+def run_speed(split: Split, args: argparse.Namespace) -> dict[str, Any]:
+    mask = rng(0, "bench_speed_subset").random(len(split.train)) < 0.1
+    sub = split.train.select(mask)
+    out = {}
+    log(f"\ntraining speed: 1 epoch over {len(sub)} pairs ({len(sub) * 5} examples) in the "
+        f"full index space, {args.threads} thread(s); per CPU-second too, as the machine "
+        "may be shared")
+    GMF(epochs=1, threads=args.threads).fit(sub)  # warm-up: torch's lazy imports
+    for k in (8, 64):
+        for cls in (GMF, MLP, NeuMF):
+            r = out[f"{cls.name} k={k}"] = timed_fit(cls(factor=k, epochs=1,
+                                                          threads=args.threads), sub)
+            log(f"  {cls.name:6s} k={k:3d}: {r['examples_per_s']:10.0f} examples/s "
+                f"({r['examples_per_cpu_s']:.0f} per CPU-s)")
+    pre = NeuMF(factor=64, epochs=1, threads=args.threads)
+    pre.set_pretrained(GMF(factor=64, epochs=0).fit(sub), MLP(factor=64, epochs=0).fit(sub))
+    r = out["neumf k=64 pretrained (SGD)"] = timed_fit(pre, sub)
+    log(f"  neumf  k= 64 pretrained (SGD): {r['examples_per_s']:10.0f} examples/s "
+        f"({r['examples_per_cpu_s']:.0f} per CPU-s)")
+    return out
+
+
+def run_latency(split: Split, args: argparse.Namespace) -> dict[str, Any]:
+    users = rng(0, "bench_latency_users").integers(0, split.n_users, size=200)
+    out = {}
+    log(f"\nscore_all latency, one user x {split.n_items} items (median of {len(users)} users)")
+    for cls in (GMF, MLP, NeuMF):
+        m = cls(factor=args.factor, epochs=0).fit(split.train)
+        start = time.perf_counter()
+        m.score_all(users[:1])
+        first = time.perf_counter() - start
+        times = []
+        for u in users:
+            start = time.perf_counter()
+            m.score_all([u])
+            times.append(time.perf_counter() - start)
+        med = statistics.median(times)
+        out[f"{cls.name} k={args.factor}"] = {"median_ms": med * 1e3,
+                                              "first_call_ms": first * 1e3}
+        log(f"  {cls.name:6s} k={args.factor}: {med * 1e3:.2f} ms (first call, with the "
+            f"table precomputation: {first * 1e3:.1f} ms)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", type=Path, default=default_data_dir())
+    p.add_argument("--dataset", default="ml-1m")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--factor", type=int, default=64)
+    p.add_argument("--models", default="gmf,mlp,neumf,mf",
+                   help="gmf, mlp, neumf (pretrained from that seed's GMF and MLP), mf")
+    p.add_argument("--neumf-lr", type=float, default=0.001, help="NeuMF SGD learning rate.")
+    p.add_argument("--neumf-epochs", type=int, default=None,
+                   help="NeuMF epochs (default: --epochs).")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sections", default="quality,speed,latency")
+    p.add_argument("--trace", action="store_true", help="Sampled HR@10 after every epoch.")
+    p.add_argument("--json", type=Path, help="Also write the results to this file.")
+    args = p.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    info = {**machine_info(), "torch_threads": args.threads}
+    log(f"{machine_line()} | torch threads {args.threads}")
+    log(f"argv: {' '.join(sys.argv[1:])}")
+    split = load_dataset(args.dataset, args.data_dir)
+    log(f"{split.name}: {split.train}")
+    results: dict[str, Any] = {"machine": info, "args": {k: str(v) for k, v in vars(args).items()}}
+    start = time.perf_counter()
+    if "quality" in sections:
+        results["quality"] = run_quality(split, args)
+    if "speed" in sections:
+        results["speed"] = run_speed(split, args)
+    if "latency" in sections:
+        results["latency"] = run_latency(split, args)
+    results["wall_seconds"] = time.perf_counter() - start
+    log(f"\ntotal wall time {results['wall_seconds']:.0f}s")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""GMF, MLP and NeuMF beyond the shared contract: pretraining, fast scoring, resume, CLI, bands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dotrec.cli import app
+from dotrec.data.interactions import Interactions
+from dotrec.data.registry import load_dataset
+from dotrec.data.splits import Split
+from dotrec.errors import ConfigError, DataError
+from dotrec.eval.protocols import evaluate_sampled
+from dotrec.models import GMF, MLP, Model, NeuMF, load_model
+from dotrec.models.ncf import _forward, _sample_negatives
+from dotrec.random import rng
+from tests.conftest import planted_split
+
+torch = pytest.importorskip("torch")
+
+KW = {"factor": 8, "batch_size": 64, "learning_rate": 0.01, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return planted_split()
+
+
+@pytest.fixture(scope="module")
+def pretrained(split: Split) -> tuple[GMF, MLP]:
+    return (GMF(epochs=4, seed=1, **KW).fit(split.train),
+            MLP(epochs=4, seed=2, **KW).fit(split.train))
+
+
+def all_pairs(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    return (np.repeat(np.arange(split.n_users), split.n_items),
+            np.tile(np.arange(split.n_items), split.n_users))
+
+
+def test_pretrained_neumf_starts_at_the_mean_of_gmf_and_mlp_logits(
+        split: Split, pretrained: tuple[GMF, MLP]) -> None:
+    gmf, mlp = pretrained
+    u, i = all_pairs(split)
+    expected = 0.5 * gmf.score(u, i) + 0.5 * mlp.score(u, i)
+    assert np.std(gmf.score(u, i) - mlp.score(u, i)) > 0.1  # the two really differ
+    neumf = NeuMF(epochs=0, **KW)
+    neumf.set_pretrained(gmf, mlp)
+    neumf.fit(split.train)
+    assert neumf.config()["pretrain"] is True
+    # Before any NeuMF step: both the training graph (torch) and the scorer (NumPy).
+    np.testing.assert_allclose(neumf._train_logits(u, i), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(neumf.score(u, i), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(neumf.weights["gmf.item_embedding"],
+                                  gmf.weights["gmf.item_embedding"])
+
+    gmf_before = gmf.score(u, i)
+    trained = NeuMF(epochs=2, **KW)
+    trained.set_pretrained(gmf, mlp)
+    trained.fit(split.train)
+    assert trained.fit_info["optimizer"] == "sgd"
+    assert set(trained.fit_info["pretrained_from"]) == {"gmf", "mlp"}
+    assert not np.allclose(trained.score(u, i), expected, atol=1e-4)  # SGD moved it
+    np.testing.assert_array_equal(gmf.score(u, i), gmf_before)  # the sources are untouched
+    assert evaluate_sampled(trained, split).hr.mean() >= 0.9
+
+
+def test_set_pretrained_checks_its_inputs(split: Split, pretrained: tuple[GMF, MLP]) -> None:
+    gmf, mlp = pretrained
+    with pytest.raises(ConfigError, match="factor"):
+        NeuMF(factor=16).set_pretrained(gmf, mlp)
+    with pytest.raises(ConfigError, match="layers"):
+        NeuMF(factor=8, layers=[16, 8]).set_pretrained(gmf, mlp)
+    with pytest.raises(ConfigError, match="GMF and an MLP"):
+        NeuMF(factor=8).set_pretrained(mlp, gmf)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fitted"):
+        NeuMF(factor=8).set_pretrained(GMF(factor=8), mlp)
+    with pytest.raises(ConfigError, match="set_pretrained"):
+        NeuMF(pretrain=True, **KW).fit(split.train)
+    other = planted_split(seed=1).train
+    n = NeuMF(epochs=1, **KW)
+    n.set_pretrained(gmf, mlp)
+    with pytest.raises(ConfigError, match="other training data"):
+        n.fit(other)
+
+
+def test_sgd_with_sparse_embedding_gradients_equals_the_dense_update(split: Split) -> None:
+    model = NeuMF(epochs=0, **{**KW, "regularization": 0.1}).fit(split.train)
+    users = torch.tensor([0, 0, 3, 5, 0])  # repeated rows accumulate
+    items = torch.tensor([1, 2, 2, 2, 7])
+    labels = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0])
+    dense = {n: torch.from_numpy(w.copy()).requires_grad_(True) for n, w in model.weights.items()}
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        _forward(torch, dense, users, items, len(model.layers)), labels)
+    loss = loss + 0.05 * sum((p ** 2).sum() for n, p in dense.items() if not n.endswith("bias"))
+    loss.backward()
+    expected = {n: (p - 0.01 * p.grad).detach().numpy() for n, p in dense.items()}
+
+    params = {n: torch.from_numpy(w.copy()).requires_grad_(True) for n, w in model.weights.items()}
+    step = model._sgd_step(torch, params)
+    torch.nn.functional.binary_cross_entropy_with_logits(
+        _forward(torch, params, users, items, len(model.layers), sparse=True), labels).backward()
+    assert params["gmf.user_embedding"].grad.is_sparse
+    step()
+    for n, p in params.items():
+        np.testing.assert_allclose(p.detach().numpy(), expected[n], rtol=1e-6, atol=1e-8,
+                                   err_msg=n)
+
+
+@pytest.mark.parametrize("cls", [GMF, MLP, NeuMF])
+def test_score_all_fast_path_equals_pairwise_and_training_graph(cls: type, split: Split) -> None:
+    m = cls(epochs=2, seed=3, **KW).fit(split.train)
+    u, i = all_pairs(split)
+    pairs = m.score(u, i)
+    np.testing.assert_allclose(m._train_logits(u, i), pairs, rtol=1e-5, atol=1e-5)
+    users = np.arange(split.n_users)
+    for batch_size in (None, 3 * split.n_items * 32, 1):  # one batch, 3 users, 1 user each
+        full = m.score_all(users, batch_size=batch_size)
+        assert full.dtype == np.float32 and full.shape == (split.n_users, split.n_items)
+        np.testing.assert_allclose(full.reshape(-1), pairs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [GMF, MLP])
+def test_resume_from_a_checkpoint_is_bit_identical(cls: type, split: Split,
+                                                   tmp_path: Path) -> None:
+    ref = cls(epochs=4, seed=5, **KW).fit(split.train)
+
+    class Stop(Exception):
+        pass
+
+    def checkpoint_then_die(epoch: int, m: Model) -> None:
+        if epoch == 2:
+            m.save(tmp_path / "ckpt", dataset="planted")
+        if epoch == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        cls(epochs=4, seed=5, **KW).fit(split.train, on_epoch=checkpoint_then_die)
+    with np.load(tmp_path / "ckpt" / "arrays.npz") as z:
+        assert any(k.startswith("adam.") for k in z.files)  # the checkpoint keeps Adam's state
+    resumed = load_model(tmp_path / "ckpt")
+    assert resumed.epochs_done == 2
+    resumed.fit(split.train, resume=True)
+    for name, w in ref.weights.items():
+        np.testing.assert_array_equal(resumed.weights[name], w, err_msg=name)
+    ref.save(tmp_path / "final")
+    with np.load(tmp_path / "final" / "arrays.npz") as z:
+        assert not any(k.startswith("adam.") for k in z.files)  # a finished model does not
+
+
+def test_negatives_avoid_training_items_and_cover_the_rest(split: Split) -> None:
+    train = split.train
+    neg = _sample_negatives(train, 60, rng(0, "test")).reshape(len(train), 60)
+    csr = train.csr
+    for u in range(train.n_users):
+        drawn = set(neg[train.user_index == u].ravel().tolist())
+        seen = set(csr.indices[csr.indptr[u]:csr.indptr[u + 1]].tolist())
+        assert drawn == set(range(train.n_items)) - seen, u
+    full = Interactions.from_indices(np.repeat([0, 1], 3), [0, 1, 2, 0, 1, 2], n_items=3)
+    with pytest.raises(DataError, match="all 3 items"):
+        _sample_negatives(full, 1, rng(0, "test"))
+
+
+def test_hyperparameters_are_checked_and_layers_override_factor() -> None:
+    for kw in [{"factor": 0}, {"epochs": 2.5}, {"batch_size": 0}, {"learning_rate": 0.0},
+               {"regularization": -1.0}, {"threads": 0}, {"n_negatives": -1}]:
+        with pytest.raises(ConfigError):
+            GMF(**kw)
+    for layers in [[], [8, 0], "64,32"]:
+        with pytest.raises(ConfigError):
+            MLP(layers=layers)  # type: ignore[arg-type]
+    m = MLP(factor=8, layers=[32, 16, 4])
+    assert m.factor == 4 and m.config()["layers"] == [32, 16, 4]
+    assert MLP(factor=8).layers == [32, 16, 8] and "layers" not in GMF().config()
+    assert MLP.from_config(m.config()).config() == m.config()
+
+
+def test_cli_trains_neumf_from_pretrained_gmf_and_mlp(tmp_path: Path) -> None:
+    runner = CliRunner()
+    common = ["--dataset", "synthetic", "--threads", "1", "--factor", "8"]
+    g, m, n = tmp_path / "gmf", tmp_path / "mlp", tmp_path / "neumf"
+    for name, out, extra in [("gmf", g, []), ("mlp", m, ["--layers", "32,16,8"])]:
+        r = runner.invoke(app, ["train", name, *common, *extra, "--epochs", "2",
+                                "--batch-size", "256", "--out", str(out), "--protocol", "none"])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", "neumf", *common, "--epochs", "1", "--pretrain-from",
+                            f"{g},{m}", "--out", str(n), "--protocol", "sampled"])
+    assert r.exit_code == 0, r.output
+    model = load_model(n)
+    assert isinstance(model, NeuMF) and model.config()["pretrain"] is True
+    assert model.fit_info["optimizer"] == "sgd" and model.fit_info["epochs"] == 1
+    meta = json.loads((n / "model.json").read_text())
+    assert meta["fit"]["pretrained_from"]["gmf"]["config"]["factor"] == 8
+    r = runner.invoke(app, ["evaluate", str(n), "--dataset", "synthetic", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sampled"]["hr@10"] > 0.2
+
+    r = runner.invoke(app, ["train", "neumf", *common[:4], "--factor", "16", "--pretrain-from",
+                            f"{g},{m}", "--protocol", "none"])
+    assert r.exit_code != 0 and isinstance(r.exception, ConfigError)
+    assert "factor" in str(r.exception)
+    r = runner.invoke(app, ["train", "gmf", *common, "--layers", "8,4"])
+    assert r.exit_code != 0 and "--layers does not apply" in str(r.exception)
+
+
+def test_models_load_and_score_without_torch(split: Split, tmp_path: Path) -> None:
+    model = MLP(epochs=1, **KW).fit(split.train)
+    model.save(tmp_path / "mlp")
+    code = f"""
+import sys
+sys.modules["torch"] = None  # as if torch were not installed
+import dotrec, dotrec.models
+from dotrec.data.interactions import Interactions
+from dotrec.errors import ConfigError
+m = dotrec.models.load_model({str(tmp_path / "mlp")!r})
+print(float(m.score([0], [1])[0]))
+try:
+    dotrec.models.GMF(epochs=1).fit(Interactions.from_indices([0, 1], [1, 0]))
+except ConfigError as e:
+    print("ConfigError", e)
+"""
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    score, err = r.stdout.splitlines()
+    assert float(score) == pytest.approx(float(model.score([0], [1])[0]), rel=1e-6)
+    assert "ConfigError" in err and "pip install" in err
+
+
+@pytest.mark.realdata
+def test_gmf_band_on_ml_1m_u3k(data_dir: Path) -> None:
+    # Measured: sampled HR@10 0.546 / 0.530 / 0.533 for seeds 0 / 1 / 2 (GMF k=8, 2 epochs).
+    split = load_dataset("ml-1m-u3k", data_dir)
+    m = GMF(factor=8, epochs=2, seed=0, threads=1).fit(split.train)
+    hr = evaluate_sampled(m, split).hr.mean()
+    assert 0.49 <= hr <= 0.60, hr
