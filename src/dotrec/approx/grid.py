@@ -32,12 +32,12 @@ FORMAT = "dotrec-approx-dot"
 PROTOCOL_VERSION = 1
 
 #: The default grid: under 10 minutes on 2 CPU cores (measured: docs/approx_dot.md). m = 2
-#: because m = 1 at d = 16 varies a lot from seed to seed; 16 epochs instead of the paper's 32.
+#: because m = 1 at d = 16 varies a lot from seed to seed; 12 epochs instead of the paper's 32.
 DEFAULT_DIMS = (16, 32, 64)
 DEFAULT_USERS = (2000, 4000, 8000)
 DEFAULT_MULTS = (2,)
 DEFAULT_REPEATS = 2
-DEFAULT_EPOCHS = 16
+DEFAULT_EPOCHS = 12
 
 #: Names of the RMSE columns of a run record: ``{model}_{part}``.
 MODELS = ("mlp", "dot", "zero")

@@ -232,10 +232,9 @@ def summary_markdown(cells: Sequence[Cell], meta: dict[str, Any]) -> str:
 
 def plot_heatmaps(cells: Sequence[Cell], out_dir: str | Path) -> list[Path]:
     """Write ``excess_m{m}.png`` per ``first_layer_mult``: test excess over d x n_users."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # An explicit Agg canvas, not pyplot: no global backend switch, no GUI, thread-safe.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     out = Path(out_dir)
     mults = sorted({c["first_layer_mult"] for c in cells})
@@ -244,7 +243,9 @@ def plot_heatmaps(cells: Sequence[Cell], out_dir: str | Path) -> list[Path]:
     vmin = min(0.0, min(float(np.nanmin(t)) for _, _, t in tables.values()))
     paths = []
     for m, (dims, users, t) in tables.items():
-        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(users), 1.0 + 0.7 * len(dims)))
+        fig = Figure(figsize=(1.2 + 1.1 * len(users), 1.0 + 0.7 * len(dims)))
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
         im = ax.imshow(t, cmap="viridis", vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
         for k in range(len(dims)):
             for j in range(len(users)):
@@ -260,7 +261,6 @@ def plot_heatmaps(cells: Sequence[Cell], out_dir: str | Path) -> list[Path]:
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
         path = out / f"excess_m{m}.png"
         atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
