@@ -13,6 +13,8 @@ from dotrec.cli import train as _train  # noqa: E402,F401
 from dotrec.cli import evaluate as _evaluate  # noqa: E402,F401
 from dotrec.cli import compare as _compare  # noqa: E402,F401
 from dotrec.cli import approx as _approx  # noqa: E402,F401
+from dotrec.cli import tune as _tune  # noqa: E402,F401
+from dotrec.cli import study as _study  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,149 @@
+"""``dotrec tune MODEL``: tune one model at one embedding size on the tuning holdout.
+
+Trials are stored as they run (SQLite in ``--out`` by default), so the same command resumes an
+interrupted study; with ``--storage postgresql://...`` several processes, on one machine or
+many, work on one study and stop together when ``--trials`` trials have finished in total.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from dotrec.artifacts import atomic_write_bytes
+from dotrec.cli._common import load_split, print_table
+from dotrec.cli.app import app, console, data_dir_option, default_threads, err_console
+from dotrec.errors import ConfigError
+
+if TYPE_CHECKING:  # Optuna (the `tune` extra) is imported only when a command needs it
+    from dotrec.tune import TuneProgress, TuneResult
+
+
+def trial_progress() -> Progress:
+    """A Rich progress display for trials (on stderr): n of N, best so far, ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
+        TimeRemainingColumn(), console=err_console,
+    )
+
+
+class TrialDisplay:
+    """Turns :class:`TuneProgress` snapshots into updates of one progress task."""
+
+    def __init__(self, progress: Progress, task: TaskID, metric: str) -> None:
+        self.progress = progress
+        self.task = task
+        self.metric = metric
+
+    def __call__(self, p: TuneProgress) -> None:
+        info = ("best -" if p.best_value is None
+                else f"best {self.metric} {p.best_value:.4f} (trial {p.best_trial})")
+        if p.event is not None:
+            e = p.event
+            info += f" | trial {e.trial} {e.phase} epoch {e.epoch}/{e.epochs}"
+            if e.value is not None:
+                info += f" {self.metric} {e.value:.4f}"
+        if p.waiting_for:
+            info += f" | waiting for {p.waiting_for} running trial(s) of other workers"
+        self.progress.update(self.task, total=p.total, completed=p.finished, info=info)
+
+
+def result_table(result: TuneResult, metric: str) -> Table:
+    """Counts, the best value and the best configuration of a tuning study."""
+    t = Table(title=f"study {result.study_name}", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    t.add_row("finished trials", f"{result.finished} of {result.n_trials} "
+                                 f"({result.complete} complete, {result.pruned} pruned; "
+                                 f"{result.failed} failed, not counted)")
+    t.add_row(f"best holdout {metric}",
+              "-" if result.best_value is None
+              else f"{result.best_value:.4f} (trial {result.best_trial})")
+    for name, value in sorted(result.best_params.items()):
+        t.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
+    t.add_row("storage", result.storage)
+    return t
+
+
+def load_optuna() -> None:
+    """Check that Optuna is installed and keep its per-trial INFO lines out of the display."""
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("tuning needs Optuna: pip install 'dotrec[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@app.command("tune")
+def tune_cmd(
+    model_name: str = typer.Argument(..., metavar="MODEL",
+                                     help="Model to tune: mf, ials, gmf, mlp or neumf."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d",
+                                help="Registry name, NCF prefix, or ratings file."),
+    data_dir: Path | None = data_dir_option(),
+    trials: int = typer.Option(..., "--trials", "-n",
+                               help="Finished trials to reach in total (all workers and runs)."),
+    dim: int = typer.Option(64, "--dim", help="Embedding size, fixed while tuning (paper "
+                                              "accounting: GMF k, MLP 2k, NeuMF 3k)."),
+    timeout: float | None = typer.Option(None, help="Start no new trial after S seconds."),
+    storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite file "
+                                                  "OUT/optuna.db; postgresql://... for "
+                                                  "several workers)."),
+    study: str | None = typer.Option(None, "--study",
+                                     help="Study name (default: DATASET:MODEL:dDIM)."),
+    out: Path = typer.Option(Path("runs/tune"), "--out", "-o",
+                             help="Folder of the default storage and of the result JSON."),
+    metric: str = typer.Option("ndcg", help="Objective on the holdout: ndcg, hr or rr."),
+    k: int = typer.Option(10, "-k", help="Cut-off of the objective metric."),
+    seed: int = typer.Option(0, help="Seed of the sampler, the holdout and the models."),
+    pruner: str = typer.Option("median", help="Per-epoch pruning: median, halving or none."),
+    epoch_scale: float = typer.Option(1.0, help="Multiply the searched epoch ranges (e.g. "
+                                                "0.25 for a quick study)."),
+    threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
+    holdout_negatives: int = typer.Option(99, help="Sampled negatives per holdout user."),
+    heartbeat: int = typer.Option(10, help="Seconds between heartbeats; a trial silent for "
+                                           "two is retried by another run or worker."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Tune MODEL on the tuning holdout of a dataset (the test set is never read)."""
+    load_optuna()
+    from dotrec.tune import default_storage, open_storage, redact, tune
+
+    url = storage or default_storage(out)
+    rdb = open_storage(url, heartbeat)  # before loading data: a bad URL fails at once
+    split = load_split(dataset, data_dir, seed)
+    with trial_progress() as progress:
+        task = progress.add_task(f"tune {model_name} d{dim}", total=trials, info="")
+        result = tune(split, model_name, size=dim, n_trials=trials, storage=rdb,
+                      study_name=study, metric=metric, k=k, seed=seed,
+                      threads=threads or default_threads(), pruner=pruner,
+                      epoch_scale=epoch_scale, timeout=timeout,
+                      holdout_negatives=holdout_negatives,
+                      on_progress=TrialDisplay(progress, task, metric))
+    path = out / (re.sub(r"[^A-Za-z0-9_.-]+", "_", result.study_name) + ".json")
+    atomic_write_bytes(path, json.dumps(asdict(result), indent=1, default=str).encode())
+    if as_json:
+        console.out(json.dumps(asdict(result), default=str))
+        return
+    print_table(result_table(result, f"{metric}@{k}"))
+    if result.timed_out and not result.done:
+        console.print(f"stopped by --timeout after {result.seconds:.0f} s with "
+                      f"{result.finished} of {result.n_trials} trials finished; rerun the same "
+                      "command to continue")
+    console.print(f"result written to {path} (storage {redact(url)})")

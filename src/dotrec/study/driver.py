@@ -1,0 +1,286 @@
+"""The comparison study: tune every model at every size, retrain the winners, test them.
+
+For each model and embedding size (a *cell*):
+
+1. tune it with :func:`dotrec.tune.tune` on the tuning holdout (equal trial budget for every
+   cell; a study already stored with that budget is reused, an unfinished one resumed; the
+   study is named ``DATASET:MODEL:dSIZE`` as by ``dotrec tune``, so studies tuned by
+   ``dotrec tune`` workers with the same settings are reused);
+2. retrain the best configuration of the cell's first ``n_trials`` finished trials on the full
+   training data with ``n_seeds`` seeds (``seed``, ``seed + 1``, ...);
+3. evaluate each retrained model on the test set under both protocols and record the per-user
+   ranks, so that any two cells can be compared pairwise over users.
+
+Every finished seed is written to ``OUT/cells/MODEL-dSIZE/seedI.{json,npz}`` (atomically) and
+never recomputed while the cell's best configuration and training data stay the same; the
+tuning storage is durable too, so an interrupted study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from optuna.storages import RDBStorage
+
+from dotrec.artifacts import atomic_write_bytes
+from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split
+from dotrec.errors import ArtifactError, ConfigError
+from dotrec.eval.metrics import hit_rate, ndcg
+from dotrec.eval.protocols import PROTOCOL_VERSION, evaluate
+from dotrec.models import MODELS, Model
+from dotrec.tune import (
+    PRUNERS,
+    TuneProgress,
+    TuneResult,
+    counted_size,
+    default_storage,
+    fit_config,
+    open_storage,
+    redact,
+    tune,
+    width_for_size,
+)
+from dotrec.tune.objective import METRICS
+from dotrec.tune.spaces import check_model
+
+PROTOCOLS = ("sampled", "full")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The settings of a study (``dotrec study`` flags)."""
+
+    models: tuple[str, ...] = ("mf", "ials", "gmf", "mlp", "neumf")
+    dims: tuple[int, ...] = (16, 32, 64, 128, 192)
+    n_trials: int = 50
+    n_seeds: int = 3
+    metric: str = "ndcg"
+    k: int = 10
+    seed: int = 0
+    pruner: str = "median"
+    epoch_scale: float = 1.0
+    threads: int = 1
+    storage: str | None = None
+    heartbeat: int = 10
+    holdout_negatives: int = DEFAULT_EVAL_NEGATIVES
+
+    def __post_init__(self) -> None:
+        if not self.models or not self.dims:
+            raise ConfigError("a study needs at least one model and one embedding size")
+        for m in self.models:
+            check_model(m)
+        if len(set(self.models)) != len(self.models) or len(set(self.dims)) != len(self.dims):
+            raise ConfigError("--models and --dims must not repeat an entry")
+        if min(self.dims) < 1:
+            raise ConfigError(f"embedding sizes must be >= 1, got {min(self.dims)}")
+        if self.n_trials < 1 or self.n_seeds < 1:
+            raise ConfigError("--trials and --seeds must be >= 1")
+        if self.metric not in METRICS or self.pruner not in PRUNERS:
+            raise ConfigError(f"metric must be one of {', '.join(METRICS)} and pruner one of "
+                              f"{', '.join(PRUNERS)}")
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One retrained seed of a cell: test results under both protocols."""
+
+    seed: int
+    fit_seconds: float
+    summaries: dict[str, dict[str, Any]]
+    users: np.ndarray
+    ranks: dict[str, np.ndarray]
+
+    def per_user(self, protocol: str, metric: str, k: int) -> np.ndarray:
+        """Per-user ``hr`` or ``ndcg`` at ``k`` under ``protocol`` (float64, one per user)."""
+        fn = {"hr": hit_rate, "ndcg": ndcg}[metric]
+        return np.asarray(fn(self.ranks[protocol], k), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A model at one embedding size: its tuning outcome and its retrained seeds."""
+
+    model: str
+    size: int
+    tuning: TuneResult
+    runs: tuple[SeedRun, ...]
+
+    @property
+    def width(self) -> int:
+        """``embedding_dim`` (MF, iALS) or the predictive factor k (NCF models)."""
+        return width_for_size(self.model, self.size)
+
+    @property
+    def counted_size(self) -> int:
+        """The embedding size in the paper's accounting (k, 2k or 3k for the NCF models)."""
+        return counted_size(self.model, self.size)
+
+    @property
+    def is_dot_product(self) -> bool:
+        return bool(MODELS[self.model].is_dot_product)
+
+    def metric(self, protocol: str, key: str) -> np.ndarray:
+        """One summary value (e.g. ``"hr@10"``) per seed."""
+        return np.array([r.summaries[protocol][key] for r in self.runs], dtype=np.float64)
+
+    def per_user(self, protocol: str, metric: str, k: int) -> np.ndarray:
+        """Per-user metric averaged over the seeds."""
+        return np.mean([r.per_user(protocol, metric, k) for r in self.runs], axis=0)
+
+    @property
+    def fit_seconds(self) -> np.ndarray:
+        return np.array([r.fit_seconds for r in self.runs], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """Every cell of a study, with the settings and timings needed by the report."""
+
+    dataset: str
+    config: StudyConfig
+    cells: tuple[Cell, ...]
+    n_test: int
+    n_negatives: int
+    wall_seconds: float
+    storage: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StudyListener(Protocol):
+    """Progress hooks of :func:`run_study` (any object with these methods)."""
+
+    def cell_started(self, index: int, total: int, model: str, size: int) -> None:
+        """Cell ``index`` (0-based) of ``total`` starts."""
+
+    def tuning(self, progress: TuneProgress) -> None:
+        """A tuning step finished (see :class:`dotrec.tune.TuneProgress`)."""
+
+    def retraining(self, seed_index: int, n_seeds: int, phase: str, epoch: int,
+                   epochs: int) -> None:
+        """An epoch of the retraining of seed ``seed_index`` (0-based) finished."""
+
+    def cell_finished(self, cell: Cell, reused: int) -> None:
+        """A cell is complete; ``reused`` seeds came from an earlier run."""
+
+
+class SilentListener:
+    """A :class:`StudyListener` that ignores everything (the default)."""
+
+    def cell_started(self, index: int, total: int, model: str, size: int) -> None:
+        pass
+
+    def tuning(self, progress: TuneProgress) -> None:
+        pass
+
+    def retraining(self, seed_index: int, n_seeds: int, phase: str, epoch: int,
+                   epochs: int) -> None:
+        pass
+
+    def cell_finished(self, cell: Cell, reused: int) -> None:
+        pass
+
+
+def cell_dir(out: Path, model: str, size: int) -> Path:
+    return out / "cells" / f"{model}-d{size}"
+
+
+def _seed_record(path: Path, params: dict[str, Any], fingerprint: str, k: int
+                 ) -> SeedRun | None:
+    """The recorded seed at ``path`` (``.json`` + ``.npz``) if it matches, else None."""
+    meta_path, arr_path = path.with_suffix(".json"), path.with_suffix(".npz")
+    if not meta_path.exists() or not arr_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        with np.load(arr_path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{path}: unreadable study record ({e}); delete it to recompute"
+                            ) from None
+    if (meta.get("params") != params or meta.get("train_fingerprint") != fingerprint
+            or meta.get("k") != k or meta.get("protocol_version") != PROTOCOL_VERSION):
+        return None
+    return SeedRun(seed=int(meta["seed"]), fit_seconds=float(meta["fit_seconds"]),
+                   summaries=meta["summaries"], users=arrays["users"],
+                   ranks={p: arrays[f"{p}_ranks"] for p in PROTOCOLS})
+
+
+def _write_seed(path: Path, run: SeedRun, params: dict[str, Any], fingerprint: str, k: int,
+                model: Model) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, users=run.users, **{f"{p}_ranks": run.ranks[p] for p in PROTOCOLS})
+    atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue())
+    meta = {"seed": run.seed, "params": params, "train_fingerprint": fingerprint, "k": k,
+            "protocol_version": PROTOCOL_VERSION, "fit_seconds": run.fit_seconds,
+            "summaries": run.summaries, "config": model.config(), "fit_info": model.fit_info}
+    atomic_write_bytes(path.with_suffix(".json"),
+                       json.dumps(meta, indent=1, default=str).encode())
+
+
+def run_cell(split: Split, model: str, size: int, config: StudyConfig, out: Path,
+             storage: RDBStorage, listener: StudyListener) -> Cell:
+    """Tune (or resume, or reuse the tuning of) one cell, then retrain and test its winner."""
+    result = tune(split, model, size=size, n_trials=config.n_trials, storage=storage,
+                  metric=config.metric,
+                  k=config.k, seed=config.seed, threads=config.threads, pruner=config.pruner,
+                  epoch_scale=config.epoch_scale,
+                  holdout_negatives=config.holdout_negatives, on_progress=listener.tuning)
+    if result.best_trial is None:
+        raise ConfigError(f"{model} at size {size}: all {result.finished} trials were pruned; "
+                          "raise --trials or use --pruner none")
+    folder = cell_dir(out, model, size)
+    atomic_write_bytes(folder / "tuning.json",
+                       json.dumps(asdict(result), indent=1, default=str).encode())
+    fingerprint = split.train.fingerprint()
+    params = result.best_params
+    runs: list[SeedRun] = []
+    reused = 0
+    for i in range(config.n_seeds):
+        seed = config.seed + i
+        path = folder / f"seed{seed}"
+        run = _seed_record(path, params, fingerprint, config.k)
+        if run is not None:
+            runs.append(run)
+            reused += 1
+            continue
+
+        def on_epoch(phase: str, epoch: int, epochs: int, m: Model, i: int = i) -> None:
+            listener.retraining(i, config.n_seeds, phase, epoch, epochs)
+
+        start = time.perf_counter()
+        fitted = fit_config(model, size, params, split.train, seed=seed,
+                            threads=config.threads, on_epoch=on_epoch)
+        fit_seconds = time.perf_counter() - start
+        res = evaluate(fitted, split, protocol="both", k=config.k)
+        run = SeedRun(seed=seed, fit_seconds=fit_seconds,
+                      summaries={p: res[p].summary() for p in PROTOCOLS},
+                      users=res["sampled"].users, ranks={p: res[p].ranks for p in PROTOCOLS})
+        _write_seed(path, run, params, fingerprint, config.k, fitted)
+        runs.append(run)
+    cell = Cell(model=model, size=size, tuning=result, runs=tuple(runs))
+    listener.cell_finished(cell, reused)
+    return cell
+
+
+def run_study(split: Split, config: StudyConfig, out: str | Path,
+              listener: StudyListener | None = None) -> StudyResult:
+    """Run (or resume) every cell of ``config`` on ``split``; results and storage in ``out``."""
+    out = Path(out)
+    listener = listener or SilentListener()
+    url = config.storage or default_storage(out)
+    storage = open_storage(url, config.heartbeat)
+    start = time.monotonic()
+    cells: list[Cell] = []
+    todo = [(m, d) for d in config.dims for m in config.models]
+    for index, (model, size) in enumerate(todo):
+        listener.cell_started(index, len(todo), model, size)
+        cells.append(run_cell(split, model, size, config, out, storage, listener))
+    return StudyResult(dataset=split.name, config=config, cells=tuple(cells),
+                       n_test=split.n_test, n_negatives=int(split.negatives.shape[1]),
+                       wall_seconds=time.monotonic() - start, storage=redact(url))

@@ -1,0 +1,115 @@
+"""The tuning objective: holdout quality of one sampled configuration.
+
+:class:`HoldoutObjective` is built from the tuning holdout alone (``split.holdout(seed)``: the
+leave-one-out procedure applied to the training interactions), so the test items and test
+negatives never reach it. Each trial samples a configuration, fits the model on the holdout's
+training part, and after every epoch scores the sampled protocol on the holdout (NDCG@10 by
+default), reports it to Optuna and stops early when the pruner says so. The trial's value is
+the metric after the last epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+
+from dotrec.data.splits import Split
+from dotrec.errors import ConfigError
+from dotrec.eval.protocols import evaluate_sampled
+from dotrec.models import Model
+from dotrec.tune.spaces import check_model, fit_config, suggest
+
+#: Per-user metrics the objective can maximise (attributes of ``EvalResult``).
+METRICS = ("ndcg", "hr", "rr")
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """One finished epoch inside a trial (for progress displays)."""
+
+    trial: int
+    phase: str
+    epoch: int
+    epochs: int
+    value: float | None
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, recorded on every trial it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class HoldoutObjective:
+    """Optuna objective: fit ``model`` at embedding ``size`` and score it on ``holdout``.
+
+    Parameters
+    ----------
+    model : str
+        A model with a search space (:data:`dotrec.tune.spaces.SPACES`).
+    size : int
+        The embedding size of the study cell (paper accounting, see :mod:`dotrec.tune.spaces`).
+    holdout : Split
+        The tuning split; its test items are the training data's held-out interactions.
+    metric : {"ndcg", "hr", "rr"}
+        Per-user metric of the sampled protocol, averaged over holdout users.
+    k : int
+        Cut-off of ``metric``.
+    seed, threads
+        Passed to every model the trial fits.
+    epoch_scale : float
+        Multiplies the searched epoch ranges (a cheaper or longer search).
+    on_epoch : callable, optional
+        Receives an :class:`EpochEvent` after every epoch.
+    """
+
+    def __init__(self, model: str, size: int, holdout: Split, *, metric: str = "ndcg",
+                 k: int = 10, seed: int = 0, threads: int = 1, epoch_scale: float = 1.0,
+                 on_epoch: Callable[[EpochEvent], None] | None = None) -> None:
+        check_model(model)
+        if metric not in METRICS:
+            raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        self.model = model
+        self.size = size
+        self.holdout = holdout
+        self.metric = metric
+        self.k = k
+        self.seed = seed
+        self.threads = threads
+        self.epoch_scale = epoch_scale
+        self.on_epoch = on_epoch
+
+    def score(self, model: Model) -> float:
+        """Mean holdout ``metric@k`` of ``model`` under the sampled protocol."""
+        res = evaluate_sampled(model, self.holdout, k=self.k)
+        return float(getattr(res, self.metric).mean())
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = suggest(trial, self.model, self.epoch_scale)
+        trial.set_user_attr("worker", worker_id())
+        last: list[float] = []
+
+        def on_epoch(phase: str, epoch: int, epochs: int, m: Model) -> None:
+            value = None
+            if phase == self.model:
+                value = self.score(m)
+                last[:] = [value]
+                trial.report(value, epoch)
+            if self.on_epoch is not None:
+                self.on_epoch(EpochEvent(trial.number, phase, epoch, epochs, value))
+            if value is not None and trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} of {epochs} "
+                                         f"({self.metric}@{self.k} {value:.4f})")
+
+        start = time.perf_counter()
+        model = fit_config(self.model, self.size, params, self.holdout.train, seed=self.seed,
+                           threads=self.threads, on_epoch=on_epoch)
+        trial.set_user_attr("fit_seconds", time.perf_counter() - start)
+        assert last and model.epochs_done, "every search space trains at least one epoch"
+        return last[0]

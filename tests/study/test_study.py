@@ -1,0 +1,121 @@
+"""A tiny study end to end: cells, resumption, the report with every table and image."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dotrec.data.splits import Split
+from dotrec.study import Cell, SilentListener, StudyConfig, StudyResult, run_study, write_report
+from dotrec.study.published import PUBLISHED
+from tests.conftest import planted_split
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CONFIG = StudyConfig(models=("mf", "ials", "gmf"), dims=(4, 8), n_trials=2, n_seeds=2,
+                     epoch_scale=0.1, threads=1, pruner="none", holdout_negatives=20)
+
+
+class Recorder(SilentListener):
+    def __init__(self) -> None:
+        self.reused: list[int] = []
+
+    def cell_finished(self, cell: Cell, reused: int) -> None:
+        self.reused.append(reused)
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    return planted_split(n_users=80, n_items=40, per_user=8, n_negatives=20)
+
+
+@pytest.fixture(scope="module")
+def study(split: Split, tmp_path_factory: pytest.TempPathFactory) -> tuple[StudyResult, Path]:
+    out = tmp_path_factory.mktemp("study")
+    return run_study(split, CONFIG, out), out
+
+
+def test_every_cell_is_tuned_retrained_and_tested(study: tuple[StudyResult, Path]) -> None:
+    result, out = study
+    assert [(c.model, c.size) for c in result.cells] == \
+        [(m, d) for d in CONFIG.dims for m in CONFIG.models]
+    for cell in result.cells:
+        assert cell.tuning.finished == 2 and cell.tuning.best_params
+        assert [r.seed for r in cell.runs] == [0, 1]
+        for run in cell.runs:
+            assert set(run.summaries) == {"sampled", "full"}
+            assert 0 <= run.summaries["sampled"]["hr@10"] <= 1
+        assert (out / "cells" / f"{cell.model}-d{cell.size}" / "seed1.npz").exists()
+
+
+def test_rerun_reuses_every_finished_cell(split: Split, study: tuple[StudyResult, Path]) -> None:
+    result, out = study
+    recorder = Recorder()
+    again = run_study(split, CONFIG, out, recorder)
+    assert recorder.reused == [CONFIG.n_seeds] * len(result.cells)
+    for a, b in zip(result.cells, again.cells, strict=True):
+        assert a.tuning.best_params == b.tuning.best_params
+        assert np.array_equal(a.per_user("full", "ndcg", 10), b.per_user("full", "ndcg", 10))
+
+
+def test_report_renders_every_table_and_image(study: tuple[StudyResult, Path]) -> None:
+    result, out = study
+    md_path, html_path = write_report(result, out)
+    md, page = md_path.read_text(), html_path.read_text()
+    for heading in ("## Results", "## Dot product vs learned similarity", "## Figures",
+                    "## Best hyperparameters"):
+        assert heading in md
+    tables = re.findall(r"^\| model \| size .*$", md, flags=re.M)
+    assert len(tables) == 2  # results and best hyperparameters
+    for cell in result.cells:
+        assert re.search(rf"^\| {cell.model} \| {cell.counted_size} \|", md, flags=re.M)
+    assert "paired t-test over" in md and "95% CI" in md
+    assert "3k (NeuMF" in md  # the size accounting is stated
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(images) == 2
+    for name in images:
+        assert (out / name).read_bytes().startswith(PNG)
+    assert page.count("<table>") == 3  # results, comparison, hyperparameters
+    embedded = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(embedded) == 2 and all(base64.b64decode(e).startswith(PNG) for e in embedded)
+    assert "published" not in md.split("## Results")[1].split("## Dot")[0].replace(
+        "No published numbers are shown", "")
+
+
+def test_published_numbers_are_labelled_and_cited(study: tuple[StudyResult, Path],
+                                                  tmp_path: Path) -> None:
+    result, _ = study
+    as_ml1m = dataclasses.replace(result, dataset="ml-1m")
+    md = write_report(as_ml1m, tmp_path)[0].read_text()
+    rows = [r for r in md.splitlines() if "| published [" in r]
+    expected = [p for p in PUBLISHED if p.dataset == "ml-1m" and p.model in CONFIG.models]
+    assert len(rows) == len(expected) == 2  # mf and ials
+    assert "| mf | 192 | - | 0.7294 | 0.4523 |" in md
+    assert "Rendle, W. Krichene" in md
+
+
+def test_comparison_picks_sides_by_holdout_and_says_who_wins(
+        study: tuple[StudyResult, Path]) -> None:
+    from dotrec.study import comparisons
+
+    result, _ = study
+    comps = comparisons(result.cells, 10)
+    assert [c.size for c in comps] == [4, 8, None]
+    for c in comps:
+        same = [x for x in result.cells if c.size in (None, x.size)]
+        dots = [x for x in same if x.model in ("mf", "ials")]
+        assert c.dot.tuning.best_value == max(x.tuning.best_value for x in dots)
+        assert c.learned.model == "gmf"
+
+
+def test_bad_study_settings_are_refused() -> None:
+    from dotrec.errors import ConfigError
+
+    for bad in (dict(models=("mf", "mf")), dict(dims=(0,)), dict(models=("nope",)),
+                dict(n_seeds=0), dict(metric="auc")):
+        with pytest.raises(ConfigError):
+            StudyConfig(**bad)
