@@ -227,9 +227,8 @@ def run_cell(split: Split, model: str, size: int, config: StudyConfig, out: Path
              storage: RDBStorage, listener: StudyListener) -> Cell:
     """Tune (or resume, or reuse the tuning of) one cell, then retrain and test its winner."""
     result = tune(split, model, size=size, n_trials=config.n_trials, storage=storage,
-                  metric=config.metric,
-                  k=config.k, seed=config.seed, threads=config.threads, pruner=config.pruner,
-                  epoch_scale=config.epoch_scale,
+                  metric=config.metric, k=config.k, seed=config.seed, threads=config.threads,
+                  pruner=config.pruner, epoch_scale=config.epoch_scale,
                   holdout_negatives=config.holdout_negatives, on_progress=listener.tuning)
     if result.best_trial is None:
         raise ConfigError(f"{model} at size {size}: all {result.finished} trials were pruned; "

@@ -305,9 +305,10 @@ def report_blocks(result: StudyResult) -> list[Block]:
             f"models: {', '.join(cfg.models)}; embedding sizes: "
             f"{', '.join(map(str, cfg.dims))}",
             f"tuning: {cfg.n_trials} finished trials per cell (TPE, seed {cfg.seed}, "
-            f"{cfg.pruner} pruning), objective: {_METRIC_NAMES[cfg.metric]}@{k} of the sampled "
-            "protocol on the tuning holdout (leave-one-out applied to the training data; the "
-            "test set is never read while tuning)"
+            f"{cfg.pruner} pruning; trial 0 is the model's published configuration), "
+            f"objective: {_METRIC_NAMES[cfg.metric]}@{k} of the sampled protocol on the "
+            "tuning holdout (leave-one-out applied to the training data; the test set is never "
+            "read while tuning)"
             + (f"; searched epoch ranges scaled by {cfg.epoch_scale:g}"
                if cfg.epoch_scale != 1.0 else ""),
             f"test: {_plural(cfg.n_seeds, 'seed')} per cell retrained on the full training data; "

@@ -19,8 +19,8 @@ Crashes
 Determinism
     TPE (Bergstra et al. 2011) with a random stream keyed by ``(seed, study, trial number)``:
     one worker with bit-reproducible fits (``threads=1`` for MF) repeats a study exactly; a
-    resumed study or a second worker never repeats a draw of another trial. Trial 0 is the model's published configuration
-    (:data:`dotrec.tune.spaces.REFERENCE`).
+    resumed study or a second worker never repeats a draw of another trial. Trial 0 is the
+    model's published configuration (:data:`dotrec.tune.spaces.REFERENCE`).
 """
 
 from __future__ import annotations
