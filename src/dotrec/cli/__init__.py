@@ -15,6 +15,10 @@ from dotrec.cli import compare as _compare  # noqa: E402,F401
 from dotrec.cli import approx as _approx  # noqa: E402,F401
 from dotrec.cli import tune as _tune  # noqa: E402,F401
 from dotrec.cli import study as _study  # noqa: E402,F401
+from dotrec.cli import index as _index  # noqa: E402,F401
+from dotrec.cli import recommend as _recommend  # noqa: E402,F401
+from dotrec.cli import serve as _serve  # noqa: E402,F401
+from dotrec.cli import bench as _bench  # noqa: E402,F401
 
 
 def main() -> None:

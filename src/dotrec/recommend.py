@@ -1,0 +1,181 @@
+"""Recommender: a fitted model + an item index + the items each user has seen + id maps.
+
+Raw ids in, raw ids out. Dot-product models rank through an :class:`ItemIndex` (MIPS, exact by
+default); learned-similarity models through batched ``score_all`` followed by the same exact
+top-k selection, the only way they can: their score of a pair is a forward pass.
+
+Rules
+    * ``recommend(user_id, k)`` returns at most ``k`` items, best first, with the model's own
+      scores (user and global biases included); ties go to the lower item index. With
+      ``exclude_seen=True`` (the default) a user's training items are never returned, so a
+      user who has seen all but 3 items gets 3. Without ``seen`` there is nothing to exclude.
+    * ``k`` must be an integer >= 1; ``k`` above the catalog returns every eligible item.
+    * An unknown user or item id raises :class:`UnknownIdError`.
+    * ``similar_items(item_id, k)`` ranks the other items by the cosine of their vectors in
+      ``model.item_factors``. Cosine rather than inner product: an item's norm mostly encodes
+      its popularity, so the inner product would return the most popular items for almost
+      every item. Models without an ``item_factors`` table (learned-similarity models score
+      user-item pairs only; item-item similarity through their network is not defined) raise
+      :class:`NotSupportedError`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from dotrec.data.ids import IdMap
+from dotrec.data.interactions import Interactions
+from dotrec.errors import ConfigError, DotrecError
+from dotrec.models.base import DotProductModel, Model, check_compatible, load_model, load_seen
+from dotrec.retrieval.index import ExactIndex, ItemIndex, load_index
+from dotrec.retrieval.topk import topk_rows
+
+
+class UnknownIdError(DotrecError, KeyError):
+    """A user or item id that the model was not trained on."""
+
+    def __init__(self, entity: str, external_id: Any) -> None:
+        self.entity = entity
+        self.external_id = external_id
+        super().__init__(f"unknown {entity} id {external_id!r}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class NotSupportedError(DotrecError):
+    """The model cannot answer this kind of query."""
+
+
+def check_k(k: Any) -> int:
+    """``k`` as an int, or :class:`ConfigError` unless it is an integer >= 1."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+class Recommender:
+    """Top-k recommendations and similar items for raw user and item ids.
+
+    Parameters
+    ----------
+    model : Model
+        A fitted model.
+    index : ItemIndex, optional
+        For dot-product models only; default an :class:`ExactIndex` over the model's items.
+    seen : Interactions, optional
+        The training interactions: their id maps translate raw ids (without them, ids are the
+        indices) and their items are excluded from each user's recommendations.
+    threads : int
+        Threads of the default exact index and of learned-model selection.
+    """
+
+    def __init__(self, model: Model, index: ItemIndex | None = None,
+                 seen: Interactions | None = None, *, threads: int = 1) -> None:
+        model._check_fitted()
+        if seen is not None:
+            check_compatible(model, seen, "seen items")
+        if index is not None:
+            if not isinstance(model, DotProductModel):
+                raise ConfigError(f"model {model.name!r} is not a dot-product model; an item "
+                                  "index cannot rank for it (leave index=None)")
+            if index.n_items != model.n_items or index.dim != model.item_factors.shape[1]:
+                raise ConfigError(f"index holds {index.n_items} items of dim {index.dim}; the "
+                                  f"model has {model.n_items} of dim "
+                                  f"{model.item_factors.shape[1]}")
+        elif isinstance(model, DotProductModel):
+            index = ExactIndex(model.item_factors, model.item_bias, threads=threads)
+        self.model = model
+        self.index = index
+        self.seen = seen
+        self.threads = threads
+        self.users = seen.users if seen is not None else IdMap.identity(model.n_users)
+        self.items = seen.items if seen is not None else IdMap.identity(model.n_items)
+        self._similar: ExactIndex | None = None
+        self._similar_lock = threading.Lock()
+
+    @classmethod
+    def from_dir(cls, model_dir: str | os.PathLike[str], index_kind: str | None = None, *,
+                 threads: int = 1) -> Recommender:
+        """Load the model, its seen items and (``index_kind``) its saved index from a directory.
+
+        ``index_kind=None`` uses an exact index, built in memory at once; ``"hnsw"``/``"ivf"``
+        load the index saved by ``dotrec index build`` (never rebuilt here).
+        """
+        model = load_model(model_dir)
+        index = None
+        if index_kind is not None:
+            if not isinstance(model, DotProductModel):
+                raise ConfigError(f"--index applies to dot-product models; {model_dir} holds "
+                                  f"a {model.name!r} model, which ranks through score_all")
+            if index_kind == "exact":
+                index = ExactIndex(model.item_factors, model.item_bias, threads=threads)
+            else:
+                index = load_index(model_dir, index_kind, model, threads=threads)
+        return cls(model, index, load_seen(model_dir), threads=threads)
+
+    def __repr__(self) -> str:
+        kind = "score_all" if self.index is None else self.index.kind
+        return (f"Recommender(model={self.model.name!r}, n_users={self.model.n_users}, "
+                f"n_items={self.model.n_items}, index={kind!r}, seen={self.seen is not None})")
+
+    def user_index(self, user_id: Any) -> int:
+        """The index of a raw user id; :class:`UnknownIdError` if the model has not seen it."""
+        u = self.users.index(user_id)
+        if u is None:
+            raise UnknownIdError("user", user_id)
+        return u
+
+    def item_index(self, item_id: Any) -> int:
+        """The index of a raw item id; :class:`UnknownIdError` if unknown."""
+        i = self.items.index(item_id)
+        if i is None:
+            raise UnknownIdError("item", item_id)
+        return i
+
+    def recommend(self, user_id: Any, k: int = 10,
+                  exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The top-``k`` items for ``user_id``: (item ids, float32 model scores), best first."""
+        k = check_k(k)
+        u = self.user_index(user_id)
+        exclude = None
+        if exclude_seen and self.seen is not None:
+            exclude = [self.seen.items_of(u)]
+        if self.index is not None:
+            m = self.model
+            assert isinstance(m, DotProductModel)
+            idx, scores = self.index.search(m.user_factors[u:u + 1], k, exclude=exclude)
+            scores = scores + np.float32(m.user_bias[u] + m.global_bias)
+        else:
+            idx, scores = topk_rows(self.model.score_all(np.array([u])), k, exclude=exclude,
+                                    threads=self.threads)
+        keep = idx[0] >= 0
+        return self.items.external(idx[0][keep]), scores[0][keep].astype(np.float32)
+
+    def similar_items(self, item_id: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to ``item_id`` by cosine: (item ids, cosines)."""
+        k = check_k(k)
+        i = self.item_index(item_id)
+        index = self._similarity_index()
+        idx, sims = index.search(index.vectors[i], k, exclude=[np.array([i])])
+        keep = idx[0] >= 0
+        return self.items.external(idx[0][keep]), sims[0][keep]
+
+    def _similarity_index(self) -> ExactIndex:
+        factors = getattr(self.model, "item_factors", None)
+        if not isinstance(factors, np.ndarray) or factors.ndim != 2 \
+                or factors.shape[0] != self.model.n_items:
+            raise NotSupportedError(
+                f"model {self.model.name!r} has no item embedding table (item_factors), so "
+                "item-item similarity is not defined for it")
+        with self._similar_lock:  # built once, on first use (a normalized copy of the items)
+            if self._similar is None:
+                norms = np.linalg.norm(factors, axis=1, keepdims=True)
+                unit = np.divide(factors, norms, out=np.zeros_like(factors, np.float32),
+                                 where=norms > 0)
+                self._similar = ExactIndex(unit, threads=self.threads)
+            return self._similar

@@ -1,0 +1,192 @@
+"""The HTTP recommendation service (FastAPI): recommendations, similar items, health, metrics.
+
+Endpoints
+    ``GET /users/{user_id}/recommendations?k=10&exclude_seen=true``
+    ``GET /items/{item_id}/similar?k=10``
+    ``GET /healthz`` and ``GET /metrics`` (Prometheus text format); OpenAPI docs at ``/docs``.
+
+Errors are JSON: an unknown user or item id gives 404 ``{"error": "unknown_user", "detail":
+...}``; ``k`` outside ``1..MAX_K`` gives FastAPI's 422 validation error; a model that cannot
+answer similar-item queries gives 501. ``k`` above the catalog returns every eligible item.
+
+State: the model, index and seen items are loaded once, in :func:`create_app`, into one
+immutable :class:`ServingState` held at ``app.state.serving``. Every request reads that
+reference once and uses only it, so a later reload can build a new state and swap the
+reference atomically while requests in flight finish on the old one.
+
+Workers: handlers are plain functions, run in the server's thread pool; the search kernels
+release the GIL, so requests proceed in parallel, each scanning in its own thread.
+``uvicorn --workers N`` starts N processes, each loading its own copy through
+:func:`app_from_env` (``dotrec serve --workers N`` sets the environment for it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from dotrec._version import __version__
+from dotrec.errors import ConfigError
+from dotrec.recommend import NotSupportedError, Recommender, UnknownIdError
+from dotrec.serve.metrics import Metrics, MetricsMiddleware
+
+#: Largest ``k`` a request may ask for.
+MAX_K = 1000
+#: Environment variables read by :func:`app_from_env` (set by ``dotrec serve --workers``).
+ENV_MODEL_DIR = "DOTREC_SERVE_MODEL_DIR"
+ENV_INDEX = "DOTREC_SERVE_INDEX"
+ENV_THREADS = "DOTREC_SERVE_THREADS"
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """Everything a request needs, loaded together and replaced together."""
+
+    recommender: Recommender
+    model_dir: str
+    index_kind: str
+    loaded_at: float
+
+
+def load_state(model_dir: str | os.PathLike[str], index_kind: str | None = None,
+               threads: int = 1) -> ServingState:
+    """Load the model, its seen items and its index from ``model_dir``."""
+    rec = Recommender.from_dir(model_dir, index_kind, threads=threads)
+    kind = "score_all" if rec.index is None else rec.index.kind
+    return ServingState(rec, str(model_dir), kind, time.time())
+
+
+class ScoredItem(BaseModel):
+    item_id: int | str
+    score: float
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    k: int
+    exclude_seen: bool
+    items: list[ScoredItem]
+
+
+class SimilarItems(BaseModel):
+    item_id: str
+    k: int
+    items: list[ScoredItem]
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    model_dir: str
+    index: str
+    n_users: int
+    n_items: int
+    loaded_at: float
+    version: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+
+
+def _scored(item_ids: Any, scores: Any) -> list[ScoredItem]:
+    return [ScoredItem(item_id=i, score=float(s))
+            for i, s in zip(item_ids.tolist(), scores.tolist())]
+
+
+def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None, *,
+               threads: int = 1) -> FastAPI:
+    """The service for the model in ``model_dir`` (loaded once, here).
+
+    ``index_kind`` picks a saved index for a dot-product model (default: exact search);
+    ``threads`` is the number of threads one request's search may use.
+    """
+    state = load_state(model_dir, index_kind, threads)
+    metrics = Metrics()
+    app = FastAPI(
+        title="dotrec", version=__version__,
+        description="Top-k recommendations from a dotrec model: dot-product models through "
+                    "maximum inner product search, learned-similarity models by scoring the "
+                    "whole catalog.",
+    )
+    app.state.serving = state
+    app.state.metrics = metrics
+    metrics.set_info(model=state.recommender.model.name, index=state.index_kind,
+                     model_dir=state.model_dir, version=__version__)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(UnknownIdError)
+    async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
+        return JSONResponse(status_code=404,
+                            content={"error": f"unknown_{exc.entity}", "detail": str(exc)})
+
+    @app.exception_handler(NotSupportedError)
+    async def _unsupported(request: Request, exc: NotSupportedError) -> JSONResponse:
+        return JSONResponse(status_code=501, content={"error": "not_supported",
+                                                      "detail": str(exc)})
+
+    @app.exception_handler(ConfigError)
+    async def _bad_request(request: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"error": "bad_request",
+                                                      "detail": str(exc)})
+
+    errors: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody,
+                                                     "description": "Unknown id"}}
+
+    @app.get("/users/{user_id}/recommendations", response_model=Recommendations,
+             responses=errors, summary="Top-k items for a user")
+    def recommendations(
+        request: Request,
+        user_id: str = Path(..., description="Raw user id, as in the training data."),
+        k: int = Query(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K})."),
+        exclude_seen: bool = Query(True, description="Leave out the user's training items."),
+    ) -> Recommendations:
+        rec: Recommender = request.app.state.serving.recommender
+        items, scores = rec.recommend(user_id, k, exclude_seen=exclude_seen)
+        return Recommendations(user_id=user_id, k=k, exclude_seen=exclude_seen,
+                               items=_scored(items, scores))
+
+    @app.get("/items/{item_id}/similar", response_model=SimilarItems,
+             responses={**errors, 501: {"model": ErrorBody,
+                                        "description": "Model has no item embeddings"}},
+             summary="Items most similar to an item (cosine of item vectors)")
+    def similar(
+        request: Request,
+        item_id: str = Path(..., description="Raw item id."),
+        k: int = Query(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K})."),
+    ) -> SimilarItems:
+        rec: Recommender = request.app.state.serving.recommender
+        items, scores = rec.similar_items(item_id, k)
+        return SimilarItems(item_id=item_id, k=k, items=_scored(items, scores))
+
+    @app.get("/healthz", response_model=Health, summary="Liveness and the loaded model")
+    def healthz(request: Request) -> Health:
+        s: ServingState = request.app.state.serving
+        m = s.recommender.model
+        return Health(status="ok", model=m.name, model_dir=s.model_dir, index=s.index_kind,
+                      n_users=m.n_users, n_items=m.n_items, loaded_at=s.loaded_at,
+                      version=__version__)
+
+    @app.get("/metrics", response_class=PlainTextResponse,
+             summary="Request counts and latency histograms (Prometheus text format)")
+    def prometheus(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.app.state.metrics.render(),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` worker processes (reads ``DOTREC_SERVE_*``)."""
+    model_dir = os.environ.get(ENV_MODEL_DIR)
+    if not model_dir:
+        raise ConfigError(f"{ENV_MODEL_DIR} is not set; start the service with `dotrec serve`")
+    return create_app(model_dir, os.environ.get(ENV_INDEX) or None,
+                      threads=int(os.environ.get(ENV_THREADS, "1")))

@@ -1,0 +1,184 @@
+"""Item indexes: bias folding, the MIPS transform, ANN recall, exclusions, save/load."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dotrec.errors import ArtifactError, ConfigError
+from dotrec.models import load_model
+from dotrec.models.base import DotProductModel
+from dotrec.retrieval import (
+    ExactIndex,
+    HNSWIndex,
+    IVFIndex,
+    build_index,
+    index_path,
+    load_index,
+    recall_at_k,
+    save_index,
+)
+from dotrec.retrieval.ann import _FaissIndex
+from dotrec.retrieval.bench import sample_catalog
+from dotrec.retrieval.transform import (
+    fold_items,
+    fold_queries,
+    mips_to_l2_items,
+    mips_to_l2_queries,
+)
+from tests.retrieval.conftest import make_model_dir, trained_mf
+
+
+@pytest.fixture(scope="module")
+def mf() -> DotProductModel:
+    return trained_mf()
+
+
+def test_bias_folding_keeps_the_models_ranking(mf: DotProductModel) -> None:
+    users = np.arange(0, mf.n_users, 97)
+    full = mf.score_all(users)
+    idx, scores = ExactIndex(mf.item_factors, mf.item_bias).search(mf.user_factors[users], 20)
+    offset = (mf.user_bias[users] + mf.global_bias)[:, None]
+    # The index scores are the model's minus the per-user constant; the order is the model's.
+    np.testing.assert_allclose(scores + offset, np.take_along_axis(full, idx, 1), atol=1e-5)
+    np.testing.assert_allclose(scores + offset, -np.sort(-full, axis=1)[:, :20], atol=1e-5)
+    folded = fold_queries(mf.user_factors[users]) @ fold_items(mf.item_factors, mf.item_bias).T
+    np.testing.assert_allclose(folded + offset, full, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 60), d=st.integers(1, 5), seed=st.integers(0, 2**31))
+def test_mips_to_l2_keeps_the_inner_product_order(n: int, d: int, seed: int) -> None:
+    r = np.random.default_rng(seed)
+    items = (r.standard_normal((n, d)) * r.uniform(0.1, 5, (n, 1))).astype(np.float32)
+    q = r.standard_normal((1, d)).astype(np.float32)
+    aug, m = mips_to_l2_items(items)
+    assert np.allclose(np.linalg.norm(aug, axis=1), m, rtol=1e-4)
+    dist = ((mips_to_l2_queries(q) - aug) ** 2).sum(1)
+    ip = (items @ q[0]).astype(np.float64)
+    # |q - x|^2 = |q|^2 + M^2 - 2 <q, x>: the identity that makes ascending L2 = descending IP.
+    np.testing.assert_allclose(dist, (q ** 2).sum() + m * m - 2 * ip, rtol=1e-4, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """10^5 items of dim 32 drawn from a trained MF's bias-folded item vectors."""
+    return sample_catalog(trained_mf(dim=32), 100_000, 300, seed=0)
+
+
+def test_hnsw_default_recall_on_1e5_items(catalog: tuple[np.ndarray, ...]) -> None:
+    vectors, bias, queries = catalog
+    index = HNSWIndex(vectors, bias, threads=2)
+    assert recall_at_k(index, queries, 10) >= 0.95
+
+
+def test_ivf_default_recall_on_1e5_items(catalog: tuple[np.ndarray, ...]) -> None:
+    vectors, bias, queries = catalog
+    index = IVFIndex(vectors, bias, threads=2)
+    assert index.nlist == int(4 * np.sqrt(100_000))
+    assert recall_at_k(index, queries, 10) >= 0.95
+
+
+@pytest.mark.parametrize("cls,params", [(HNSWIndex, {"metric": "ip"}),
+                                        (HNSWIndex, {"metric": "l2"}),
+                                        (IVFIndex, {"metric": "l2"}),
+                                        (IVFIndex, {"metric": "ip"})])
+def test_ann_excludes_and_scores_exactly(mf: DotProductModel, cls: type[_FaissIndex],
+                                         params: dict[str, str]) -> None:
+    index = cls(mf.item_factors, mf.item_bias, **params)
+    exact = ExactIndex(mf.item_factors, mf.item_bias)
+    q = mf.user_factors[:30]
+    top, _ = exact.search(q, 15)
+    exclude = [t[::2] for t in top]  # the best items: an ANN that ignored them would show it
+    idx, scores = index.search(q, 10, exclude=exclude)
+    for row, ex in zip(idx, exclude):
+        assert not np.isin(row, ex).any()
+    valid = idx >= 0
+    expected = np.einsum("bkd,bd->bk", mf.item_factors[np.maximum(idx, 0)], q) + \
+        mf.item_bias[np.maximum(idx, 0)]
+    np.testing.assert_allclose(scores[valid], expected[valid], rtol=1e-5, atol=1e-5)
+    assert np.all(np.diff(scores, axis=1)[valid[:, 1:]] <= 0)  # best first
+    e_idx, _ = exact.search(q, 10, exclude=exclude)
+    assert np.mean([len(np.intersect1d(a, b)) for a, b in zip(idx, e_idx)]) >= 9.0
+
+
+def test_build_reports_recall_and_rejects_learned_models(mf: DotProductModel,
+                                                         popularity_dir: Path) -> None:
+    index = build_index(mf, "hnsw", ef_search=16, recall_queries=200)
+    info = index.build_info
+    assert 0.0 < info["recall@10"] <= 1.0 and info["recall_queries"] == 200
+    assert info["build_seconds"] > 0 and info["memory_bytes"] > mf.item_factors.nbytes
+    assert build_index(mf, "exact").build_info["recall@10"] == 1.0
+    with pytest.raises(ConfigError, match="not a dot-product model"):
+        build_index(load_model(popularity_dir), "exact")
+    with pytest.raises(ConfigError, match="unknown index kind"):
+        build_index(mf, "lsh")
+    with pytest.raises(ConfigError, match="metric"):
+        build_index(mf, "ivf", metric="cosine")
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_save_load_round_trip_without_rebuild(tmp_path: Path, mf_dir: Path, kind: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    model_dir = tmp_path / "mf"
+    shutil.copytree(mf_dir, model_dir)
+    model = load_model(model_dir)
+    index = build_index(model, kind, recall_queries=100)
+    path = save_index(index, model_dir)
+    assert path == index_path(model_dir, kind)
+    meta = json.loads((path / "index.json").read_text())
+    assert meta["kind"] == kind and meta["params"] == index.params()
+    assert not list(model_dir.glob(".index-*"))  # no temporary directory left behind
+
+    def no_rebuild(self: object) -> None:
+        raise AssertionError("load_index rebuilt the index")
+
+    monkeypatch.setattr(_FaissIndex, "_build", no_rebuild)
+    loaded = load_index(model_dir, kind, model)
+    assert loaded.params() == index.params() and loaded.build_info == index.build_info
+    q = model.user_factors[:20]
+    for a, b in zip(index.search(q, 10), loaded.search(q, 10)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_load_refuses_stale_corrupt_and_missing(tmp_path: Path) -> None:
+    model_dir = make_model_dir(tmp_path / "mf")
+    model = load_model(model_dir)
+    with pytest.raises(ArtifactError, match="no hnsw index; build one"):
+        load_index(model_dir, "hnsw", model)
+    save_index(build_index(model, "hnsw", recall_queries=10), model_dir)
+    blob = index_path(model_dir, "hnsw") / "index.faiss"
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_index(model_dir, "hnsw", model)
+    save_index(build_index(model, "hnsw", recall_queries=10), model_dir)
+    model.item_bias[0] += 1.0  # "retrain": new arrays in the same directory
+    model.save(model_dir)
+    save_index(build_index(model, "ivf", recall_queries=10), model_dir)
+    assert not index_path(model_dir, "hnsw").exists()  # saving a model replaces its directory
+    meta_path = index_path(model_dir, "ivf") / "index.json"
+    meta = json.loads(meta_path.read_text())
+    meta["model_sha256"] = "0" * 64
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="built for other model arrays"):
+        load_index(model_dir, "ivf", model)
+
+
+def test_search_params_change_without_rebuild(mf: DotProductModel) -> None:
+    index = HNSWIndex(mf.item_factors, mf.item_bias, ef_search=16)
+    index.set_search_params(ef_search=200)
+    assert index.params()["ef_search"] == 200
+    with pytest.raises(ConfigError, match="ef_search"):
+        index.set_search_params(nprobe=3)
+    with pytest.raises(ConfigError, match="no search parameters"):
+        ExactIndex(mf.item_factors).set_search_params(ef_search=3)
+    with pytest.raises(ConfigError, match="must be a positive integer"):
+        IVFIndex(mf.item_factors, nprobe=0)

@@ -1,0 +1,144 @@
+"""The HTTP service: every endpoint, 404/422 errors, the same answers as Recommender."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from dotrec.errors import ConfigError  # noqa: E402
+from dotrec.models import load_model, load_seen  # noqa: E402
+from dotrec.recommend import Recommender  # noqa: E402
+from dotrec.retrieval import build_index, save_index  # noqa: E402
+from dotrec.serve import MAX_K, create_app  # noqa: E402
+from dotrec.serve.app import ENV_MODEL_DIR, app_from_env  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def hnsw_dir(tmp_path_factory: pytest.TempPathFactory, mf_dir: Path) -> Path:
+    d = tmp_path_factory.mktemp("served") / "mf"
+    shutil.copytree(mf_dir, d)
+    save_index(build_index(load_model(d), "hnsw", recall_queries=50), d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def client(hnsw_dir: Path) -> TestClient:
+    return TestClient(create_app(hnsw_dir, "hnsw"))
+
+
+def test_recommendations_match_the_recommender(client: TestClient, hnsw_dir: Path) -> None:
+    rec = Recommender.from_dir(hnsw_dir, "hnsw")
+    for user_id, k, exclude in (("u0", 10, True), ("u7", 3, False), ("u42", 50, True)):
+        r = client.get(f"/users/{user_id}/recommendations",
+                       params={"k": k, "exclude_seen": str(exclude).lower()})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["user_id"] == user_id and body["k"] == k and body["exclude_seen"] is exclude
+        items, scores = rec.recommend(user_id, k, exclude_seen=exclude)
+        assert [x["item_id"] for x in body["items"]] == items.tolist()
+        assert [x["score"] for x in body["items"]] == pytest.approx(scores.tolist(), abs=1e-6)
+
+
+def test_exclude_seen_default_never_returns_training_items(client: TestClient,
+                                                           hnsw_dir: Path) -> None:
+    seen = load_seen(hnsw_dir)
+    assert seen is not None
+    for user_id in seen.users.ids[:40]:
+        trained = set(seen.items.external(seen.items_of(seen.users.index(user_id))).tolist())
+        body = client.get(f"/users/{user_id}/recommendations?k=30").json()
+        assert len(body["items"]) == 30
+        assert not trained & {x["item_id"] for x in body["items"]}
+
+
+def test_similar_items_match_the_recommender(client: TestClient, hnsw_dir: Path) -> None:
+    items, sims = Recommender.from_dir(hnsw_dir).similar_items("i5", 4)
+    body = client.get("/items/i5/similar?k=4").json()
+    assert [x["item_id"] for x in body["items"]] == items.tolist()
+    assert [x["score"] for x in body["items"]] == pytest.approx(sims.tolist(), abs=1e-6)
+
+
+@pytest.mark.parametrize("url,error", [("/users/nobody/recommendations", "unknown_user"),
+                                       ("/items/nothing/similar", "unknown_item")])
+def test_unknown_ids_are_404_json(client: TestClient, url: str, error: str) -> None:
+    r = client.get(url)
+    assert r.status_code == 404
+    assert r.json()["error"] == error and "unknown" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("k", ["0", "-1", str(MAX_K + 1), "ten", "2.5"])
+def test_bad_k_is_422(client: TestClient, k: str) -> None:
+    assert client.get(f"/users/u0/recommendations?k={k}").status_code == 422
+    assert client.get(f"/items/i0/similar?k={k}").status_code == 422
+
+
+def test_k_above_catalog_returns_every_eligible_item(client: TestClient,
+                                                     hnsw_dir: Path) -> None:
+    n_items = load_model(hnsw_dir).n_items
+    assert n_items < MAX_K
+    body = client.get(f"/users/u3/recommendations?k={MAX_K}&exclude_seen=false").json()
+    assert len(body["items"]) == n_items
+
+
+def test_health_docs_and_metrics(client: TestClient, hnsw_dir: Path) -> None:
+    h = client.get("/healthz").json()
+    assert h["status"] == "ok" and h["model"] == "mf" and h["index"] == "hnsw"
+    assert h["n_items"] == load_model(hnsw_dir).n_items
+    spec = client.get("/openapi.json").json()
+    assert {"/users/{user_id}/recommendations", "/items/{item_id}/similar", "/healthz",
+            "/metrics"} <= set(spec["paths"])
+    assert client.get("/docs").status_code == 200
+    before = client.get("/metrics").text
+    client.get("/users/u1/recommendations")
+    client.get("/users/nobody/recommendations")
+    r = client.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+
+    def count(line_start: str, text: str) -> int:
+        return sum(int(float(ln.rsplit(" ", 1)[1])) for ln in text.splitlines()
+                   if ln.startswith(line_start))
+
+    route = 'route="/users/{user_id}/recommendations"'
+    ok = f'dotrec_http_requests_total{{{route},method="GET",status="200"}}'
+    missing = f'dotrec_http_requests_total{{{route},method="GET",status="404"}}'
+    assert count(ok, text) == count(ok, before) + 1
+    assert count(missing, text) == count(missing, before) + 1
+    assert "# TYPE dotrec_http_request_duration_seconds histogram" in text
+    inf = f'dotrec_http_request_duration_seconds_bucket{{{route},le="+Inf"}}'
+    total = f"dotrec_http_request_duration_seconds_count{{{route}}}"
+    assert count(inf, text) == count(total, text) >= 2
+    assert 'dotrec_model_info{' in text and 'index="hnsw"' in text
+
+
+def test_learned_model_service(popularity_dir: Path) -> None:
+    c = TestClient(create_app(popularity_dir))
+    assert c.get("/healthz").json()["index"] == "score_all"
+    body = c.get("/users/u0/recommendations?k=5").json()
+    items, _ = Recommender.from_dir(popularity_dir).recommend("u0", 5)
+    assert [x["item_id"] for x in body["items"]] == items.tolist()
+    r = c.get("/items/i0/similar")
+    assert r.status_code == 501 and r.json()["error"] == "not_supported"
+
+
+def test_state_is_one_shared_object(hnsw_dir: Path) -> None:
+    app = create_app(hnsw_dir)
+    state = app.state.serving
+    c = TestClient(app)
+    c.get("/users/u0/recommendations")
+    assert app.state.serving is state  # requests read it, never rebuild it
+    assert state.index_kind == "exact"
+
+
+def test_app_factory_reads_the_environment(hnsw_dir: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_MODEL_DIR, raising=False)
+    with pytest.raises(ConfigError, match=ENV_MODEL_DIR):
+        app_from_env()
+    monkeypatch.setenv(ENV_MODEL_DIR, str(hnsw_dir))
+    monkeypatch.setenv("DOTREC_SERVE_INDEX", "hnsw")
+    assert app_from_env().state.serving.index_kind == "hnsw"
