@@ -8,7 +8,8 @@ quality
     (4 negatives, batch 256, Adam lr 0.001, ``--epochs``). Prints sampled (NCF protocol, 99
     negatives) and full-catalog HR/NDCG@10 per seed and their means, the fit time per model and
     per epoch, and the wall time of the whole NeuMF-with-pretraining pipeline next to MF's
-    (``MatrixFactorization`` with its defaults and the same thread count).
+    (``MatrixFactorization`` of width k with its defaults, ``--mf-epochs`` epochs, and the same
+    thread count).
 speed
     Training examples per second for each model at k = 8 and 64, measured on one epoch over a
     random 10% of the training pairs in the full index space (the dense Adam step touches every
@@ -32,6 +33,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from dotrec.data.registry import load_dataset
 from dotrec.data.splits import Split
 from dotrec.eval.protocols import evaluate
 from dotrec.machine import machine_info, machine_line
-from dotrec.models import GMF, MLP, MatrixFactorization, Model, NeuMF
+from dotrec.models import GMF, MLP, MatrixFactorization, Model, NeuMF, load_model
 from dotrec.random import rng
 
 #: The issue's bands for ml-1m at k = 64 (mean of 3 seeds, sampled protocol).
@@ -86,51 +88,107 @@ def fit_logged(model: Model, split: Split, label: str, trace: bool) -> Model:
     return model.fit(split.train, on_epoch=on_epoch)
 
 
+class _Stop(Exception):
+    """Ends a selection fit once the holdout metric has stopped improving."""
+
+
+def select_epochs(model: Model, holdout: Split, label: str, snapshot: Path, patience: int,
+                  pretrained: tuple[GMF, MLP] | None = None) -> tuple[int, Model]:
+    """Fit ``model`` on the holdout's training part; pick the epoch with the best NDCG@10.
+
+    The holdout is the leave-one-out split of the training data (``Split.holdout``): the test
+    items and test negatives are never read. For NeuMF, epoch 0 (the pretrained models'
+    combination before any step) is a candidate too. Returns the best epoch and the model
+    at that epoch; the fit stops after ``patience`` epochs without improvement.
+    """
+    best = {"value": -1.0, "epoch": 0}
+
+    def consider(epoch: int, m: Model) -> None:
+        s = evaluate(m, holdout, protocol="sampled", k=10)["sampled"].summary()
+        log(f"  {label} epoch {epoch}: loss {m.fit_info.get('loss', float('nan')):.4f}  "
+            f"holdout HR@10 {s['hr@10']:.4f} NDCG@10 {s['ndcg@10']:.4f}")
+        if s["ndcg@10"] > best["value"]:
+            best.update(value=s["ndcg@10"], epoch=epoch)
+            m.save(snapshot)
+        elif epoch - best["epoch"] >= patience:
+            raise _Stop
+
+    if pretrained is not None:
+        start = type(model).from_config({**model.config(), "epochs": 0})
+        for m in (start, model):
+            m.set_pretrained(*pretrained)  # type: ignore[attr-defined]
+        consider(0, start.fit(holdout.train))
+    try:
+        model.fit(holdout.train, on_epoch=consider)
+    except _Stop:
+        pass
+    log(f"  {label}: best holdout epoch {best['epoch']} (NDCG@10 {best['value']:.4f})")
+    return best["epoch"], load_model(snapshot)
+
+
+def build(name: str, epochs: int, seed: int, args: argparse.Namespace) -> Model:
+    """A GMF, MLP or NeuMF with the NCF settings (4 negatives, batch 256, Adam lr 0.001)."""
+    common = {"factor": args.factor, "epochs": epochs, "batch_size": 256, "n_negatives": 4,
+              "seed": seed, "threads": args.threads}
+    if name == "neumf":
+        return NeuMF(learning_rate=args.neumf_lr, **common)
+    return (GMF if name == "gmf" else MLP)(learning_rate=0.001, **common)
+
+
 def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
     k, models = args.factor, args.models
-    common = {"epochs": args.epochs, "batch_size": 256, "n_negatives": 4,
-              "threads": args.threads}
+    neumf_max = args.epochs if args.neumf_epochs is None else args.neumf_epochs
     per_seed: dict[str, list[dict[str, Any]]] = {}
     for seed in args.seeds:
         row: dict[str, dict[str, Any]] = {}
         need_pre = "neumf" in models
-        gmf = mlp = None
-        if "gmf" in models or need_pre:
-            gmf = fit_logged(GMF(factor=k, learning_rate=0.001, seed=seed, **common), split,
-                             f"gmf seed {seed}", args.trace)
-            row["gmf"] = summarize(gmf, split)
-        if "mlp" in models or need_pre:
-            mlp = fit_logged(MLP(factor=k, learning_rate=0.001, seed=seed, **common), split,
-                             f"mlp seed {seed}", args.trace)
-            row["mlp"] = summarize(mlp, split)
+        epochs = {"gmf": args.epochs, "mlp": args.epochs, "neumf": neumf_max}
+        selection_seconds = 0.0
+        if args.select == "holdout":
+            start = time.perf_counter()
+            holdout = split.holdout(seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                snap: dict[str, Any] = {}
+                for name in ("gmf", "mlp", "neumf"):
+                    if name in models or (need_pre and name != "neumf"):
+                        pre = (snap["gmf"], snap["mlp"]) if name == "neumf" else None
+                        epochs[name], snap[name] = select_epochs(
+                            build(name, epochs[name], seed, args), holdout,
+                            f"{name} seed {seed} holdout", Path(tmp) / name, args.patience, pre)
+            selection_seconds = time.perf_counter() - start
+        fitted: dict[str, Model] = {}
+        for name in ("gmf", "mlp", "neumf"):
+            if name in models or (need_pre and name != "neumf"):
+                m = build(name, epochs[name], seed, args)
+                if name == "neumf":
+                    m.set_pretrained(fitted["gmf"], fitted["mlp"])  # type: ignore[attr-defined]
+                fitted[name] = fit_logged(m, split, f"{name} seed {seed}", args.trace)
+                row[name] = {**summarize(fitted[name], split), "epochs": epochs[name]}
         if need_pre:
-            assert gmf is not None and mlp is not None
-            epochs = args.epochs if args.neumf_epochs is None else args.neumf_epochs
-            neumf = NeuMF(factor=k, learning_rate=args.neumf_lr, seed=seed,
-                          **{**common, "epochs": epochs})
-            neumf.set_pretrained(gmf, mlp)
-            fit_logged(neumf, split, f"neumf seed {seed}", args.trace)
-            row["neumf"] = summarize(neumf, split)
-            row["neumf"]["pipeline_seconds"] = (gmf.fit_info["fit_seconds"]
-                                                + mlp.fit_info["fit_seconds"]
-                                                + neumf.fit_info["fit_seconds"])
+            row["neumf"]["pipeline_seconds"] = sum(fitted[n].fit_info["fit_seconds"]
+                                                   for n in ("gmf", "mlp", "neumf"))
+            row["neumf"]["selection_seconds"] = selection_seconds
         if "mf" in models:
-            mf = MatrixFactorization(seed=seed, threads=args.threads).fit(split.train)
-            row["mf"] = summarize(mf, split)
+            mf = MatrixFactorization(embedding_dim=k, epochs=args.mf_epochs, seed=seed,
+                                     threads=args.threads).fit(split.train)
+            row["mf"] = {**summarize(mf, split), "epochs": args.mf_epochs}
         for name, r in row.items():
             per_seed.setdefault(name, []).append({"seed": seed, **r})
             s, f = r["sampled"], r["full"]
             log(f"{name:6s} seed {seed}: sampled HR@10 {s['hr@10']:.4f} NDCG@10 "
                 f"{s['ndcg@10']:.4f} | full HR@10 {f['hr@10']:.4f} NDCG@10 {f['ndcg@10']:.4f} "
-                f"MRR {f['mrr']:.4f} | fit {r['fit_seconds']:.0f}s "
+                f"MRR {f['mrr']:.4f} | {r['epochs']} epochs, fit {r['fit_seconds']:.0f}s "
                 f"({r['epoch_seconds']:.1f}s/epoch)")
     means: dict[str, Any] = {}
-    log(f"\nmeans over seeds {args.seeds} (k={k}, {args.epochs} epochs, sampled = NCF "
-        "protocol with 99 negatives; full = all non-training items)")
+    how = ("epochs picked on the training data's holdout" if args.select == "holdout"
+           else f"{args.epochs} epochs")
+    log(f"\nmeans over seeds {args.seeds} (k={k}, {how}; sampled = NCF protocol with 99 "
+        "negatives; full = all non-training items)")
     for name, rows in per_seed.items():
         m = {f"{p} {key}": statistics.fmean(r[p][key] for r in rows)
              for p in ("sampled", "full") for key in rows[0][p]}
         m["fit_seconds"] = statistics.fmean(r["fit_seconds"] for r in rows)
+        m["epochs"] = [r["epochs"] for r in rows]
         if name == "neumf":
             m["pipeline_seconds"] = statistics.fmean(r["pipeline_seconds"] for r in rows)
         means[name] = m
@@ -140,11 +198,14 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
             for key, t in targets.items())
         log(f"{name:6s} sampled HR@10 {m['sampled hr@10']:.4f} NDCG@10 "
             f"{m['sampled ndcg@10']:.4f} | full HR@10 {m['full hr@10']:.4f} NDCG@10 "
-            f"{m['full ndcg@10']:.4f} MRR {m['full mrr']:.4f} | fit {m['fit_seconds']:.0f}s"
-            + verdict)
+            f"{m['full ndcg@10']:.4f} MRR {m['full mrr']:.4f} | epochs {m['epochs']} "
+            f"fit {m['fit_seconds']:.0f}s" + verdict)
     if "neumf" in means:
         line = f"wall time, NeuMF with pretraining (GMF + MLP + NeuMF fits): " \
                f"{means['neumf']['pipeline_seconds']:.0f}s"
+        if args.select == "holdout":
+            sel = statistics.fmean(r["selection_seconds"] for r in per_seed["neumf"])
+            line += f" (+ {sel:.0f}s of epoch selection on the holdout)"
         if "mf" in means:
             line += f"; MF: {means['mf']['fit_seconds']:.0f}s"
         log(line)
@@ -215,7 +276,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="gmf, mlp, neumf (pretrained from that seed's GMF and MLP), mf")
     p.add_argument("--neumf-lr", type=float, default=0.001, help="NeuMF SGD learning rate.")
     p.add_argument("--neumf-epochs", type=int, default=None,
-                   help="NeuMF epochs (default: --epochs).")
+                   help="NeuMF epochs, or their maximum with --select holdout "
+                        "(default: --epochs).")
+    p.add_argument("--select", choices=("holdout", "fixed"), default="holdout",
+                   help="holdout: pick each model's epoch count (at most --epochs) by NDCG@10 "
+                        "on the training data's leave-one-out holdout; fixed: --epochs.")
+    p.add_argument("--patience", type=int, default=4,
+                   help="Stop a selection fit after this many epochs without improvement.")
+    p.add_argument("--mf-epochs", type=int, default=256,
+                   help="Epochs of the MF reference run (Rendle et al.'s ml-1m setting).")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sections", default="quality,speed,latency")
     p.add_argument("--trace", action="store_true", help="Sampled HR@10 after every epoch.")
@@ -225,9 +294,6 @@ def main(argv: list[str] | None = None) -> None:
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
 
-    import torch
-
-    torch.set_num_threads(args.threads)
     info = {**machine_info(), "torch_threads": args.threads}
     log(f"{machine_line()} | torch threads {args.threads}")
     log(f"argv: {' '.join(sys.argv[1:])}")

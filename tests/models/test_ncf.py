@@ -171,12 +171,16 @@ def test_hyperparameters_are_checked_and_layers_override_factor() -> None:
                {"regularization": -1.0}, {"threads": 0}, {"n_negatives": -1}]:
         with pytest.raises(ConfigError):
             GMF(**kw)
-    for layers in [[], [8, 0], "64,32"]:
+    for layers in [[], [8, 0], [9, 4], "64,32"]:
         with pytest.raises(ConfigError):
             MLP(layers=layers)  # type: ignore[arg-type]
     m = MLP(factor=8, layers=[32, 16, 4])
     assert m.factor == 4 and m.config()["layers"] == [32, 16, 4]
     assert MLP(factor=8).layers == [32, 16, 8] and "layers" not in GMF().config()
+    # Embeddings of 2k = layers[0] / 2 per side: the paper's and the size accounting's MLP.
+    m.n_users, m.n_items = 5, 7
+    assert m._shapes()["mlp.user_embedding"] == (5, 16)
+    assert m._shapes()["mlp.0.weight"] == (32, 32)
     assert MLP.from_config(m.config()).config() == m.config()
 
 
@@ -234,8 +238,9 @@ except ConfigError as e:
 
 @pytest.mark.realdata
 def test_gmf_band_on_ml_1m_u3k(data_dir: Path) -> None:
-    # Measured: sampled HR@10 0.546 / 0.530 / 0.533 for seeds 0 / 1 / 2 (GMF k=8, 2 epochs).
+    # Measured: sampled HR@10 0.505 / 0.509 / 0.531 for seeds 0 / 1 / 2 (GMF k=8, 2 epochs,
+    # 1 thread, torch 2.13 CPU); the band leaves room for seed-level spread and other builds.
     split = load_dataset("ml-1m-u3k", data_dir)
     m = GMF(factor=8, epochs=2, seed=0, threads=1).fit(split.train)
     hr = evaluate_sampled(m, split).hr.mean()
-    assert 0.49 <= hr <= 0.60, hr
+    assert 0.46 <= hr <= 0.58, hr

@@ -8,9 +8,11 @@ Models (scores are logits; the predicted probability is their sigmoid)
 Sizes
     ``factor`` k is the "predictive factor": the GMF embedding width and the width of the MLP's
     last hidden layer. The MLP tower defaults to ``layers = [4k, 2k, k]`` hidden units over user
-    and item embeddings of ``layers[0]`` units each, as in the NCF reference code (its
-    ``--layers [64,32,16,8]`` for k = 8 lists the concatenated embedding width, 64, first;
-    the paper's text says embeddings of 2k, but the published runs used the code).
+    and item embeddings of ``layers[0] / 2`` units each, so 2k by default: the paper's
+    configuration (section 4.1: "32 -> 16 -> 8, and the embedding size is 16" for k = 8) and
+    the size accounting of Rendle et al. (2020) that dotrec's comparisons use (MLP: 2k,
+    NeuMF: 3k). The reference code's ``--layers [64,32,16,8]`` differs: it lists the
+    concatenated embedding width first, which gives embeddings of 4k.
 Training
     Binary cross-entropy on each training pair (label 1) and ``n_negatives`` items per pair
     drawn uniformly among the items the user has no training interaction with (label 0), drawn
@@ -32,10 +34,11 @@ Scoring
     per fitted model, so a pair costs one addition there and ``score_all`` runs the rest of the
     tower over user batches of bounded size. GMF folds w into the item embeddings.
 
-Randomness: the initial weights come from ``rng(seed, "ncf_init")``; epoch ``e`` draws its
-negatives from ``rng(seed, "ncf_negatives", e)`` and its shuffle from ``rng(seed,
-"ncf_shuffle", e)``. Training draws nothing from torch's generators. With a fixed thread count
-a CPU run is repeatable bit for bit.
+Randomness: the initial weights come from ``rng(seed, NAME + "_init")``; epoch ``e`` draws
+its negatives from ``rng(seed, NAME + "_negatives", e)`` and its shuffle from ``rng(seed,
+NAME + "_shuffle", e)``, with NAME the model's name, so a NeuMF does not replay the negatives
+its pretrained GMF and MLP of the same seed saw. Training draws nothing from torch's
+generators. With a fixed thread count a CPU run is repeatable bit for bit.
 
 References
 ----------
@@ -92,6 +95,8 @@ def _check_layers(layers: Any) -> list[int]:
     out = [_check_int("layers entry", w) for w in layers]
     if not out:
         raise ConfigError("layers must name at least one hidden layer")
+    if out[0] % 2:
+        raise ConfigError(f"layers[0] must be even (it is twice the embedding width), got {out}")
     return out
 
 
@@ -194,7 +199,7 @@ class _NCFModel(Model):
             shapes["gmf.item_embedding"] = (ni, self.factor)
             out_width += self.factor
         if "mlp" in self.branches:
-            emb = self.layers[0]
+            emb = self.layers[0] // 2
             shapes["mlp.user_embedding"] = (nu, emb)
             shapes["mlp.item_embedding"] = (ni, emb)
             fan_in = 2 * emb
@@ -209,7 +214,7 @@ class _NCFModel(Model):
 
     def _initial_weights(self) -> dict[str, np.ndarray]:
         """Random initial weights with the reference code's Keras initialisers."""
-        r = rng(self.seed, "ncf_init")
+        r = rng(self.seed, f"{self.name}_init")
         out = {}
         for name, shape in self._shapes().items():
             if name.endswith("embedding"):
@@ -267,8 +272,8 @@ class _NCFModel(Model):
         while self.epochs_done < self.epochs:
             epoch = self.epochs_done + 1
             negatives = _sample_negatives(train, self.n_negatives,
-                                          rng(self.seed, "ncf_negatives", epoch))
-            order = rng(self.seed, "ncf_shuffle", epoch).permutation(n_ex)
+                                          rng(self.seed, f"{self.name}_negatives", epoch))
+            order = rng(self.seed, f"{self.name}_shuffle", epoch).permutation(n_ex)
             users = np.concatenate([train.user_index.astype(np.int64),
                                     np.repeat(train.user_index.astype(np.int64),
                                               self.n_negatives)])[order]
@@ -304,10 +309,7 @@ class _NCFModel(Model):
             groups = [{"params": [p for n, p in params.items() if not n.endswith("bias")],
                        "weight_decay": reg},
                       {"params": [p for n, p in params.items() if n.endswith("bias")]}]
-        try:
-            opt = torch.optim.Adam(groups, lr=self.learning_rate, fused=True)
-        except RuntimeError:  # torch < 2.4 has no fused Adam on CPU; same update, unfused
-            opt = torch.optim.Adam(groups, lr=self.learning_rate)
+        opt = torch.optim.Adam(groups, lr=self.learning_rate, fused=True)
         for name, state in self._adam_state.items():
             opt.state[params[name]] = {k: torch.from_numpy(np.array(v))
                                        for k, v in state.items()}
@@ -357,7 +359,7 @@ class _NCFModel(Model):
                 t["gmf_user"] = w["gmf.user_embedding"]
                 t["gmf_item"] = w["gmf.item_embedding"] * w_out[:k]
             if "mlp" in self.branches:
-                emb, w1 = self.layers[0], w["mlp.0.weight"]
+                emb, w1 = self.layers[0] // 2, w["mlp.0.weight"]
                 t["mlp_user"] = w["mlp.user_embedding"] @ w1[:, :emb].T
                 t["mlp_item"] = w["mlp.item_embedding"] @ w1[:, emb:].T + w["mlp.0.bias"]
                 t["mlp_out"] = w_out[k:]
@@ -494,8 +496,9 @@ class MLP(_NCFModel):
     factor : int
         Predictive factor k; the tower is [4k, 2k, k] unless ``layers`` is given.
     layers : list of int, optional
-        Hidden layer widths; the embeddings have ``layers[0]`` units each and the predictive
-        factor becomes ``layers[-1]`` (``factor`` is then ignored).
+        Hidden layer widths (``layers[0]`` even); the embeddings have ``layers[0] / 2`` units
+        each (the first layer is square) and the predictive factor becomes ``layers[-1]``
+        (``factor`` is then ignored).
     epochs, batch_size, n_negatives, learning_rate, regularization, seed, threads
         As for :class:`GMF`.
 
@@ -524,7 +527,7 @@ class NeuMF(_NCFModel):
     factor : int
         GMF embedding width; also sets the default tower [4k, 2k, k].
     layers : list of int, optional
-        Hidden widths of the MLP branch (embeddings of ``layers[0]`` units each).
+        Hidden widths of the MLP branch (embeddings of ``layers[0] / 2`` units each).
     pretrain : bool
         Start from a fitted GMF and MLP given to :meth:`set_pretrained` and train with plain
         SGD at ``learning_rate``; otherwise random initialisation and Adam.
