@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not FUZZ_COUNTS:
         return
     terminalreporter.section("reader fuzzing")
-    for reader, counts in sorted(FUZZ_COUNTS.items()):
-        total = sum(counts.values())
+    readers: dict[str, Counter[str]] = {}
+    files: dict[str, list[str]] = {}
+    for name, counts in sorted(FUZZ_COUNTS.items()):
+        reader, _, variant = name.partition("[")
+        readers.setdefault(reader, Counter()).update(counts)
+        if variant:
+            files.setdefault(reader, []).append(f"{variant.rstrip(']')} {sum(counts.values())}")
+    for reader, counts in sorted(readers.items()):
         parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        terminalreporter.write_line(f"{reader:14s} {total:6d} cases: {parts}")
+        by_file = f" ({', '.join(files[reader])})" if reader in files else ""
+        terminalreporter.write_line(
+            f"{reader:20s} {sum(counts.values()):6d} cases: {parts}{by_file}")

@@ -7,6 +7,7 @@ Every error a user can cause (bad files, bad flags, corrupt artifacts) is a subc
 from __future__ import annotations
 
 from os import PathLike
+from typing import Any
 
 
 class DotrecError(Exception):
@@ -41,6 +42,22 @@ class ConfigError(DotrecError, ValueError):
 
 class DatasetNotFoundError(DotrecError):
     """A registered dataset's files are not in the data directory."""
+
+
+class UnknownIdError(DotrecError, KeyError):
+    """A user or item id that the model was not trained on."""
+
+    def __init__(self, entity: str, external_id: Any) -> None:
+        self.entity = entity
+        self.external_id = external_id
+        super().__init__(f"unknown {entity} id {external_id!r}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class NotSupportedError(DotrecError):
+    """The model cannot answer this kind of query."""
 
 
 class DotrecWarning(UserWarning):

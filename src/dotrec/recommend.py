@@ -29,26 +29,10 @@ import numpy as np
 
 from dotrec.data.ids import IdMap
 from dotrec.data.interactions import Interactions
-from dotrec.errors import ConfigError, DotrecError
+from dotrec.errors import ConfigError, NotSupportedError, UnknownIdError
 from dotrec.models.base import DotProductModel, Model, check_compatible, load_model, load_seen
 from dotrec.retrieval.index import ExactIndex, ItemIndex, load_index
 from dotrec.retrieval.topk import topk_rows
-
-
-class UnknownIdError(DotrecError, KeyError):
-    """A user or item id that the model was not trained on."""
-
-    def __init__(self, entity: str, external_id: Any) -> None:
-        self.entity = entity
-        self.external_id = external_id
-        super().__init__(f"unknown {entity} id {external_id!r}")
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-class NotSupportedError(DotrecError):
-    """The model cannot answer this kind of query."""
 
 
 def check_k(k: Any) -> int:

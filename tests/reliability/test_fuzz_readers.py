@@ -36,7 +36,8 @@ from dotrec.data.readers import (
 from dotrec.errors import DataError
 
 EXAMPLES = int(os.environ.get("DOTREC_FUZZ_EXAMPLES", "1000"))
-#: reader -> Counter of outcomes ("loaded", "DataError"); printed by conftest's summary hook.
+#: reader (``read_ncf[test]``: the reader and the file it was given) -> Counter of outcomes
+#: ("loaded", "DataError"); printed per reader by conftest's summary hook.
 FUZZ_COUNTS: dict[str, Counter[str]] = {}
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -139,7 +140,7 @@ def _plain_reader(name: str, fname: str, sep: str, reader, header: str | None = 
     def test(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
         base = data.draw(rows(4))
         raw = data.draw(mutated(base, sep, header))
-        path = tmp_path_factory.mktemp(name) / fname
+        path = tmp_path_factory.mktemp(fname) / fname
         path.write_bytes(raw)
 
         def load() -> int:
@@ -148,13 +149,14 @@ def _plain_reader(name: str, fname: str, sep: str, reader, header: str | None = 
 
         check(name, path, load, lambda: data_lines(raw, header is not None))
 
-    test.__name__ = f"test_fuzz_{name.replace('.', '_')}"
+    test.__name__ = f"test_fuzz_{name}"
     return test
 
 
-test_fuzz_udata = _plain_reader("u.data", "u.data", "\t", read_udata)
-test_fuzz_ratings_dat = _plain_reader("ratings.dat", "ratings.dat", "::", read_movielens_dat)
-test_fuzz_ratings_csv = _plain_reader("ratings.csv", "ratings.csv", ",", read_ratings_csv,
+test_fuzz_udata = _plain_reader("read_udata", "u.data", "\t", read_udata)
+test_fuzz_ratings_dat = _plain_reader("read_movielens_dat", "ratings.dat", "::",
+                                      read_movielens_dat)
+test_fuzz_ratings_csv = _plain_reader("read_ratings_csv", "ratings.csv", ",", read_ratings_csv,
                                       header="userId,movieId,rating,timestamp")
 
 
@@ -187,7 +189,7 @@ def test_fuzz_generic_table(data: st.DataObject, tmp_path_factory: pytest.TempPa
         d = read_table(path, user="u", item="i", rating="r")
         return d.n_interactions + d.n_duplicates_merged
 
-    check(f"table.{fmt}", path, load, expected)
+    check(f"read_table[{fmt}]", path, load, expected)
 
 
 @FUZZ
@@ -221,4 +223,16 @@ def test_fuzz_ncf(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory)
             assert s.test_users.tolist() == list(range(n_users))  # order checked, not assumed
         return counts[target]
 
-    check(f"ncf.{target}", path, load, lambda: data_lines(raw_target))
+    check(f"read_ncf[{target}]", path, load, lambda: data_lines(raw_target))
+
+
+def test_every_reader_got_its_examples() -> None:
+    """Runs after the fuzz tests above (file order): each reader saw EXAMPLES cases or more."""
+    if not FUZZ_COUNTS:
+        pytest.skip("the fuzz tests were not run in this session")
+    totals: Counter[str] = Counter()
+    for name, counts in FUZZ_COUNTS.items():
+        totals[name.partition("[")[0]] += sum(counts.values())
+    assert set(totals) == {"read_udata", "read_movielens_dat", "read_ratings_csv", "read_table",
+                           "read_ncf"}
+    assert min(totals.values()) >= EXAMPLES, totals

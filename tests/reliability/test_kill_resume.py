@@ -20,6 +20,7 @@ TRAINERS = {
              "--unobserved-weight", "0.1"],
 }
 TRIALS = 3
+ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def train_cmd(model: str, out: Path, *extra: str) -> list[str]:
@@ -33,43 +34,63 @@ def arrays(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def reference_run(model: str, folder: Path) -> dict[str, np.ndarray]:
+    """The uninterrupted run's arrays."""
+    subprocess.run(train_cmd(model, folder / "ref"), check=True, capture_output=True,
+                   env=ENV, timeout=600)
+    return arrays(folder / "ref")
+
+
+def kill_and_resume(model: str, folder: Path, trial: int) -> dict[str, np.ndarray]:
+    """Start a run, SIGKILL it after its ``trial + 1``-th checkpoint, resume it; its arrays.
+
+    Each trial kills at a different point: after the 1st, 2nd, 3rd ... checkpoint write.
+    """
+    out = folder / f"run{trial}"
+    ckpt = out.with_name(out.name + ".ckpt")
+    proc = subprocess.Popen(train_cmd(model, out), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    seen = 0
+    last = None
+    while seen <= trial and time.monotonic() < deadline and proc.poll() is None:
+        meta = ckpt / "model.json"
+        stamp = meta.stat().st_mtime_ns if meta.exists() else None
+        if stamp is not None and stamp != last:
+            seen, last = seen + 1, stamp
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.json").exists(), "the run finished before it was killed"
+    assert ckpt.exists()
+    r = subprocess.run(train_cmd(model, out, "--resume"), capture_output=True, text=True,
+                       env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stdout
+    assert not ckpt.exists()  # the checkpoint is removed once the final model is saved
+    return arrays(out)
+
+
+def identical(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> bool:
+    """Same array names, and every array equal bit for bit."""
+    return got.keys() == expected.keys() and all(
+        got[k].dtype == expected[k].dtype and got[k].shape == expected[k].shape
+        and got[k].tobytes() == expected[k].tobytes() for k in expected)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(TRAINERS))
 def test_sigkill_then_resume_is_bit_identical(model: str, tmp_path: Path) -> None:
     if model not in MODELS:
         pytest.fail(f"model {model!r} is not registered")
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    ref = tmp_path / "ref"
-    subprocess.run(train_cmd(model, ref), check=True, capture_output=True, env=env, timeout=600)
-    expected = arrays(ref)
+    expected = reference_run(model, tmp_path)
     for trial in range(TRIALS):
-        out = tmp_path / f"run{trial}"
-        ckpt = out.with_name(out.name + ".ckpt")
-        proc = subprocess.Popen(train_cmd(model, out), env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        # Kill at a different point each trial: after the 1st, 2nd, 3rd checkpoint write.
-        deadline = time.monotonic() + 300
-        seen = 0
-        last = None
-        while seen <= trial and time.monotonic() < deadline and proc.poll() is None:
-            meta = ckpt / "model.json"
-            stamp = meta.stat().st_mtime_ns if meta.exists() else None
-            if stamp is not None and stamp != last:
-                seen, last = seen + 1, stamp
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert not (out / "model.json").exists(), "the run finished before it was killed"
-        assert ckpt.exists()
-        r = subprocess.run(train_cmd(model, out, "--resume"), capture_output=True, text=True,
-                           env=env, timeout=600)
-        assert r.returncode == 0, r.stderr
-        assert "resuming" in r.stdout
-        got = arrays(out)
+        got = kill_and_resume(model, tmp_path, trial)
         assert got.keys() == expected.keys()
         for k in expected:
-            np.testing.assert_array_equal(got[k], expected[k], err_msg=f"{model} trial {trial}: {k}")
-        assert not ckpt.exists()  # the checkpoint is removed once the final model is saved
+            np.testing.assert_array_equal(got[k], expected[k],
+                                          err_msg=f"{model} trial {trial}: {k}")
+        assert identical(got, expected)
 
 
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:

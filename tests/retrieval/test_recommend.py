@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dotrec.errors import ConfigError
+from dotrec.errors import ConfigError, NotSupportedError, UnknownIdError
 from dotrec.models import load_model, load_seen
-from dotrec.recommend import NotSupportedError, Recommender, UnknownIdError
+from dotrec.recommend import Recommender
 from dotrec.retrieval import build_index, save_index
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -16,31 +15,29 @@ def serve_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory written by `dotrec train`."),
     index: str | None = typer.Option(None, "--index", help="Saved index to search: exact, "
                                                            "hnsw or ivf (default exact)."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    host: str | None = typer.Option(
+        None, help="Address to listen on (default 127.0.0.1). Anything beyond loopback makes "
+                   "the service, which has no authentication, reachable from other machines."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="Worker processes (each loads the model)."),
+    workers: int = typer.Option(1, help="Worker processes (each loads the model); with 2 or "
+                                        "more, SIGHUP reloads the model without downtime."),
     threads: int = typer.Option(1, help="Threads one request's search may use."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
 ) -> None:
-    """Serve recommendations over HTTP; API docs at /docs, metrics at /metrics."""
-    try:
-        import uvicorn
+    """Serve recommendations over HTTP; API docs at /docs, metrics at /metrics.
 
-        from dotrec.serve import app as serve_app
+    POST /admin/reload (from this machine) loads a new model version written to MODEL_DIR.
+    """
+    try:
+        from dotrec.serve import server
     except ImportError:
         raise ConfigError("serving needs the serve extra: pip install 'dotrec[serve]'") from None
-    if workers < 1 or threads < 1:
-        raise ConfigError("--workers and --threads must be >= 1")
-    # Load once here: bad directories and missing indexes fail fast, with one clear line.
-    application = serve_app.create_app(model_dir, index, threads=threads)
+    explicit = host is not None
+    host = host if explicit else server.DEFAULT_HOST
+    if explicit and not server.resolves_to_loopback(host):
+        err_console.print(f"warning: listening on {host}, reachable beyond this machine; the "
+                          "service has no authentication")
     err_console.print(f"serving {model_dir} on http://{host}:{port} "
                       f"(docs at /docs, {workers} worker{'s' if workers > 1 else ''})")
-    if workers == 1:
-        uvicorn.run(application, host=host, port=port, log_level=log_level)
-        return
-    del application
-    os.environ[serve_app.ENV_MODEL_DIR] = str(model_dir)
-    os.environ[serve_app.ENV_INDEX] = index or ""
-    os.environ[serve_app.ENV_THREADS] = str(threads)
-    uvicorn.run("dotrec.serve.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+    server.serve(model_dir, index=index, host=host, port=port, workers=workers,
+                 threads=threads, log_level=log_level, allow_remote=explicit)

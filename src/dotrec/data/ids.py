@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+#: How an integer id is written as text; longer than an int64 can be is unknown, not an error.
+_INT_ID = re.compile(r"-?[0-9]+")
+_MAX_INT_ID_CHARS = 20
 
 
 class IdMap:
@@ -57,7 +62,9 @@ class IdMap:
         if self.ids.dtype.kind == "i":
             if isinstance(external_id, str):
                 s = external_id.strip()
-                if not (s.lstrip("-").isascii() and s.lstrip("-").isdigit()):
+                # ASCII digits only: int() would also accept "1_000", "+5" and other scripts'
+                # digits, which are not how these ids are written.
+                if len(s) > _MAX_INT_ID_CHARS or not _INT_ID.fullmatch(s):
                     return None
                 return int(s)
             if isinstance(external_id, (int, np.integer)) and not isinstance(external_id, bool):

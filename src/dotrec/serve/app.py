@@ -4,15 +4,23 @@ Endpoints
     ``GET /users/{user_id}/recommendations?k=10&exclude_seen=true``
     ``GET /items/{item_id}/similar?k=10``
     ``GET /healthz`` and ``GET /metrics`` (Prometheus text format); OpenAPI docs at ``/docs``.
+    ``POST /admin/reload``: load the model directory again (a new version written there by
+    ``dotrec train --out``) and swap it in; accepted from loopback clients only.
 
 Errors are JSON: an unknown user or item id gives 404 ``{"error": "unknown_user", "detail":
-...}``; ``k`` outside ``1..MAX_K`` gives FastAPI's 422 validation error; a model that cannot
-answer similar-item queries gives 501. ``k`` above the catalog returns every eligible item.
+...}``; ``k`` outside ``1..MAX_K``, or an id longer than ``MAX_ID_LENGTH`` characters, gives
+FastAPI's 422 validation error; a model that cannot answer similar-item queries gives 501.
+``k`` above the catalog returns every eligible item. Ids are matched as given: unicode, spaces
+or ``../`` inside an id (percent-encoded) are just ids the model does not know (404).
 
 State: the model, index and seen items are loaded once, in :func:`create_app`, into one
 immutable :class:`ServingState` held at ``app.state.serving``. Every request reads that
-reference once and uses only it, so a later reload can build a new state and swap the
-reference atomically while requests in flight finish on the old one.
+reference once and uses only it, so a reload builds a complete new state first and then
+swaps the reference (one assignment, atomic): requests in flight finish on the old state,
+later ones use the new one, and none fails. A reload that cannot load the directory (a
+half-written or corrupt version, a stale saved index) changes nothing and answers 409.
+With ``--workers N`` (N >= 2), send SIGHUP to the ``dotrec serve`` process instead: uvicorn
+restarts the workers one at a time, so the others keep answering.
 
 Workers: handlers are plain functions, run in the server's thread pool; the search kernels
 release the GIL, so requests proceed in parallel, each scanning in its own thread.
@@ -22,7 +30,10 @@ release the GIL, so requests proceed in parallel, each scanning in its own threa
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,16 +43,20 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from dotrec._version import __version__
-from dotrec.errors import ConfigError
-from dotrec.recommend import NotSupportedError, Recommender, UnknownIdError
+from dotrec.errors import ConfigError, DotrecError, NotSupportedError, UnknownIdError
+from dotrec.recommend import Recommender
 from dotrec.serve.metrics import Metrics, MetricsMiddleware
 
 #: Largest ``k`` a request may ask for.
 MAX_K = 1000
+#: Longest user or item id (characters) a request may carry; longer ones are refused (422).
+MAX_ID_LENGTH = 512
 #: Environment variables read by :func:`app_from_env` (set by ``dotrec serve --workers``).
 ENV_MODEL_DIR = "DOTREC_SERVE_MODEL_DIR"
 ENV_INDEX = "DOTREC_SERVE_INDEX"
 ENV_THREADS = "DOTREC_SERVE_THREADS"
+
+logger = logging.getLogger("dotrec.serve")
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,33 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is a loopback address."""
+    if host is None:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def reload_state(app: FastAPI) -> ServingState:
+    """Load ``app``'s model directory again and swap the new state in (atomically).
+
+    Raises whatever loading raises, and then the old state stays in place.
+    """
+    with app.state.reload_lock:  # one reload at a time; requests never take this lock
+        old: ServingState = app.state.serving
+        kind = None if old.index_kind in ("exact", "score_all") else old.index_kind
+        new = load_state(old.model_dir, kind, app.state.threads)
+        app.state.serving = new
+        app.state.metrics.set_info(model=new.recommender.model.name, index=new.index_kind,
+                                   model_dir=new.model_dir, version=__version__)
+        return new
+
+
 def _scored(item_ids: Any, scores: Any) -> list[ScoredItem]:
     return [ScoredItem(item_id=i, score=float(s))
             for i, s in zip(item_ids.tolist(), scores.tolist())]
@@ -118,6 +160,8 @@ def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None,
     )
     app.state.serving = state
     app.state.metrics = metrics
+    app.state.threads = threads
+    app.state.reload_lock = threading.Lock()
     metrics.set_info(model=state.recommender.model.name, index=state.index_kind,
                      model_dir=state.model_dir, version=__version__)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -137,14 +181,24 @@ def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None,
         return JSONResponse(status_code=422, content={"error": "bad_request",
                                                       "detail": str(exc)})
 
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not a bad request: logged with its traceback, answered without one.
+        logger.exception("unhandled error in %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"error": "internal_error",
+                                                      "detail": type(exc).__name__})
+
     errors: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody,
                                                      "description": "Unknown id"}}
+    user_path = Path(..., max_length=MAX_ID_LENGTH,
+                     description="Raw user id, as in the training data.")
+    item_path = Path(..., max_length=MAX_ID_LENGTH, description="Raw item id.")
 
     @app.get("/users/{user_id}/recommendations", response_model=Recommendations,
              responses=errors, summary="Top-k items for a user")
     def recommendations(
         request: Request,
-        user_id: str = Path(..., description="Raw user id, as in the training data."),
+        user_id: str = user_path,
         k: int = Query(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K})."),
         exclude_seen: bool = Query(True, description="Leave out the user's training items."),
     ) -> Recommendations:
@@ -159,7 +213,7 @@ def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None,
              summary="Items most similar to an item (cosine of item vectors)")
     def similar(
         request: Request,
-        item_id: str = Path(..., description="Raw item id."),
+        item_id: str = item_path,
         k: int = Query(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K})."),
     ) -> SimilarItems:
         rec: Recommender = request.app.state.serving.recommender
@@ -173,6 +227,24 @@ def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None,
         return Health(status="ok", model=m.name, model_dir=s.model_dir, index=s.index_kind,
                       n_users=m.n_users, n_items=m.n_items, loaded_at=s.loaded_at,
                       version=__version__)
+
+    @app.post("/admin/reload", response_model=Health,
+              responses={403: {"model": ErrorBody, "description": "Not a loopback client"},
+                         409: {"model": ErrorBody, "description": "The new version did not "
+                                                                  "load; the old one serves"}},
+              summary="Load the model directory again and swap it in atomically")
+    def reload(request: Request) -> Any:
+        client = request.client.host if request.client else None
+        if not is_loopback(client):
+            return JSONResponse(status_code=403, content={
+                "error": "forbidden", "detail": "reload is accepted from loopback clients only"})
+        try:
+            reload_state(request.app)
+        except (DotrecError, OSError, ValueError) as exc:
+            logger.warning("reload failed, still serving the previous model: %s", exc)
+            return JSONResponse(status_code=409, content={"error": "reload_failed",
+                                                          "detail": str(exc)})
+        return healthz(request)
 
     @app.get("/metrics", response_class=PlainTextResponse,
              summary="Request counts and latency histograms (Prometheus text format)")
