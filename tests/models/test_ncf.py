@@ -119,7 +119,8 @@ def test_score_all_fast_path_equals_pairwise_and_training_graph(cls: type, split
     pairs = m.score(u, i)
     np.testing.assert_allclose(m._train_logits(u, i), pairs, rtol=1e-5, atol=1e-5)
     users = np.arange(split.n_users)
-    for batch_size in (None, 3 * split.n_items * 32, 1):  # one batch, 3 users, 1 user each
+    # One batch; 3 users at a time; item blocks of a few items per user; one item at a time.
+    for batch_size in (None, 3 * split.n_items * 32, 7 * 64, 1):
         full = m.score_all(users, batch_size=batch_size)
         assert full.dtype == np.float32 and full.shape == (split.n_users, split.n_items)
         np.testing.assert_allclose(full.reshape(-1), pairs, rtol=1e-5, atol=1e-5)

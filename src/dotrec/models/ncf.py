@@ -396,15 +396,18 @@ class _NCFModel(Model):
     def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
         """Logits of every item for each user: float32 of shape (len(users), n_items).
 
-        Users are processed in batches whose intermediate arrays hold at most ``batch_size``
-        float32 elements (default :data:`SCORE_BUDGET`).
+        Users, and for a catalog too large for one user's pass also items, are processed in
+        blocks whose intermediate arrays hold at most ``batch_size`` float32 elements (default
+        :data:`SCORE_BUDGET`), so memory stays bounded for any catalog size.
         """
         self._check_fitted()
         users = np.asarray(user_indices, dtype=np.int64)
         t = self._score_tables()
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         width = self.layers[0] if "mlp_user" in t else 1
-        per = max(1, (batch_size or SCORE_BUDGET) // (self.n_items * width))
+        budget = batch_size or SCORE_BUDGET
+        per = max(1, budget // (self.n_items * width))
+        items_per = max(1, budget // width)
         for s in range(0, len(users), per):
             u = users[s:s + per]
             block = out[s:s + len(u)]
@@ -412,8 +415,10 @@ class _NCFModel(Model):
             if "gmf_user" in t:
                 block += t["gmf_user"][u] @ t["gmf_item"].T
             if "mlp_user" in t:
-                h = (t["mlp_user"][u][:, None, :] + t["mlp_item"][None, :, :]).reshape(-1, width)
-                block += self._tower(h, t).reshape(len(u), self.n_items)
+                for j in range(0, self.n_items, items_per):
+                    items = t["mlp_item"][j:j + items_per]
+                    h = (t["mlp_user"][u][:, None, :] + items[None, :, :]).reshape(-1, width)
+                    block[:, j:j + len(items)] += self._tower(h, t).reshape(len(u), len(items))
         return out
 
     # ------------------------------------------------------------------ artifacts

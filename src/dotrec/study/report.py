@@ -35,9 +35,9 @@ SIZE_ACCOUNTING = (
     "(2017): MF and iALS have embedding_dim = size; an NCF model with predictive factor k "
     "counts as k (GMF), 2k (MLP) and 3k (NeuMF: a GMF branch of k plus an MLP branch of 2k). "
     "A size that is not a multiple is rounded to the nearest k; the size column shows the "
-    "counted size and the width column the model's own parameter. dotrec's MLP tower follows "
-    "the NCF reference code ([4k, 2k, k] hidden units over user and item embeddings of 4k "
-    "each), so its embeddings are wider than the paper's count of 2k.")
+    "counted size and the width column the model's own parameter. dotrec's MLP has the "
+    "paper's configuration, [4k, 2k, k] hidden units over user and item embeddings of 2k "
+    "each, so the counted size is the embedding width of each side.")
 
 
 @dataclass(frozen=True)
