@@ -91,7 +91,7 @@ class Recommender:
         load the index saved by ``dotrec index build`` (never rebuilt here).
         """
         model = load_model(model_dir)
-        index = None
+        index: ItemIndex | None = None
         if index_kind is not None:
             if not isinstance(model, DotProductModel):
                 raise ConfigError(f"--index applies to dot-product models; {model_dir} holds "

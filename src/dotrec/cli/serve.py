@@ -33,11 +33,11 @@ def serve_cmd(
     except ImportError:
         raise ConfigError("serving needs the serve extra: pip install 'dotrec[serve]'") from None
     explicit = host is not None
-    host = host if explicit else server.DEFAULT_HOST
-    if explicit and not server.resolves_to_loopback(host):
-        err_console.print(f"warning: listening on {host}, reachable beyond this machine; the "
-                          "service has no authentication")
-    err_console.print(f"serving {model_dir} on http://{host}:{port} "
+    address = host if host is not None else server.DEFAULT_HOST
+    if explicit and not server.resolves_to_loopback(address):
+        err_console.print(f"warning: listening on {address}, reachable beyond this machine; "
+                          "the service has no authentication")
+    err_console.print(f"serving {model_dir} on http://{address}:{port} "
                       f"(docs at /docs, {workers} worker{'s' if workers > 1 else ''})")
-    server.serve(model_dir, index=index, host=host, port=port, workers=workers,
+    server.serve(model_dir, index=index, host=address, port=port, workers=workers,
                  threads=threads, log_level=log_level, allow_remote=explicit)
