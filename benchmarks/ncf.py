@@ -146,6 +146,8 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         row: dict[str, dict[str, Any]] = {}
         need_pre = "neumf" in models
         epochs = {"gmf": args.epochs, "mlp": args.epochs, "neumf": neumf_max}
+        if args.select == "given":
+            epochs.update(args.given_epochs[seed])
         selection_seconds = 0.0
         fitted: dict[str, Model] = {}
         if args.select == "early-stop":
@@ -206,7 +208,9 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
     means: dict[str, Any] = {}
     how = {"holdout": "epochs picked on the training data's holdout",
            "early-stop": "early stopping on the training data's holdout",
-           "fixed": f"{args.epochs} epochs"}[args.select]
+           "fixed": f"{args.epochs} epochs",
+           "given": f"epochs picked on the training data's holdout by {args.epochs_from}, "
+                    "refitted on all the training data"}[args.select]
     log(f"\nmeans over seeds {args.seeds} (k={k}, {how}; sampled = NCF protocol with 99 "
         "negatives; full = all non-training items)")
     for name, rows in per_seed.items():
@@ -303,12 +307,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--neumf-epochs", type=int, default=None,
                    help="NeuMF epochs, or their maximum with --select holdout "
                         "(default: --epochs).")
-    p.add_argument("--select", choices=("holdout", "early-stop", "fixed"), default="holdout",
+    p.add_argument("--select", choices=("holdout", "early-stop", "fixed", "given"),
+                   default="holdout",
                    help="holdout: pick each model's epoch count (at most --epochs) by NDCG@10 "
                         "on the training data's leave-one-out holdout, then refit on all the "
                         "training data; early-stop: keep the best epoch of the holdout fit "
                         "itself (half the cost; the model misses each user's holdout item); "
-                        "fixed: --epochs.")
+                        "fixed: --epochs; given: the epochs a previous holdout or early-stop run "
+                        "picked (--epochs-from its --json), refitted on all the training data: "
+                        "the same models as --select holdout, without repeating the selection.")
+    p.add_argument("--epochs-from", type=Path,
+                   help="JSON written by an earlier --select holdout or early-stop run.")
     p.add_argument("--patience", type=int, default=4,
                    help="Stop a selection fit after this many epochs without improvement.")
     p.add_argument("--mf-epochs", type=int, default=256,
@@ -321,6 +330,17 @@ def main(argv: list[str] | None = None) -> None:
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    if (args.select == "given") != (args.epochs_from is not None):
+        p.error("--select given and --epochs-from go together")
+    if args.epochs_from is not None:
+        earlier = json.loads(args.epochs_from.read_text())["quality"]["per_seed"]
+        args.given_epochs = {}
+        for name, rows in earlier.items():
+            for r in rows:
+                args.given_epochs.setdefault(r["seed"], {})[name] = r["epochs"]
+        missing = [s for s in args.seeds if s not in args.given_epochs]
+        if missing:
+            p.error(f"{args.epochs_from} has no epochs for seeds {missing}")
 
     info = {**machine_info(), "torch_threads": args.threads}
     log(f"{machine_line()} | torch threads {args.threads}")
