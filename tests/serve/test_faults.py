@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
+from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from dotrec.data.interactions import Interactions  # noqa: E402
@@ -73,6 +74,13 @@ def test_hostile_probe_expectations_are_client_errors() -> None:
         assert p.expected <= CLIENT_ERROR
 
 
+def serve_copy(model_dir: Path, tmp_path: Path) -> tuple[Path, FastAPI]:
+    """A copy of ``model_dir`` (free to be replaced by new versions) and an app serving it."""
+    served = tmp_path / "served"
+    shutil.copytree(model_dir, served)
+    return served, create_app(served)
+
+
 def _retrain_into(model_dir: Path, seed: int) -> Recommender:
     """Write a new version of the model (other seed) into ``model_dir`` the way train does."""
     tmp = model_dir.with_name(model_dir.name + f"-v{seed}")
@@ -84,9 +92,7 @@ def _retrain_into(model_dir: Path, seed: int) -> Recommender:
 
 
 def test_reload_swaps_to_the_new_version(tmp_path: Path, int_dir: Path) -> None:
-    served = tmp_path / "served"
-    shutil.copytree(int_dir, served)
-    app = create_app(served)
+    served, app = serve_copy(int_dir, tmp_path)
     client = TestClient(app, client=LOCAL)
     old_state = app.state.serving
     before = client.get("/users/1003/recommendations?k=5").json()
@@ -102,9 +108,7 @@ def test_reload_swaps_to_the_new_version(tmp_path: Path, int_dir: Path) -> None:
 
 def test_reload_of_a_corrupt_version_keeps_serving_the_old_one(tmp_path: Path,
                                                                int_dir: Path) -> None:
-    served = tmp_path / "served"
-    shutil.copytree(int_dir, served)
-    app = create_app(served)
+    served, app = serve_copy(int_dir, tmp_path)
     client = TestClient(app, client=LOCAL)
     state = app.state.serving
     before = client.get("/users/1001/recommendations").json()
@@ -125,9 +129,7 @@ def test_reload_is_refused_to_remote_clients(int_dir: Path) -> None:
 
 
 def test_requests_during_reloads_never_fail(tmp_path: Path, int_dir: Path) -> None:
-    served = tmp_path / "served"
-    shutil.copytree(int_dir, served)
-    app = create_app(served)
+    served, app = serve_copy(int_dir, tmp_path)
     client = TestClient(app, client=LOCAL)
     stop = threading.Event()
     statuses: list[int] = []
