@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,6 +33,16 @@ def data_dir() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return d
+
+
+def require(module: str) -> Any:
+    """Import an optional dependency: skip the tests without it locally, fail in CI (CI=true).
+
+    CI installs every extra, so a missing one there is a broken install, not a reason to skip.
+    """
+    if os.environ.get("CI", "").lower() == "true":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
 
 
 def planted_interactions(n_users: int = 60, n_items: int = 40, n_blocks: int = 4,

@@ -7,7 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dotrec.approx.data import make_dataset, rmse  # noqa: E402
-from dotrec.approx.mlp import check_device, hidden_sizes, train_mlp  # noqa: E402
+from dotrec._torch import check_device, resolve_device
+from dotrec.approx.mlp import hidden_sizes, train_mlp  # noqa: E402
 from dotrec.errors import ConfigError  # noqa: E402
 
 
@@ -50,7 +51,8 @@ def test_bad_device_and_options_are_config_errors(data) -> None:
         check_device("gpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
-            check_device("cuda")
+            resolve_device("cuda")
+        assert resolve_device("auto") == "cpu"
     with pytest.raises(ConfigError):
         train_mlp(data, 1, seed=0, epochs=0)
     with pytest.raises(ConfigError):

@@ -89,29 +89,6 @@ def test_set_pretrained_checks_its_inputs(split: Split, pretrained: tuple[GMF, M
         n.fit(other)
 
 
-def test_sgd_with_sparse_embedding_gradients_equals_the_dense_update(split: Split) -> None:
-    model = NeuMF(epochs=0, **{**KW, "regularization": 0.1}).fit(split.train)
-    users = torch.tensor([0, 0, 3, 5, 0])  # repeated rows accumulate
-    items = torch.tensor([1, 2, 2, 2, 7])
-    labels = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0])
-    dense = {n: torch.from_numpy(w.copy()).requires_grad_(True) for n, w in model.weights.items()}
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(
-        _forward(torch, dense, users, items, len(model.layers)), labels)
-    loss = loss + 0.05 * sum((p ** 2).sum() for n, p in dense.items() if not n.endswith("bias"))
-    loss.backward()
-    expected = {n: (p - 0.01 * p.grad).detach().numpy() for n, p in dense.items()}
-
-    params = {n: torch.from_numpy(w.copy()).requires_grad_(True) for n, w in model.weights.items()}
-    step = model._sgd_step(torch, params)
-    torch.nn.functional.binary_cross_entropy_with_logits(
-        _forward(torch, params, users, items, len(model.layers), sparse=True), labels).backward()
-    assert params["gmf.user_embedding"].grad.is_sparse
-    step()
-    for n, p in params.items():
-        np.testing.assert_allclose(p.detach().numpy(), expected[n], rtol=1e-6, atol=1e-8,
-                                   err_msg=n)
-
-
 @pytest.mark.parametrize("cls", [GMF, MLP, NeuMF])
 def test_score_all_fast_path_equals_pairwise_and_training_graph(cls: type, split: Split) -> None:
     m = cls(epochs=2, seed=3, **KW).fit(split.train)
@@ -126,10 +103,12 @@ def test_score_all_fast_path_equals_pairwise_and_training_graph(cls: type, split
         np.testing.assert_allclose(full.reshape(-1), pairs, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("cls", [GMF, MLP])
-def test_resume_from_a_checkpoint_is_bit_identical(cls: type, split: Split,
+@pytest.mark.parametrize("cls", [GMF, MLP, NeuMF])
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
+def test_resume_from_a_checkpoint_is_bit_identical(cls: type, optimizer: str, split: Split,
                                                    tmp_path: Path) -> None:
-    ref = cls(epochs=4, seed=5, **KW).fit(split.train)
+    kw = {**KW, "optimizer": optimizer}
+    ref = cls(epochs=4, seed=5, **kw).fit(split.train)
 
     class Stop(Exception):
         pass
@@ -141,7 +120,7 @@ def test_resume_from_a_checkpoint_is_bit_identical(cls: type, split: Split,
             raise Stop
 
     with pytest.raises(Stop):
-        cls(epochs=4, seed=5, **KW).fit(split.train, on_epoch=checkpoint_then_die)
+        cls(epochs=4, seed=5, **kw).fit(split.train, on_epoch=checkpoint_then_die)
     with np.load(tmp_path / "ckpt" / "arrays.npz") as z:
         assert any(k.startswith("adam.") for k in z.files)  # the checkpoint keeps Adam's state
     resumed = load_model(tmp_path / "ckpt")

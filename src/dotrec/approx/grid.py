@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dotrec._torch import resolve_device
 from dotrec._version import __version__
 from dotrec.approx.data import N_FRESH, PAIRS_PER_USER, DotDataset, make_dataset, rmse
 from dotrec.artifacts import atomic_write_bytes
@@ -159,9 +160,9 @@ def run_grid(spec: GridSpec, out_dir: str | Path, *, device: str = "cpu", thread
     holds the run key, ``{mlp,dot,zero}_{train,test,fresh}`` RMSEs, the MLP's ``seconds`` and
     ``cpu_seconds``, the device and the thread count.
     """
-    from dotrec.approx.mlp import check_device, train_mlp
+    from dotrec.approx.mlp import train_mlp
 
-    check_device(device)
+    device = resolve_device(device)
     path = Path(out_dir) / RESULTS_FILE
     settings = spec.settings()
     runs = load_runs(path, settings)

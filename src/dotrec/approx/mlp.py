@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dotrec._torch import resolve_device
 from dotrec.approx.data import DotDataset, FloatArray, IntArray, rmse
 from dotrec.errors import ConfigError, DotrecError
 from dotrec.random import int_seed
@@ -28,7 +29,6 @@ from dotrec.random import int_seed
 if TYPE_CHECKING:
     import torch
 
-DEVICES = ("cpu", "cuda")
 EVAL_BATCH = 1 << 16
 
 
@@ -50,18 +50,6 @@ def hidden_sizes(d: int, first_layer_mult: int) -> list[int]:
         raise ConfigError(f"first_layer_mult must be >= 1, got {first_layer_mult}")
     m = first_layer_mult
     return [2 * m * d, m * d, max(1, m * d // 2)]
-
-
-def check_device(device: str) -> None:
-    """Raise :class:`ConfigError` unless ``device`` is ``cpu``, or ``cuda`` with a GPU present."""
-    if device not in DEVICES:
-        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but torch sees no CUDA device; "
-                              "use --device cpu")
 
 
 def _build_mlp(sizes: list[int], generator: torch.Generator) -> torch.nn.Sequential:
@@ -117,7 +105,7 @@ def train_mlp(data: DotDataset, first_layer_mult: int, *, seed: int, repeat: int
                           f"{epochs}, {batch_size}, {learning_rate}")
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
-    check_device(device)
+    dev_name = resolve_device(device)
     d, n_users = data.dim, data.user_factors.shape[0]
     keys = (d, n_users, first_layer_mult, repeat)
     sizes = [2 * d, *hidden_sizes(d, first_layer_mult), 1]
@@ -125,7 +113,7 @@ def train_mlp(data: DotDataset, first_layer_mult: int, *, seed: int, repeat: int
     torch.set_num_threads(threads)
     try:
         start, cpu_start = time.perf_counter(), time.process_time()
-        dev = torch.device(device)
+        dev = torch.device(dev_name)
 
         def tensor(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a, device=dev,

@@ -25,7 +25,7 @@ from dotrec.approx.grid import (
     RunKey,
     run_grid,
 )
-from dotrec.approx.mlp import check_device
+from dotrec._torch import check_device
 from dotrec.approx.report import aggregate, trends, verdict, write_outputs
 from dotrec.cli._common import epoch_progress
 from dotrec.cli.app import app, console
@@ -52,7 +52,7 @@ def approx_dot_cmd(
                                     help="Pairs with newly drawn embeddings in the fresh set."),
     out: Path = typer.Option(Path("runs/approx-dot"), "--out", "-o",
                              help="Output directory; results.json there is resumed."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (CUDA when torch sees a GPU)."),
     threads: int = typer.Option(1, "--threads",
                                 help="torch CPU threads (1 is fastest for these small MLPs)."),
 ) -> None:

@@ -19,10 +19,11 @@ Training
     afresh every epoch, as in the NCF reference's ``get_train_instances``. The examples are
     shuffled and cut into mini-batches of ``batch_size``; each step minimises the batch's mean
     loss plus ``regularization / 2`` times the squared L2 norm of all embedding tables and
-    weight matrices (not biases). The optimizer is dense Adam (every parameter moves at every
-    step, as in Keras), except for NeuMF with pretraining, which uses plain SGD (the paper,
-    section 3.4.1); its embedding gradients are sparse and coalesced, which gives exactly the
-    dense SGD update.
+    weight matrices (not biases). The optimizer is dense Adam (``optimizer="adam"``: every
+    parameter moves at every step, as in Keras) or Adam on the embedding rows a batch touches
+    (``"lazy_adam"``), except for NeuMF with pretraining, which uses plain SGD (the paper,
+    section 3.4.1). The step's gradients are written out by hand (``_ncf_train``); ``_forward``
+    below is the reference they are tested against.
 Initialisation
     Embeddings N(0, 0.01^2); hidden layers Glorot-uniform; the output layer LeCun-uniform;
     biases 0 (the Keras initialisers of the reference code). NeuMF with pretraining copies a
@@ -49,14 +50,16 @@ WWW 2017, sections 3.2-3.4 (eq. 9-12) and the reference code
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from dotrec._torch import (check_device, check_precision, import_torch, resolve_device,
+                           warn_slow_bf16)
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError, DataError
+from dotrec.models._ncf_train import StepConfig, Trainer
 from dotrec.models.base import EpochCallback, Model, check_positive, register
 from dotrec.random import rng
 
@@ -65,17 +68,11 @@ if TYPE_CHECKING:
 
 #: Weight of each pretrained model in NeuMF's initial output layer (the paper's alpha).
 PRETRAIN_ALPHA = 0.5
+#: Optimizers of the NCF models: dense Adam (the paper's Keras semantics) or Adam on the
+#: embedding rows a batch touches (see :mod:`dotrec.models._row_optim`).
+OPTIMIZERS = ("adam", "lazy_adam")
 #: Float32 elements per intermediate array when scoring (bounds score/score_all memory).
 SCORE_BUDGET = 1 << 22
-
-
-def _import_torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise ConfigError("training GMF, MLP or NeuMF needs PyTorch: "
-                          "pip install 'dotrec[torch]'") from None
-    return torch
 
 
 def _check_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
@@ -156,7 +153,7 @@ class _NCFModel(Model):
 
     def __init__(self, factor: int, layers: list[int] | None, epochs: int, batch_size: int,
                  n_negatives: int, learning_rate: float, regularization: float, seed: int,
-                 threads: int) -> None:
+                 threads: int, optimizer: str, precision: str, device: str) -> None:
         super().__init__()
         self.factor = _check_int("factor", factor)
         k = self.factor
@@ -172,12 +169,18 @@ class _NCFModel(Model):
         self.regularization = float(regularization)
         self.seed = _check_int("seed", seed, allow_zero=True)
         self.threads = _check_int("threads", threads)
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                              f"got {optimizer!r}")
+        self.optimizer = optimizer
+        self.precision = check_precision(precision)
+        self.device = check_device(device)
         self.weights: dict[str, np.ndarray] = {}
         self._tables: dict[str, np.ndarray] = {}
-        #: Adam moments restored from a checkpoint, handed to the optimizer on resume.
+        #: Optimizer moments restored from a checkpoint, handed to the trainer on resume.
         self._adam_state: dict[str, dict[str, np.ndarray]] = {}
-        #: The live optimizer and its parameters while fitting (for checkpoints).
-        self._adam: tuple[Any, dict[str, Any]] | None = None
+        #: The live trainer while fitting (its optimizer state goes into checkpoints).
+        self._trainer: Trainer | None = None
 
     def config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"factor": self.factor}
@@ -185,7 +188,8 @@ class _NCFModel(Model):
             cfg["layers"] = list(self.layers)
         cfg.update(epochs=self.epochs, batch_size=self.batch_size, n_negatives=self.n_negatives,
                    learning_rate=self.learning_rate, regularization=self.regularization,
-                   seed=self.seed, threads=self.threads)
+                   seed=self.seed, threads=self.threads, optimizer=self.optimizer,
+                   precision=self.precision, device=self.device)
         return cfg
 
     # ------------------------------------------------------------------ parameters
@@ -243,53 +247,47 @@ class _NCFModel(Model):
         return self._initial_weights(), {}
 
     def _fit(self, train: Interactions, on_epoch: EpochCallback | None) -> None:
-        torch = _import_torch()
+        torch = import_torch()
+        device = resolve_device(self.device)
+        if self.precision == "bf16":
+            warn_slow_bf16(device)
         if self.epochs_done == 0:
             weights, info = self._start_weights(train)
             self._set_weights(weights)
             self._adam_state = {}
             self.fit_info = {"optimizer": self._optimizer_name(), "epochs": 0, **info}
+        self.fit_info["device"] = device
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            self._train(torch, train, on_epoch)
+            cfg = StepConfig(optimizer=self.optimizer, sgd=self._optimizer_name() == "sgd",
+                             learning_rate=self.learning_rate,
+                             regularization=self.regularization, batch_size=self.batch_size,
+                             n_hidden=len(self.layers), precision=self.precision)
+            self._trainer = Trainer(torch, self.weights, cfg, device, self._adam_state)
+            self._adam_state = {}
+            self._train(train, on_epoch)
         finally:
             torch.set_num_threads(previous_threads)
-            self._adam = None
+            self._trainer = None
 
-    def _train(self, torch: Any, train: Interactions, on_epoch: EpochCallback | None) -> None:
+    def _train(self, train: Interactions, on_epoch: EpochCallback | None) -> None:
         """Epochs ``epochs_done + 1 .. epochs`` (a resumed fit continues where it stopped)."""
-        # The tensors share memory with self.weights: optimizer steps update the arrays.
-        params = {name: torch.from_numpy(w).requires_grad_(True)
-                  for name, w in self.weights.items()}
-        sparse = self._optimizer_name() == "sgd"
-        step = (self._sgd_step if sparse else self._adam_step)(torch, params)
-        F = torch.nn.functional
-        n_hidden = len(self.layers)
+        assert self._trainer is not None
         n_pos = len(train)
         n_ex = n_pos * (1 + self.n_negatives)
-        bs = self.batch_size
+        pos_users = train.user_index.astype(np.int64)
+        pos_items = train.item_index.astype(np.int64)
         while self.epochs_done < self.epochs:
             epoch = self.epochs_done + 1
             negatives = _sample_negatives(train, self.n_negatives,
                                           rng(self.seed, f"{self.name}_negatives", epoch))
             order = rng(self.seed, f"{self.name}_shuffle", epoch).permutation(n_ex)
-            users = np.concatenate([train.user_index.astype(np.int64),
-                                    np.repeat(train.user_index.astype(np.int64),
-                                              self.n_negatives)])[order]
-            items = np.concatenate([train.item_index.astype(np.int64), negatives])[order]
+            users = np.concatenate([pos_users, np.repeat(pos_users, self.n_negatives)])[order]
+            items = np.concatenate([pos_items, negatives])[order]
             labels = (order < n_pos).astype(np.float32)
-            u_t, i_t, y_t = (torch.from_numpy(users), torch.from_numpy(items),
-                             torch.from_numpy(labels))
-            total = torch.zeros((), dtype=torch.float64)
-            for s in range(0, n_ex, bs):
-                logits = _forward(torch, params, u_t[s:s + bs], i_t[s:s + bs], n_hidden, sparse)
-                loss = F.binary_cross_entropy_with_logits(logits, y_t[s:s + bs])
-                loss.backward()
-                step()
-                total += loss.detach() * len(logits)
+            mean_loss = self._trainer.epoch(users, items, labels)
             self._tables = {}
-            mean_loss = float(total) / max(1, n_ex)
             if not np.isfinite(mean_loss):
                 raise ConfigError(f"{self.name}: training diverged (loss {mean_loss} in epoch "
                                   f"{epoch}); lower learning_rate")
@@ -298,48 +296,10 @@ class _NCFModel(Model):
             if on_epoch is not None:
                 on_epoch(epoch, self)
 
-    def _adam_step(self, torch: Any, params: dict[str, Any]) -> Callable[[], None]:
-        """Dense Adam: every parameter moves at every step, touched by the batch or not.
-
-        A resumed fit first restores the moments saved in the checkpoint (``adam.*`` arrays).
-        """
-        reg = self.regularization
-        groups = [{"params": list(params.values())}]
-        if reg:
-            groups = [{"params": [p for n, p in params.items() if not n.endswith("bias")],
-                       "weight_decay": reg},
-                      {"params": [p for n, p in params.items() if n.endswith("bias")]}]
-        opt = torch.optim.Adam(groups, lr=self.learning_rate, fused=True)
-        for name, state in self._adam_state.items():
-            opt.state[params[name]] = {k: torch.from_numpy(np.array(v))
-                                       for k, v in state.items()}
-        self._adam_state = {}
-        self._adam = (opt, params)
-
-        def step() -> None:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        return step
-
-    def _sgd_step(self, torch: Any, params: dict[str, Any]) -> Callable[[], None]:
-        """Plain SGD; the coalesced sparse embedding gradients give exactly the dense update."""
-        lr, shrink = self.learning_rate, 1.0 - self.learning_rate * self.regularization
-        plist = [(p, shrink != 1.0 and not n.endswith("bias")) for n, p in params.items()]
-
-        def step() -> None:
-            with torch.no_grad():
-                for p, decayed in plist:
-                    g = p.grad.coalesce() if p.grad.is_sparse else p.grad
-                    if decayed:
-                        p.mul_(shrink)
-                    p.add_(g, alpha=-lr)
-                    p.grad = None
-        return step
-
     def _train_logits(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike
                       ) -> np.ndarray:
         """Logits of the training graph (torch) at the current weights, for checking."""
-        torch = _import_torch()
+        torch = import_torch()
         self._check_fitted()
         w = {name: torch.from_numpy(a) for name, a in self.weights.items()}
         u = torch.from_numpy(np.asarray(user_indices, dtype=np.int64))
@@ -425,11 +385,8 @@ class _NCFModel(Model):
     def _arrays(self) -> dict[str, np.ndarray]:
         """The weights; mid-fit (a checkpoint) also Adam's moments, so a resume is exact."""
         out = dict(self.weights)
-        if self._adam is not None and self.epochs_done < self.epochs:
-            opt, params = self._adam
-            for name, p in params.items():
-                for key, value in opt.state.get(p, {}).items():
-                    out[f"adam.{name}.{key}"] = value.numpy().copy()
+        if self._trainer is not None and self.epochs_done < self.epochs:
+            out.update(self._trainer.state_arrays())
         return out
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
@@ -477,6 +434,15 @@ class GMF(_NCFModel):
     seed : int
     threads : int
         Torch CPU threads while training (bit-repeatable for a fixed count).
+    optimizer : {"adam", "lazy_adam"}
+        ``adam``: dense Adam, the paper's Keras semantics (the default, for reproductions).
+        ``lazy_adam``: Adam on the embedding rows each batch touches (dense layers as
+        ``adam``); several times faster, see docs/models/ncf.md for its quality.
+    precision : {"fp32", "bf16"}
+        ``bf16`` runs the MLP tower's matrix products in bfloat16 (master weights, optimizer
+        and loss in float32); a speed-up where the CPU has AVX512-BF16 or AMX, and on GPUs.
+    device : {"cpu", "cuda", "auto"}
+        Where training runs (``auto``: CUDA when torch sees a GPU). Scoring is NumPy.
 
     References
     ----------
@@ -487,9 +453,10 @@ class GMF(_NCFModel):
 
     def __init__(self, factor: int = 8, epochs: int = 20, batch_size: int = 256,
                  n_negatives: int = 4, learning_rate: float = 0.001,
-                 regularization: float = 0.0, seed: int = 0, threads: int = 1) -> None:
+                 regularization: float = 0.0, seed: int = 0, threads: int = 1,
+                 optimizer: str = "adam", precision: str = "fp32", device: str = "cpu") -> None:
         super().__init__(factor, None, epochs, batch_size, n_negatives, learning_rate,
-                         regularization, seed, threads)
+                         regularization, seed, threads, optimizer, precision, device)
 
 
 @register
@@ -504,7 +471,8 @@ class MLP(_NCFModel):
         Hidden layer widths (``layers[0]`` even); the embeddings have ``layers[0] / 2`` units
         each (the first layer is square) and the predictive factor becomes ``layers[-1]``
         (``factor`` is then ignored).
-    epochs, batch_size, n_negatives, learning_rate, regularization, seed, threads
+    epochs, batch_size, n_negatives, learning_rate, regularization, seed, threads, optimizer,
+    precision, device
         As for :class:`GMF`.
 
     References
@@ -516,11 +484,12 @@ class MLP(_NCFModel):
 
     def __init__(self, factor: int = 8, layers: list[int] | None = None, epochs: int = 20,
                  batch_size: int = 256, n_negatives: int = 4, learning_rate: float = 0.001,
-                 regularization: float = 0.0, seed: int = 0, threads: int = 1) -> None:
+                 regularization: float = 0.0, seed: int = 0, threads: int = 1,
+                 optimizer: str = "adam", precision: str = "fp32", device: str = "cpu") -> None:
         if layers is not None:
             factor = _check_layers(layers)[-1]
         super().__init__(factor, layers, epochs, batch_size, n_negatives, learning_rate,
-                         regularization, seed, threads)
+                         regularization, seed, threads, optimizer, precision, device)
 
 
 @register
@@ -537,7 +506,8 @@ class NeuMF(_NCFModel):
         Start from a fitted GMF and MLP given to :meth:`set_pretrained` and train with plain
         SGD at ``learning_rate``; otherwise random initialisation and Adam.
         :meth:`set_pretrained` sets it.
-    epochs, batch_size, n_negatives, learning_rate, regularization, seed, threads
+    epochs, batch_size, n_negatives, learning_rate, regularization, seed, threads, optimizer,
+    precision, device
         As for :class:`GMF`.
 
     References
@@ -550,9 +520,10 @@ class NeuMF(_NCFModel):
     def __init__(self, factor: int = 8, layers: list[int] | None = None, epochs: int = 20,
                  batch_size: int = 256, n_negatives: int = 4, learning_rate: float = 0.001,
                  regularization: float = 0.0, pretrain: bool = False, seed: int = 0,
-                 threads: int = 1) -> None:
+                 threads: int = 1, optimizer: str = "adam", precision: str = "fp32",
+                 device: str = "cpu") -> None:
         super().__init__(factor, layers, epochs, batch_size, n_negatives, learning_rate,
-                         regularization, seed, threads)
+                         regularization, seed, threads, optimizer, precision, device)
         self.pretrain = bool(pretrain)
         self._pretrained: tuple[GMF, MLP] | None = None
 
