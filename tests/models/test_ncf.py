@@ -192,6 +192,24 @@ def test_cli_trains_neumf_from_pretrained_gmf_and_mlp(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "--layers does not apply" in str(r.exception)
 
 
+def test_cli_optimizer_precision_and_device_options(tmp_path: Path) -> None:
+    runner = CliRunner()
+    common = ["--dataset", "synthetic", "--threads", "1", "--epochs", "1", "--protocol", "none"]
+    r = runner.invoke(app, ["train", "mlp", *common, "--factor", "8", "--optimizer",
+                            "lazy_adam", "--precision", "bf16", "--device", "auto",
+                            "--out", str(tmp_path / "mlp")])
+    assert r.exit_code == 0, r.output
+    cfg = load_model(tmp_path / "mlp").config()
+    assert (cfg["optimizer"], cfg["precision"], cfg["device"]) == ("lazy_adam", "bf16", "auto")
+    r = runner.invoke(app, ["train", "mf", *common, "--optimizer", "lazy_adam"])
+    assert r.exit_code != 0 and "--optimizer does not apply" in str(r.exception)
+    r = runner.invoke(app, ["train", "gmf", *common, "--optimizer", "sgd"])
+    assert r.exit_code != 0 and "optimizer must be" in str(r.exception)
+    r = runner.invoke(app, ["tune", "mf", "--trials", "1", "--out", str(tmp_path / "t"),
+                            "--device", "auto"])
+    assert r.exit_code != 0 and "--device applies to gmf, mlp and neumf" in str(r.exception)
+
+
 def test_models_load_and_score_without_torch(split: Split, tmp_path: Path) -> None:
     model = MLP(epochs=1, **KW).fit(split.train)
     model.save(tmp_path / "mlp")

@@ -30,6 +30,11 @@ def initial(cls: type, **kw: object) -> tuple[object, dict[str, np.ndarray]]:
     return m, weights
 
 
+def tower(w: dict[str, object], n_hidden: int, dtype: object = None) -> list[tuple[object, object]]:
+    return [(w[f"mlp.{i}.weight"].to(dtype or torch.float32),
+             w[f"mlp.{i}.bias"].to(dtype or torch.float32)) for i in range(n_hidden)]
+
+
 def batch() -> tuple[object, object, object]:
     return torch.tensor(USERS), torch.tensor(ITEMS), torch.tensor(LABELS)
 
@@ -43,7 +48,7 @@ def test_hand_derived_gradients_equal_autograd(cls: type) -> None:
         _forward(torch, ref, u, i, len(m.layers)), y)
     loss.backward()
     w = {n: torch.from_numpy(a.copy()) for n, a in weights.items()}
-    total, emb, dense = forward_backward(torch, w, u, i, y, len(m.layers), torch.float32)
+    total, emb, dense = forward_backward(torch, w, u, i, y, tower(w, len(m.layers)))
     assert float(total) == pytest.approx(loss.item() * len(USERS), rel=1e-6)
     for name, g in dense.items():
         np.testing.assert_allclose(g.numpy(), ref[name].grad.numpy(), rtol=1e-5, atol=1e-7,
@@ -61,14 +66,13 @@ def test_bf16_gradients_are_close_to_float32(cls: type) -> None:
     m, weights = initial(cls)
     u, i, y = batch()
     w = {n: torch.from_numpy(a) for n, a in weights.items()}
-    loss32, emb32, dense32 = forward_backward(torch, w, u, i, y, len(m.layers), torch.float32)
-    loss16, emb16, dense16 = forward_backward(torch, w, u, i, y, len(m.layers),
-                                              torch.bfloat16)
+    loss32, emb32, dense32 = forward_backward(torch, w, u, i, y, tower(w, len(m.layers)))
+    loss16, emb16, dense16 = forward_backward(torch, w, u, i, y,
+                                              tower(w, len(m.layers), torch.bfloat16))
     assert float(loss16) == pytest.approx(float(loss32), rel=0.02)
     # bfloat16 keeps 8 significant bits: each gradient within a few % of its scale.
     for name, g in {**dense32, **emb32}.items():
-        g16 = {**dense16, **emb16}[name]
-        assert g16.dtype == torch.float32
+        g16 = {**dense16, **emb16}[name].float()
         scale = float(g.abs().max())
         np.testing.assert_allclose(g16.numpy(), g.numpy(), atol=0.05 * scale, err_msg=name)
 

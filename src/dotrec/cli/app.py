@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+
+from dotrec.errors import ConfigError
 
 app = typer.Typer(
     name="dotrec",
@@ -39,6 +42,47 @@ def data_dir_option() -> Path | None:
     return typer.Option(None, "--data-dir", envvar="DOTREC_DATA_DIR",
                         help="Where dataset files live (default: $DOTREC_DATA_DIR, else a "
                              "per-user cache directory).")
+
+
+def optimizer_option(default: str | None = "adam") -> Any:
+    """``--optimizer`` of the torch models (GMF, MLP, NeuMF)."""
+    return typer.Option(default, "--optimizer",
+                        help="GMF/MLP/NeuMF optimizer: adam (dense, the paper's) or lazy_adam "
+                             "(touched embedding rows only; faster).")
+
+
+def precision_option(default: str | None = "fp32") -> Any:
+    """``--precision`` of the torch models."""
+    return typer.Option(default, "--precision",
+                        help="GMF/MLP/NeuMF: fp32, or bf16 for the MLP tower's products.")
+
+
+def device_option(default: str | None = "cpu") -> Any:
+    """``--device`` of the torch models."""
+    return typer.Option(default, "--device",
+                        help="GMF/MLP/NeuMF training device: cpu, cuda or auto (CUDA when "
+                             "torch sees a GPU).")
+
+
+def torch_options(model: str, optimizer: str, precision: str, device: str) -> dict[str, str]:
+    """The torch models' options, checked; an error if ``model`` is not a torch model and one
+    of them differs from its default (it would be silently ignored)."""
+    from dotrec._torch import check_device, check_precision
+    from dotrec.models.ncf import OPTIMIZERS
+
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                          f"got {optimizer!r}")
+    check_precision(precision)
+    check_device(device)
+    chosen = {"optimizer": optimizer, "precision": precision, "device": device}
+    if model not in ("gmf", "mlp", "neumf"):
+        changed = [k for k, v in chosen.items() if v != {"optimizer": "adam", "precision": "fp32",
+                                                          "device": "cpu"}[k]]
+        if changed:
+            raise ConfigError(f"--{changed[0]} applies to gmf, mlp and neumf only, not "
+                              f"{model!r}")
+    return chosen
 
 
 def default_threads() -> int:

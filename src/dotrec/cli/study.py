@@ -16,7 +16,8 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from dotrec.cli._common import load_split, print_table
-from dotrec.cli.app import app, console, data_dir_option, default_threads
+from dotrec.cli.app import (app, console, data_dir_option, default_threads, device_option,
+                            optimizer_option, precision_option, torch_options)
 from dotrec.cli.train import parse_int_list
 from dotrec.cli.tune import TrialDisplay, load_optuna, trial_progress
 from dotrec.errors import ConfigError
@@ -98,6 +99,9 @@ def study_cmd(
     threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
     holdout_negatives: int = typer.Option(99, help="Sampled negatives per holdout user."),
     heartbeat: int = typer.Option(10, help="Seconds between trial heartbeats."),
+    optimizer: str = optimizer_option(),
+    precision: str = precision_option(),
+    device: str = device_option(),
 ) -> None:
     """Tune, retrain and test every model at every size; print the table, write the report."""
     load_optuna()
@@ -114,7 +118,8 @@ def study_cmd(
         dims=tuple(parse_int_list(dims, "--dims")), n_trials=trials, n_seeds=seeds,
         metric=metric, k=k, seed=seed, pruner=pruner, epoch_scale=epoch_scale,
         threads=threads or default_threads(), storage=storage, heartbeat=heartbeat,
-        holdout_negatives=holdout_negatives)
+        holdout_negatives=holdout_negatives,
+        **torch_options("neumf", optimizer, precision, device))
     split = load_split(dataset, data_dir, seed)
     with trial_progress() as progress:
         result = run_study(split, config, out, StudyDisplay(progress, metric, k))

@@ -15,7 +15,8 @@ from typing import Any
 import typer
 
 from dotrec.cli._common import epoch_progress, load_split, print_table, results_table
-from dotrec.cli.app import app, console, data_dir_option, default_threads
+from dotrec.cli.app import (app, console, data_dir_option, default_threads, device_option,
+                            optimizer_option, precision_option)
 from dotrec.data.splits import Split
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
@@ -97,6 +98,9 @@ def train_cmd(
     layers: str | None = typer.Option(None, help="MLP tower, e.g. 128,64,32 (overrides --factor)."),
     batch_size: int | None = typer.Option(None, help="Mini-batch size."),
     pretrain_from: str | None = typer.Option(None, help="NeuMF: GMF_DIR,MLP_DIR to start from."),
+    optimizer: str | None = optimizer_option(None),
+    precision: str | None = precision_option(None),
+    device: str | None = device_option(None),
     seed: int = typer.Option(0, help="Random seed (model and, for raw data, the split)."),
     threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
     eval_every: int = typer.Option(0, help="Evaluate on the test split every N epochs "
@@ -114,6 +118,7 @@ def train_cmd(
         regularization=regularization, n_negatives=negatives, stddev=stddev,
         unobserved_weight=unobserved_weight, regularization_exponent=regularization_exponent,
         solver=solver, factor=factor, batch_size=batch_size, threads=threads,
+        optimizer=optimizer, precision=precision, device=device,
         layers=None if layers is None else parse_int_list(layers, "--layers"),
     )
     model = build_model(model_name, options, seed)

@@ -27,7 +27,8 @@ from rich.table import Table
 
 from dotrec.artifacts import atomic_write_bytes
 from dotrec.cli._common import load_split, print_table
-from dotrec.cli.app import app, console, data_dir_option, default_threads, err_console
+from dotrec.cli.app import (app, console, data_dir_option, default_threads, device_option,
+                            err_console, optimizer_option, precision_option, torch_options)
 from dotrec.errors import ConfigError
 
 if TYPE_CHECKING:  # Optuna (the `tune` extra) is imported only when a command needs it
@@ -120,6 +121,9 @@ def tune_cmd(
     heartbeat: int = typer.Option(10, help="Seconds between heartbeats; a trial silent for "
                                            "two is retried by another run or worker."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    optimizer: str = optimizer_option(),
+    precision: str = precision_option(),
+    device: str = device_option(),
 ) -> None:
     """Tune MODEL on the tuning holdout of a dataset (the test set is never read)."""
     load_optuna()
@@ -135,7 +139,8 @@ def tune_cmd(
                       threads=threads or default_threads(), pruner=pruner,
                       epoch_scale=epoch_scale, timeout=timeout,
                       holdout_negatives=holdout_negatives,
-                      on_progress=TrialDisplay(progress, task, metric))
+                      on_progress=TrialDisplay(progress, task, metric),
+                      torch_options=torch_options(model_name, optimizer, precision, device))
     path = out / (re.sub(r"[^A-Za-z0-9_.-]+", "_", result.study_name) + ".json")
     atomic_write_bytes(path, json.dumps(asdict(result), indent=1, default=str).encode())
     if as_json:

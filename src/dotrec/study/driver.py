@@ -69,6 +69,14 @@ class StudyConfig:
     storage: str | None = None
     heartbeat: int = 10
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES
+    #: GMF, MLP and NeuMF: "adam" or "lazy_adam", "fp32" or "bf16", "cpu", "cuda" or "auto".
+    optimizer: str = "adam"
+    precision: str = "fp32"
+    device: str = "cpu"
+
+    def torch_options(self) -> dict[str, str]:
+        """The options of the torch models (GMF, MLP, NeuMF)."""
+        return {"optimizer": self.optimizer, "precision": self.precision, "device": self.device}
 
     def __post_init__(self) -> None:
         if not self.models or not self.dims:
@@ -229,7 +237,8 @@ def run_cell(split: Split, model: str, size: int, config: StudyConfig, out: Path
     result = tune(split, model, size=size, n_trials=config.n_trials, storage=storage,
                   metric=config.metric, k=config.k, seed=config.seed, threads=config.threads,
                   pruner=config.pruner, epoch_scale=config.epoch_scale,
-                  holdout_negatives=config.holdout_negatives, on_progress=listener.tuning)
+                  holdout_negatives=config.holdout_negatives, on_progress=listener.tuning,
+                  torch_options=config.torch_options())
     if result.best_trial is None:
         raise ConfigError(f"{model} at size {size}: all {result.finished} trials were pruned; "
                           "raise --trials or use --pruner none")
@@ -254,7 +263,8 @@ def run_cell(split: Split, model: str, size: int, config: StudyConfig, out: Path
 
         start = time.perf_counter()
         fitted = fit_config(model, size, params, split.train, seed=seed,
-                            threads=config.threads, on_epoch=on_epoch)
+                            threads=config.threads, on_epoch=on_epoch,
+                            torch_options=config.torch_options())
         fit_seconds = time.perf_counter() - start
         res = evaluate(fitted, split, protocol="both", k=config.k)
         run = SeedRun(seed=seed, fit_seconds=fit_seconds,

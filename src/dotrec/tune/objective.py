@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 
@@ -61,6 +62,8 @@ class HoldoutObjective:
         Cut-off of ``metric``.
     seed, threads
         Passed to every model the trial fits.
+    torch_options : mapping, optional
+        ``optimizer``, ``precision`` and ``device`` for GMF, MLP and NeuMF.
     epoch_scale : float
         Multiplies the searched epoch ranges (a cheaper or longer search).
     on_epoch : callable, optional
@@ -69,7 +72,8 @@ class HoldoutObjective:
 
     def __init__(self, model: str, size: int, holdout: Split, *, metric: str = "ndcg",
                  k: int = 10, seed: int = 0, threads: int = 1, epoch_scale: float = 1.0,
-                 on_epoch: Callable[[EpochEvent], None] | None = None) -> None:
+                 on_epoch: Callable[[EpochEvent], None] | None = None,
+                 torch_options: Mapping[str, Any] | None = None) -> None:
         check_model(model)
         if metric not in METRICS:
             raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -82,6 +86,7 @@ class HoldoutObjective:
         self.k = k
         self.seed = seed
         self.threads = threads
+        self.torch_options = dict(torch_options or {})
         self.epoch_scale = epoch_scale
         self.on_epoch = on_epoch
 
@@ -109,7 +114,8 @@ class HoldoutObjective:
 
         start = time.perf_counter()
         model = fit_config(self.model, self.size, params, self.holdout.train, seed=self.seed,
-                           threads=self.threads, on_epoch=on_epoch)
+                           threads=self.threads, on_epoch=on_epoch,
+                           torch_options=self.torch_options)
         trial.set_user_attr("fit_seconds", time.perf_counter() - start)
         assert last and model.epochs_done, "every search space trains at least one epoch"
         return last[0]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split
 from dotrec.errors import ConfigError, DotrecError
 from dotrec.random import int_seed
 from dotrec.tune.objective import EpochEvent, HoldoutObjective
-from dotrec.tune.spaces import Int, reference, space
+from dotrec.tune.spaces import TORCH_MODELS, Int, reference, space
 
 PRUNERS = ("median", "halving", "none")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -78,6 +78,9 @@ class TuneSettings:
     pruner: str = "median"
     epoch_scale: float = 1.0
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES
+    #: GMF, MLP and NeuMF only (None for the others): their optimizer and precision.
+    optimizer: str | None = None
+    precision: str | None = None
 
     def default_name(self) -> str:
         """``DATASET:MODEL:dSIZE``, the study name used when none is given."""
@@ -263,9 +266,9 @@ def open_study(storage: RDBStorage, name: str, settings: TuneSettings) -> Study:
     stored = study.user_attrs.get("dotrec_settings")
     if stored is None:
         study.set_user_attr("dotrec_settings", wanted)
-    elif stored != wanted:
-        diff = ", ".join(f"{k}: {stored.get(k)!r} there, {v!r} here" for k, v in wanted.items()
-                         if stored.get(k) != v)
+    elif diff := ", ".join(f"{k}: {stored.get(k)!r} there, {v!r} here"
+                           for k, v in wanted.items() if stored.get(k) != v):
+        # A setting added after the study was stored reads as None there (its old meaning).
         raise ConfigError(f"study {name!r} in {redact(storage.url)} was made with other "
                           f"settings ({diff}); choose another --study name or storage")
     return study
@@ -364,19 +367,29 @@ def summarize(study: Study, n_trials: int, *, timed_out: bool = False, seconds: 
         settings=dict(study.user_attrs.get("dotrec_settings") or {}))
 
 
+def _torch_settings(model: str, torch_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The optimizer and precision a torch model's study is defined by (defaults filled in)."""
+    if model not in TORCH_MODELS:
+        return {}
+    opts = torch_options or {}
+    return {"optimizer": opts.get("optimizer", "adam"), "precision": opts.get("precision", "fp32")}
+
+
 def tune(split: Split, model: str, *, size: int, n_trials: int, storage: str | RDBStorage,
          study_name: str | None = None, metric: str = "ndcg", k: int = 10, seed: int = 0,
          threads: int = 1, pruner: str = "median", epoch_scale: float = 1.0,
          timeout: float | None = None, heartbeat: int = 10,
          holdout_negatives: int = DEFAULT_EVAL_NEGATIVES,
-         on_progress: Callable[[TuneProgress], None] | None = None) -> TuneResult:
+         on_progress: Callable[[TuneProgress], None] | None = None,
+         torch_options: Mapping[str, Any] | None = None) -> TuneResult:
     """Tune ``model`` at embedding ``size`` on the holdout of ``split`` (its test set unread).
 
     The holdout is ``split.holdout(seed, holdout_negatives)``. ``storage`` is a URL or a
     storage from :func:`open_storage` (which then sets the heartbeat). Resumes the study if it
     exists (same settings required) and returns once ``n_trials`` trials have finished in it,
     or when ``timeout`` seconds have passed (checked between trials). See the module doc for
-    storage, budget and crash handling.
+    storage, budget and crash handling. ``torch_options`` (``optimizer``, ``precision``,
+    ``device``) apply to GMF, MLP and NeuMF; the first two are part of the study's settings.
     """
     space(model, epoch_scale)  # checks the model and the scale before any work
     if n_trials < 1:
@@ -390,7 +403,8 @@ def tune(split: Split, model: str, *, size: int, n_trials: int, storage: str | R
     settings = TuneSettings(model=model, size=size, dataset=split.name,
                             train_fingerprint=train.fingerprint(), metric=metric, k=k,
                             seed=seed, pruner=pruner, epoch_scale=epoch_scale,
-                            holdout_negatives=holdout_negatives)
+                            holdout_negatives=holdout_negatives,
+                            **_torch_settings(model, torch_options))
     holdout = split.holdout(seed, holdout_negatives)
     rdb = storage if isinstance(storage, RDBStorage) else open_storage(storage, heartbeat)
     study = open_study(rdb, study_name or settings.default_name(), settings)
@@ -408,7 +422,8 @@ def tune(split: Split, model: str, *, size: int, n_trials: int, storage: str | R
             on_progress(p)
 
     objective = HoldoutObjective(model, size, holdout, metric=metric, k=k, seed=seed,
-                                 threads=threads, epoch_scale=epoch_scale, on_epoch=on_epoch)
+                                 threads=threads, epoch_scale=epoch_scale, on_epoch=on_epoch,
+                                 torch_options=torch_options)
     timed_out = run_trials(study, objective, n_trials, timeout=timeout, on_progress=remember)
     return summarize(study, n_trials, timed_out=timed_out, seconds=time.monotonic() - start,
                      storage_url=rdb.url)

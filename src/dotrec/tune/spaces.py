@@ -185,11 +185,17 @@ def suggest(trial: optuna.Trial, model: str, epoch_scale: float = 1.0) -> dict[s
     return params
 
 
+#: Models trained with PyTorch: they take ``optimizer``, ``precision`` and ``device``.
+TORCH_MODELS = ("gmf", "mlp", "neumf")
+
+
 def _options(model: str, size: int, params: Mapping[str, Any], seed: int,
-             threads: int) -> dict[str, Any]:
+             threads: int, torch_options: Mapping[str, Any] | None) -> dict[str, Any]:
     width = width_for_size(model, size)
     key = "embedding_dim" if model in ("mf", "ials") else "factor"
-    return {**FIXED.get(model, {}), **params, key: width, "seed": seed, "threads": threads}
+    extra = dict(torch_options or {}) if model in TORCH_MODELS else {}
+    return {**FIXED.get(model, {}), **params, **extra, key: width, "seed": seed,
+            "threads": threads}
 
 
 #: Called as ``on_epoch(phase, epoch, epochs, model)``; ``phase`` names the model being fitted
@@ -198,12 +204,14 @@ PhaseCallback = Callable[[str, int, int, Model], None]
 
 
 def fit_config(model: str, size: int, params: Mapping[str, Any], train: Interactions, *,
-               seed: int, threads: int, on_epoch: PhaseCallback | None = None) -> Model:
+               seed: int, threads: int, on_epoch: PhaseCallback | None = None,
+               torch_options: Mapping[str, Any] | None = None) -> Model:
     """Build ``model`` at ``size`` with ``params`` and fit it on ``train``.
 
     For NeuMF this is the whole pipeline: GMF and MLP pretraining, then NeuMF with SGD.
+    ``torch_options`` (``optimizer``, ``precision``, ``device``) apply to GMF, MLP and NeuMF.
     """
-    opts = _options(model, size, params, seed, threads)
+    opts = _options(model, size, params, seed, threads, torch_options)
 
     def fit(name: str, options: dict[str, Any], pretrained: tuple[Model, Model] | None = None
             ) -> Model:
@@ -221,7 +229,7 @@ def fit_config(model: str, size: int, params: Mapping[str, Any], train: Interact
     if model != "neumf":
         return fit(model, opts)
     pre = {k: opts[k] for k in ("factor", "regularization", "n_negatives", "batch_size",
-                                "seed", "threads")}
+                                "seed", "threads", *(torch_options or {}))}
     pre.update(learning_rate=opts["pretrain_learning_rate"], epochs=opts["pretrain_epochs"])
     gmf = fit("gmf", pre)
     mlp = fit("mlp", pre)
