@@ -11,9 +11,11 @@ quality
     (``MatrixFactorization`` of width k with its defaults, ``--mf-epochs`` epochs, and the same
     thread count).
 speed
-    Training examples per second for each model at k = 8 and 64, measured on one epoch over a
-    random 10% of the training pairs in the full index space (the dense Adam step touches every
-    embedding row, so the table sizes must be the real ones).
+    Seconds per epoch and training examples per second of GMF, MLP and NeuMF at each
+    ``--speed-factors`` k (default 8, 16, 32, 64), for each optimizer (dense ``adam``,
+    ``lazy_adam``) and precision (``fp32``, ``bf16`` for the MLP towers), NeuMF also in its
+    pretrained (SGD) phase, and MF's epoch at d = k as the yardstick: one full epoch on the
+    whole training set after a warm-up epoch on 2% of it.
 latency
     ``score_all`` latency for one user over the whole catalog (median over random users, after
     the one-off precomputation of the item tables, which is reported separately).
@@ -35,6 +37,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +136,8 @@ def select_epochs(model: Model, holdout: Split, label: str, snapshot: Path, pati
 def build(name: str, epochs: int, seed: int, args: argparse.Namespace) -> Model:
     """A GMF, MLP or NeuMF with the NCF settings (4 negatives, batch 256, Adam lr 0.001)."""
     common = {"factor": args.factor, "epochs": epochs, "batch_size": 256, "n_negatives": 4,
-              "seed": seed, "threads": args.threads}
+              "seed": seed, "threads": args.threads, "precision": args.precision,
+              "optimizer": args.optimizer}
     if name == "neumf":
         return NeuMF(learning_rate=args.neumf_lr, **common)
     return (GMF if name == "gmf" else MLP)(learning_rate=0.001, **common)
@@ -241,34 +246,49 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
     return {"per_seed": per_seed, "means": means}
 
 
-def timed_fit(model: Model, train: Interactions) -> dict[str, float]:
-    """Examples per second of one fit, by wall clock and by this process's CPU time."""
+def timed_epoch(model: Model, train: Interactions) -> dict[str, float]:
+    """Seconds of one training epoch (sampling and shuffling included) and examples/s."""
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(train)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    n = model.fit_info["train_examples"]
-    return {"examples_per_s": n / wall, "examples_per_cpu_s": n / cpu}
+    n = len(train) * (1 + model.n_negatives) * model.epochs  # type: ignore[attr-defined]
+    return {"epoch_seconds": wall, "examples_per_s": n / wall, "cpu_seconds": cpu}
 
 
 def run_speed(split: Split, args: argparse.Namespace) -> dict[str, Any]:
-    mask = rng(0, "bench_speed_subset").random(len(split.train)) < 0.1
-    sub = split.train.select(mask)
-    out = {}
-    log(f"\ntraining speed: 1 epoch over {len(sub)} pairs ({len(sub) * 5} examples) in the "
-        f"full index space, {args.threads} thread(s); per CPU-second too, as the machine "
-        "may be shared")
-    GMF(epochs=1, threads=args.threads).fit(sub)  # warm-up: torch's lazy imports
-    for k in (8, 64):
+    """One full epoch per model, size, optimizer and precision, after a warm-up epoch."""
+    train = split.train
+    warm = train.select(rng(0, "bench_speed_warmup").random(len(train)) < 0.02)
+    out: dict[str, Any] = {}
+    log(f"\ntraining speed: one epoch over all {len(train)} training pairs "
+        f"({len(train) * 5} examples, batch 256), {args.threads} thread(s), after a warm-up "
+        "epoch on 2% of them; CPU seconds beside the wall time (the machine may be shared)")
+
+    def measure(label: str, make: Callable[[], Model], pretrained: bool = False) -> None:
+        for data in (warm, train):
+            m = make()
+            if pretrained:
+                f = m.factor  # type: ignore[attr-defined]
+                m.set_pretrained(GMF(factor=f, epochs=0).fit(data),  # type: ignore[attr-defined]
+                                 MLP(factor=f, epochs=0).fit(data))
+            r = timed_epoch(m, data)
+        out[label] = r
+        log(f"  {label:42s} {r['epoch_seconds']:7.2f} s/epoch {r['examples_per_s']:10.0f} "
+            f"examples/s (CPU {r['cpu_seconds']:.1f} s)")
+
+    for k in args.speed_factors:
         for cls in (GMF, MLP, NeuMF):
-            r = out[f"{cls.name} k={k}"] = timed_fit(cls(factor=k, epochs=1,
-                                                          threads=args.threads), sub)
-            log(f"  {cls.name:6s} k={k:3d}: {r['examples_per_s']:10.0f} examples/s "
-                f"({r['examples_per_cpu_s']:.0f} per CPU-s)")
-    pre = NeuMF(factor=64, epochs=1, threads=args.threads)
-    pre.set_pretrained(GMF(factor=64, epochs=0).fit(sub), MLP(factor=64, epochs=0).fit(sub))
-    r = out["neumf k=64 pretrained (SGD)"] = timed_fit(pre, sub)
-    log(f"  neumf  k= 64 pretrained (SGD): {r['examples_per_s']:10.0f} examples/s "
-        f"({r['examples_per_cpu_s']:.0f} per CPU-s)")
+            for opt in ("adam", "lazy_adam"):
+                for prec in ("fp32", "bf16") if cls is not GMF else ("fp32",):
+                    measure(f"{cls.name} k={k} {opt} {prec}",
+                            partial(cls, factor=k, epochs=1, threads=args.threads,
+                                    optimizer=opt, precision=prec))
+        for prec in ("fp32", "bf16"):
+            measure(f"neumf k={k} pretrained (SGD) {prec}",
+                    partial(NeuMF, factor=k, epochs=1, threads=args.threads, precision=prec),
+                    pretrained=True)
+        measure(f"mf d={k} (yardstick, 8 negatives)",
+                partial(MatrixFactorization, embedding_dim=k, epochs=1, threads=args.threads))
     return out
 
 
@@ -323,11 +343,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mf-epochs", type=int, default=256,
                    help="Epochs of the MF reference run (Rendle et al.'s ml-1m setting).")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--optimizer", choices=("adam", "lazy_adam"), default="adam",
+                   help="Optimizer of GMF and MLP in the quality section.")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="Precision of the MLP towers in the quality section.")
+    p.add_argument("--speed-factors", default="8,16,32,64",
+                   help="Predictive factors k of the speed section.")
     p.add_argument("--sections", default="quality,speed,latency")
     p.add_argument("--trace", action="store_true", help="Sampled HR@10 after every epoch.")
     p.add_argument("--json", type=Path, help="Also write the results to this file.")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.speed_factors = [int(k) for k in args.speed_factors.split(",")]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     if (args.select == "given") != (args.epochs_from is not None):

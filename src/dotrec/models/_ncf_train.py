@@ -136,13 +136,22 @@ class Trainer:
         for name, (lo, hi) in self.slices.items():
             self.params[name] = self.flat[lo:hi].view(weights[name].shape)
         self.grad_flat = torch.zeros_like(self.flat)
+        self.mm_dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
         self.grads = {name: self.grad_flat[lo:hi].view(weights[name].shape)
                       for name, (lo, hi) in self.slices.items()}
-        self.mm_dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
-        tower = self.slices.get("mlp.0.weight")
-        #: The tower's span of the flat buffer: its low-precision copy is one conversion.
-        self.tower_span = (0, 0) if tower is None else (
-            tower[0], max(hi for n, (lo, hi) in self.slices.items() if n.startswith("mlp.")))
+        # The tower's weights and biases, as float32 views or views of a low-precision copy
+        # of their span of the flat buffer (refreshed by one conversion per step).
+        names = [n for i in range(cfg.n_hidden) for n in (f"mlp.{i}.weight", f"mlp.{i}.bias")]
+        self.tower_span = (min((self.slices[n][0] for n in names), default=0),
+                           max((self.slices[n][1] for n in names), default=0))
+        lo = self.tower_span[0]
+        self.low = (None if self.mm_dtype == torch.float32 else
+                    torch.empty(self.tower_span[1] - lo, dtype=self.mm_dtype, device=self.device))
+        source = self.params if self.low is None else {
+            n: self.low[a - lo:b - lo].view(weights[n].shape)
+            for n, (a, b) in self.slices.items() if n in names}
+        self.tower = [(source[names[2 * i]], source[names[2 * i + 1]])
+                      for i in range(cfg.n_hidden)]
         self.lazy = cfg.optimizer == "lazy_adam"
         self.steps: NumbaRows | TorchRows = TorchRows(torch)
         if on_cpu:
@@ -174,16 +183,9 @@ class Trainer:
 
     def _tower(self) -> list[tuple[Any, Any]]:
         """The MLP layers' (weight, bias) in the dtype of the tower's products."""
-        if not self.cfg.n_hidden:
-            return []
-        params = self.params
-        if self.mm_dtype != self.torch.float32:
-            lo, hi = self.tower_span
-            low = self.flat[lo:hi].to(self.mm_dtype)
-            params = {name: low[a - lo:b - lo].view(self.weights[name].shape)
-                      for name, (a, b) in self.slices.items() if name.startswith("mlp.")}
-        return [(params[f"mlp.{i}.weight"], params[f"mlp.{i}.bias"])
-                for i in range(self.cfg.n_hidden)]
+        if self.low is not None:
+            self.low.copy_(self.flat[self.tower_span[0]:self.tower_span[1]])
+        return self.tower
 
     def epoch(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray) -> float:
         """Train one pass over the (already shuffled) examples; returns the mean loss."""
