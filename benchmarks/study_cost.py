@@ -6,7 +6,7 @@ on a 2-core machine, so this script measures what it is made of and adds it up:
 1. One training epoch of every model at every size, with the published settings, on this
    machine (``--threads``). MF and iALS train on the whole training set; GMF, MLP and NeuMF on a
    random ``--sample`` of the training pairs, scaled up (their cost is linear in the number of
-   examples). The NCF models are timed at batch 256 and 1024, which gives the per-example and
+   examples), with ``--optimizer`` and ``--precision``. The NCF models are timed at batch 256 and 1024, which gives the per-example and
    per-step parts of their cost (a dense Adam step touches every embedding row, whatever the
    batch size). One holdout evaluation (sampled protocol; the study evaluates after every
    epoch for pruning) is timed on the real data too.
@@ -58,13 +58,13 @@ def timed(fn: Any) -> tuple[float, Any]:
 
 
 def ncf_epoch(name: str, factor: int, batch: int, train: Interactions, frac: float,
-              threads: int) -> float:
+              threads: int, torch_options: dict[str, str]) -> float:
     """Seconds of one full-data epoch of GMF/MLP (Adam) or pretrained NeuMF (SGD), 4 negatives."""
     opts = {"factor": factor, "epochs": 1, "batch_size": batch, "n_negatives": 4,
-            "threads": threads}
+            "threads": threads, **torch_options}
     m = MODELS[name](**opts)
     if name == "neumf":
-        pre = {"factor": factor, "epochs": 0, "threads": threads}
+        pre = {"factor": factor, "epochs": 0, "threads": threads, **torch_options}
         m.set_pretrained(MODELS["gmf"](**pre).fit(train),  # type: ignore[attr-defined]
                          MODELS["mlp"](**pre).fit(train))
     return timed(lambda: m.fit(train))[0] / frac
@@ -112,17 +112,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pruned", type=float, default=0.4,
                    help="Assumed fraction of trials pruned after a third of their epochs.")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--optimizer", choices=("adam", "lazy_adam"), default="adam",
+                   help="Optimizer of GMF, MLP and NeuMF (dotrec study --optimizer).")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="Precision of the MLP towers (dotrec study --precision).")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     dims = [int(d) for d in a.dims.split(",")]
-    print(machine_line() + f" | threads {a.threads}", flush=True)
+    torch_options = {"optimizer": a.optimizer, "precision": a.precision}
+    print(machine_line() + f" | threads {a.threads} | NCF {a.optimizer} {a.precision}",
+          flush=True)
     split = load_dataset(a.dataset, a.data_dir)
     train = split.train
     holdout = split.holdout(0)
     sample = train.select(rng(0, "study_cost_sample").random(len(train)) < a.sample)
     frac = len(sample) / len(train)
-    MODELS["gmf"](epochs=1, threads=a.threads).fit(sample)  # warm-up: torch's lazy imports
+    for name in NCF[:2]:  # warm-up: torch's lazy imports, numba's compilation
+        MODELS[name](epochs=1, threads=a.threads, **torch_options).fit(sample)
     print(f"{split.name}: {len(train)} training pairs; NCF epochs timed on {len(sample)} "
           f"({frac:.1%}) and scaled up", flush=True)
 
@@ -141,14 +148,16 @@ def main(argv: list[str] | None = None) -> None:
                 for part in parts:
                     prefix = "" if part == model else part + "_"
                     for b in (256, 1024):
-                        row[f"{prefix}b{b}"] = ncf_epoch(part, k, b, sample, frac, a.threads)
+                        row[f"{prefix}b{b}"] = ncf_epoch(part, k, b, sample, frac, a.threads,
+                                                         torch_options)
             else:
                 row["epoch"] = dot_epoch(model, size, train, a.threads)
             params = {**reference(model), "epochs": 1}
             if model == "neumf":
                 params["pretrain_epochs"] = 1
             fitted: Model = fit_config(model, size, params, sample if model in NCF else train,
-                                       seed=0, threads=a.threads)
+                                       seed=0, threads=a.threads,
+                                       torch_options=torch_options)
             row["eval"] = timed(lambda m=fitted: evaluate(m, holdout, protocol="sampled"))[0]
             t[model][size] = row
             ep = (f"{row['b256']:8.1f} / {row['b1024']:7.1f}" if model in NCF
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         return cost
 
     # 2. and 3. Tuning and final fits.
-    report: dict[str, Any] = {"epochs": t, "models": {}}
+    report: dict[str, Any] = {"epochs": t, "models": {}, "torch_options": torch_options}
     print(f"\nexpected hours, {a.trials} trials per cell (trial 0 = published configuration), "
           f"{a.seeds} final fits per cell, {a.pruned:.0%} of trials pruned at a third")
     total = 0.0
