@@ -3,7 +3,11 @@
 Usage:
     python benchmarks/mf.py                      # everything (quality: 3 seeds x dims 64,192)
     python benchmarks/mf.py --skip-quality       # speed only (a minute)
-    python benchmarks/mf.py --dims 64 --seeds 1  # a smaller quality run
+    python benchmarks/mf.py --dims 64 --seeds 1  # one paper run: quality and its fit time
+
+Throughput is SGD updates/s (one update = one labelled example) of short fits at dims 16, 64
+and 192 with 1 and 2 threads, in total and per core (per thread). The machine may be shared, so
+the load average is printed before and after each section.
 
 Data: ml-1m from --data-dir (default $DOTREC_DATA_DIR, else ../shared/data).
 """
@@ -26,8 +30,13 @@ from dotrec.models import MatrixFactorization
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def load() -> str:
+    """The 1-minute load average, to judge how quiet the machine was."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
 def throughput(split, dim: int, threads: int, epochs: int = 3) -> float:
-    """SGD updates per second (one update = one labelled example)."""
+    """SGD updates per second (one update = one labelled example) of a short fit."""
     m = MatrixFactorization(embedding_dim=dim, epochs=epochs, threads=threads, seed=0)
     t = time.perf_counter()
     m.fit(split.train)
@@ -54,14 +63,16 @@ def main() -> None:
     out: dict[str, object] = {"machine": machine_info()}
 
     MatrixFactorization(embedding_dim=16, epochs=1, threads=1).fit(split.train)  # JIT warm-up
+    print(f"load average before the speed runs: {load()}", flush=True)
     speed = {}
-    for dim in (16, 64):
+    for dim in (16, 64, 192):
         for threads in (1, 2):
             ups = throughput(split, dim, threads)
             speed[f"dim{dim}_threads{threads}"] = ups
             print(f"SGD throughput dim {dim:3d}, {threads} thread(s): {ups / 1e6:6.1f} M "
                   f"updates/s ({ups / threads / 1e6:.1f} M per core)", flush=True)
     out["throughput"] = speed
+    print(f"load average after the speed runs: {load()}", flush=True)
 
     m = MatrixFactorization(embedding_dim=64, epochs=1, threads=args.threads).fit(split.train)
     evaluate_sampled(m, split)
@@ -77,6 +88,7 @@ def main() -> None:
     out["eval_seconds"] = {"sampled": ts, "full": tf}
 
     if not args.skip_quality:
+        print(f"load average before the quality runs: {load()}", flush=True)
         quality = {}
         for dim in (int(d) for d in args.dims.split(",")):
             runs = []
@@ -88,7 +100,10 @@ def main() -> None:
                 m.fit(split.train)
                 s = evaluate_sampled(m, split).summary()
                 f = evaluate_full(m, split).summary()
-                runs.append({"seed": seed, "fit_seconds": m.fit_info["fit_seconds"],
+                fit_s = m.fit_info["fit_seconds"]
+                runs.append({"seed": seed, "fit_seconds": fit_s,
+                             "updates_per_s": args.epochs * len(split.train)
+                             * (m.n_negatives + 1) / fit_s,
                              "sampled_hr@10": s["hr@10"], "sampled_ndcg@10": s["ndcg@10"],
                              "full_hr@10": f["hr@10"], "full_ndcg@10": f["ndcg@10"],
                              "full_mrr": f["mrr"]})
@@ -96,7 +111,8 @@ def main() -> None:
                 print(f"dim {dim} seed {seed}: sampled HR@10 {r['sampled_hr@10']:.4f} "
                       f"NDCG@10 {r['sampled_ndcg@10']:.4f} | full HR@10 {r['full_hr@10']:.4f} "
                       f"NDCG@10 {r['full_ndcg@10']:.4f} MRR {r['full_mrr']:.4f} | "
-                      f"fit {r['fit_seconds']:.0f} s", flush=True)
+                      f"fit {fit_s:.0f} s ({r['updates_per_s'] / 1e6:.1f} M updates/s, "
+                      f"{args.threads} threads, load {load()})", flush=True)
             keys = [k for k in runs[0] if k != "seed"]
             mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
             quality[f"dim{dim}"] = {"runs": runs, "mean": mean}

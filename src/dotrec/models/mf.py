@@ -3,13 +3,26 @@
 Model
     score(u, i) = b + b_u + b_i + <p_u, q_i>.
 Loss
-    Logistic loss on labelled pairs: each training positive (label 1) plus ``n_negatives``
-    items drawn uniformly at random from the whole catalog (label 0), drawn afresh every epoch.
-    As in the reference implementation, a drawn "negative" may happen to be a positive.
+    Logistic loss on labelled pairs: each training positive (label 1) and, per positive,
+    ``n_negatives`` negatives (label 0) whose items are drawn uniformly at random from the whole
+    catalog, afresh every epoch. As in the reference implementation, a drawn "negative" may
+    happen to be a positive.
 Optimizer
-    Plain per-example SGD over the shuffled examples of an epoch. With g = y - sigmoid(score),
-    each parameter theta touched by the example moves by lr * (g * d score/d theta - reg * theta),
-    so L2 applies at each step to the touched parameters only (the global bias included).
+    Plain per-example SGD over a shuffled stream of the epoch's examples. With
+    g = y - sigmoid(score), each parameter theta touched by the example moves by
+    lr * (g * d score/d theta - reg * theta), so L2 applies at each step to the touched
+    parameters only (the global bias included).
+Example stream
+    An epoch is a uniformly shuffled stream of ``n_pos * (n_negatives + 1)`` examples: every
+    training positive exactly once, in shuffled order, and ``n_pos * n_negatives`` negatives
+    drawn inline as the stream is consumed. Which slots of the stream are negatives is a
+    uniformly random subset (selection sampling, Knuth's Algorithm S); each negative pairs the
+    user of a uniformly drawn training positive with a uniformly drawn item. Every slot thus
+    carries the distribution of a slot of the reference's shuffled list (each positive plus
+    ``n_negatives`` pairs of its user with random items); the one difference is that a user's
+    negatives in an epoch number ``n_negatives`` times its positives on average instead of
+    exactly. Only the ``n_pos`` positives are shuffled (and then read in order), not a list of
+    all the epoch's examples.
 Initialisation
     p_u, q_i ~ N(0, stddev^2); biases 0.
 
@@ -19,11 +32,16 @@ S. Rendle, W. Krichene, L. Zhang, J. Anderson. "Neural Collaborative Filtering v
 Factorization Revisited". RecSys 2020, section 3 and the google-research
 ``dot_vs_learned_similarity`` reference code (``mf_simple.py``).
 
-Randomness: epoch ``e`` draws its shuffle and negatives from a stream derived from
+Randomness and threads: epoch ``e`` draws its shuffle and negatives from streams derived from
 ``(seed, e)``, so a resumed run repeats an uninterrupted one. With ``threads=1`` training is
-bit-reproducible; with more threads the example stream is split into per-thread chunks updated
-lock-free (Hogwild!, Recht et al. 2011), which is fast but lets float rounding depend on thread
-timing.
+bit-reproducible and exactly sequential per-example SGD. With ``T`` threads the shuffled
+positives are split into ``T`` chunks, each streamed with its own negatives by one thread,
+lock-free on the shared factors and per-user/per-item biases (Hogwild!, Recht et al. 2011):
+fast, but float rounding depends on thread timing. The global bias, which every example
+updates, is kept per thread during an epoch instead (one shared value would bounce between the
+cores' caches on every example) and the copies are averaged after it, weighted by chunk size;
+each copy settles within a few thousand steps, so summing their changes would overshoot
+``T``-fold.
 """
 
 from __future__ import annotations
@@ -38,73 +56,139 @@ from dotrec.errors import ConfigError
 from dotrec.models.base import DotProductModel, EpochCallback, check_positive, register
 from dotrec.random import int_seed, rng
 
+# The SGD loop is hand-written in numba because no library does this: per-example (Hogwild!)
+# SGD with negatives drawn inline (numpy, torch and implicit train in vectorised mini-batches,
+# a different optimizer). It keeps all arithmetic in float32, so LLVM vectorises the row loops
+# at full SIMD width, per-thread state in locals, and no integer division on the hot path.
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
+
 
 @numba.njit(inline="always")
-def _next(state: np.ndarray, k: int) -> np.uint64:
-    # splitmix64: a tiny, fast, well-mixed generator with per-thread state; numba's own
-    # np.random cannot be seeded per thread inside a prange loop.
-    state[k] += np.uint64(0x9E3779B97F4A7C15)
-    z = state[k]
+def _mix(z: np.uint64) -> np.uint64:
+    # splitmix64's output function. Each thread's generator is a counter stepped by _GOLDEN and
+    # kept in a local (numba's own np.random cannot be seeded per thread inside prange).
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
 
 
+@numba.njit(inline="always")
+def _below(x: np.uint64, n: int) -> int:
+    """The top 32 bits of ``x`` mapped to ``[0, n)``, ``n <= 2**32`` (Lemire's multiply-shift)."""
+    return np.int64(((x >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
+
+
 @numba.njit(cache=True)
 def _shuffle(order: np.ndarray, seed: np.uint64) -> None:
-    state = np.empty(1, np.uint64)
-    state[0] = seed
+    """Fisher-Yates shuffle of ``order`` (``len(order) <= 2**32``) in place."""
+    state = np.uint64(seed)
     for i in range(len(order) - 1, 0, -1):
-        j = _next(state, 0) % np.uint64(i + 1)
+        state += _GOLDEN
+        j = _below(_mix(state), i + 1)
         tmp = order[i]
         order[i] = order[j]
         order[j] = tmp
 
 
+@numba.njit(inline="always")
+def _draw(state: np.uint64, left: int, k: int, stop: int, pos_users: np.ndarray,
+          pos_items: np.ndarray, users: np.ndarray, next_user: int,
+          n_items: int) -> tuple[np.uint64, int, int, int, np.float32, int]:
+    """The next example of a chunk with ``left`` slots and the positives ``k:stop`` to go.
+
+    The slot is a positive with probability ``(stop - k) / left`` (selection sampling), else a
+    negative: ``next_user`` with a uniform item. The following negative's user (the user of a
+    uniformly drawn positive) is drawn here already, so that its load from ``users``, a random
+    access that misses the cache, overlaps an SGD step instead of stalling one.
+    Returns ``(state, k, user, item, label, next_user)``.
+    """
+    state += _GOLDEN
+    x = _mix(state)
+    if np.float64(x >> np.uint64(11)) * (2.0 ** -53) * left < stop - k:
+        return state, k + 1, pos_users[k], pos_items[k], _ONE, next_user
+    state += _GOLDEN
+    x = _mix(state)
+    return (state, k, next_user, _below(x, n_items), _ZERO,
+            users[_below(x << np.uint64(32), len(users))])
+
+
+@numba.njit(inline="always")
+def _step(pu: np.ndarray, qi: np.ndarray, bu: np.ndarray, bi: np.ndarray, u: int, i: int,
+          gb: np.float32, y: np.float32, lr: np.float32,
+          decay: np.float32) -> tuple[np.float32, np.float32, np.float32]:
+    """One SGD step on the rows ``pu = P[u]``, ``qi = Q[i]`` and the biases, in float32.
+
+    ``theta + lr * (g * grad - reg * theta)`` is computed as ``decay * theta + lr * g * grad``
+    with ``decay = 1 - lr * reg``. Returns ``(score, exp(-|score|), updated global bias)``.
+    """
+    s = gb + bu[u] + bi[i]
+    for f in range(pu.shape[0]):
+        s += pu[f] * qi[f]
+    z = np.exp(-np.abs(s))
+    r = _ONE / (_ONE + z)
+    lg = lr * (y - (r if s > _ZERO else z * r))  # lr * g, with sigmoid(s) from z
+    for f in range(pu.shape[0]):
+        a = pu[f]
+        b = qi[f]
+        pu[f] = decay * a + lg * b
+        qi[f] = decay * b + lg * a
+    bu[u] = decay * bu[u] + lg
+    bi[i] = decay * bi[i] + lg
+    return s, z, decay * gb + lg
+
+
 # fastmath lets LLVM vectorize the dot-product reduction; the result is still deterministic
 # for a given build and thread count.
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _sgd_epoch(P, Q, bu, bi, gb, users, items, order, n_neg, n_items, lr, reg, seeds,
-               n_chunks):  # pragma: no cover - compiled
-    n = len(order)
-    per = (n + n_chunks - 1) // n_chunks
-    d = P.shape[1]
+def _sgd_epoch(P: np.ndarray, Q: np.ndarray, bu: np.ndarray, bi: np.ndarray, gb: np.ndarray,
+               users: np.ndarray, pos_users: np.ndarray, pos_items: np.ndarray, n_neg: int,
+               n_items: int, lr: np.float32, reg: np.float32,
+               seeds: np.ndarray) -> float:  # pragma: no cover - compiled
+    """One epoch over the shuffled positives ``pos_users``/``pos_items`` and inline negatives.
+
+    ``users`` holds every training positive's user (negatives' users are drawn from it). Chunk
+    ``c`` of the positives runs on one thread from generator seed ``seeds[c]``. Updates the
+    parameters in place (``gb[0]`` is the global bias); returns the summed logistic loss.
+    """
+    n_pos = len(pos_users)
+    n_chunks = len(seeds)
+    decay = _ONE - lr * reg
     loss = np.zeros(n_chunks)
+    gbs = np.zeros(n_chunks)  # chunk c's final global bias, times its share of the positives
     for c in numba.prange(n_chunks):
-        state = np.empty(1, np.uint64)
-        state[0] = seeds[c]
-        start = c * per
-        stop = min(n, start + per)
-        for e in range(start, stop):
-            ex = order[e]
-            p = ex // (n_neg + 1)
-            u = users[p]
-            if ex - p * (n_neg + 1) == 0:
-                i = items[p]
-                y = 1.0
-            else:
-                i = np.int64(_next(state, 0) % np.uint64(n_items))
-                y = 0.0
-            s = gb[0] + bu[u] + bi[i]
-            for f in range(d):
-                s += P[u, f] * Q[i, f]
-            if s > 0:
-                z = np.exp(-s)
-                sig = 1.0 / (1.0 + z)
-                loss[c] += np.log1p(z) + (1.0 - y) * s
-            else:
-                z = np.exp(s)
-                sig = z / (1.0 + z)
-                loss[c] += np.log1p(z) - y * s
-            g = y - sig
-            for f in range(d):
-                pu = P[u, f]
-                qi = Q[i, f]
-                P[u, f] = pu + lr * (g * qi - reg * pu)
-                Q[i, f] = qi + lr * (g * pu - reg * qi)
-            bu[u] += lr * (g - reg * bu[u])
-            bi[i] += lr * (g - reg * bi[i])
-            gb[0] += lr * (g - reg * gb[0])
+        state = np.uint64(seeds[c])
+        g0 = gb[0]
+        # loss = log1p(exp(-|s|)) + max(s, 0) - y * s; the log1p terms are summed as the log of
+        # a running product of (1 + exp(-|s|)) <= 2, taken when it nears overflow.
+        lin = 0.0
+        prod = 1.0
+        logs = 0.0
+        start = c * n_pos // n_chunks
+        stop = (c + 1) * n_pos // n_chunks
+        k = start
+        m = (stop - start) * (n_neg + 1)
+        state += _GOLDEN
+        nu = users[_below(_mix(state), len(users))]
+        # Software pipeline: example e + 1 is drawn before example e is trained on.
+        state, k, u1, i1, y1, nu = _draw(state, m, k, stop, pos_users, pos_items, users, nu,
+                                         n_items)
+        for e in range(m):
+            u, i, y = u1, i1, y1
+            if e + 1 < m:
+                state, k, u1, i1, y1, nu = _draw(state, m - e - 1, k, stop, pos_users,
+                                                 pos_items, users, nu, n_items)
+            s, z, g0 = _step(P[u], Q[i], bu, bi, u, i, g0, y, lr, decay)
+            lin += max(s, _ZERO) - y * s
+            prod *= 1.0 + z
+            if prod > 1e300:
+                logs += np.log(prod)
+                prod = 1.0
+        loss[c] = lin + logs + np.log(prod)
+        gbs[c] = g0 * ((stop - start) / n_pos)
+    gb[0] = gbs.sum()
     return loss.sum()
 
 
@@ -180,20 +264,21 @@ class MatrixFactorization(DotProductModel):
                       on_epoch: EpochCallback | None) -> None:
         users = train.user_index.astype(np.int32)
         items = train.item_index.astype(np.int32)
-        idx_type = np.int32 if len(users) * (self.n_negatives + 1) < 2**31 else np.int64
+        if len(users) > 2**32:
+            raise ConfigError("mf: at most 2**32 training interactions")
         n_ex = len(users) * (self.n_negatives + 1)
         gb = np.array([self.global_bias], dtype=np.float32)
         numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
         while self.epochs_done < until:
             epoch = self.epochs_done + 1
-            order = np.arange(n_ex, dtype=idx_type)
-            _shuffle(order, np.uint64(int_seed(self.seed, "mf_shuffle", epoch)))
+            perm = np.arange(len(users), dtype=np.int64)
+            _shuffle(perm, np.uint64(int_seed(self.seed, "mf_shuffle", epoch)))
             seeds = np.array([int_seed(self.seed, "mf_negatives", epoch, c)
                               for c in range(self.threads)], dtype=np.uint64)
-            loss = _sgd_epoch(self.user_factors, self.item_factors, self.user_bias,
-                              self.item_bias, gb, users, items, order, self.n_negatives,
-                              train.n_items, np.float32(self.learning_rate),
-                              np.float32(self.regularization), seeds, self.threads)
+            loss = 0.0 if not len(users) else _sgd_epoch(
+                self.user_factors, self.item_factors, self.user_bias, self.item_bias, gb, users,
+                users[perm], items[perm], self.n_negatives, train.n_items,
+                np.float32(self.learning_rate), np.float32(self.regularization), seeds)
             self.global_bias = np.float32(gb[0])
             self.epochs_done = epoch
             self.last_loss = float(loss / max(1, n_ex))
