@@ -131,3 +131,27 @@ def test_every_subcommand_has_help_and_docs() -> None:
     for name, cmd in _commands(typer.main.get_command(app)):
         assert (cmd.help or "").strip(), f"`dotrec {name}` has no help text"
         assert f"dotrec {name}" in docs, f"`dotrec {name}` is not documented"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train"], "Missing argument 'MODEL'"),
+    (["train", "mf", "--bogus"], "No such option: --bogus"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["train", "mf", "--epochs", "x"], "Invalid value for '--epochs'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(argv: list[str], message: str) -> None:
+    r = run(*argv)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    # With -v the traceback is shown.
+    r = run("-v", *argv)
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_version() -> None:
+    from dotrec._version import __version__
+
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"dotrec {__version__}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from dotrec.cli.app import STATE, app, err_console
@@ -35,15 +36,37 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:  # click usage errors and aborts come through standalone_mode=False
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+    except Exception as e:  # usage errors and aborts come through standalone_mode=False
+        usage, abort = _click_exceptions()
+        verbose = STATE["verbose"] or bool({"-v", "--verbose"} & set(sys.argv[1:]))
+        if isinstance(e, usage) and not verbose:
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            err_console.print(f"[bold red]error:[/] {e.format_message()}{hint}",
+                              highlight=False, soft_wrap=True)
+            sys.exit(2 if e.exit_code == 2 else e.exit_code)
+        if isinstance(e, abort):
             sys.exit(1)
         raise
+
+
+def _click_exceptions() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Click's ``ClickException`` and ``Abort``, from click and from the copy typer bundles.
+
+    Recent typer releases raise their own vendored click classes, which are not subclasses
+    of the ``click`` package's: both must be caught.
+    """
+    usage: list[type] = []
+    abort: list[type] = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage.append(mod.ClickException)
+        if hasattr(mod, "Abort"):  # typer's copy has none (it raises KeyboardInterrupt)
+            abort.append(mod.Abort)
+    return tuple(usage), tuple(abort)
 
 
 __all__ = ["app", "main"]

@@ -31,9 +31,20 @@ err_console = Console(stderr=True)
 STATE = {"verbose": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from dotrec._version import __version__
+
+        console.print(f"dotrec {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v",
-                                       help="Show tracebacks on errors.")) -> None:
+                                       help="Show tracebacks on errors."),
+          version: bool = typer.Option(False, "--version", is_eager=True,
+                                       callback=_print_version,
+                                       help="Print dotrec's version and exit.")) -> None:
     STATE["verbose"] = verbose
 
 
