@@ -64,10 +64,25 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def replace_dir(tmp_dir: Path, target: Path) -> None:
-    """Move a fully written ``tmp_dir`` into place at ``target``, replacing any old one."""
+def written_by_dotrec(path: Path, meta_file: str, fmt: str) -> bool:
+    """Whether ``path`` is a directory whose ``meta_file`` says it holds a ``fmt`` artifact."""
+    try:
+        return json.loads((path / meta_file).read_text(encoding="utf-8")).get("format") == fmt
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def replace_dir(tmp_dir: Path, target: Path, meta_file: str, fmt: str) -> None:
+    """Move a fully written ``tmp_dir`` into place at ``target``, replacing an old one.
+
+    An existing ``target`` is replaced only if dotrec wrote it (its ``meta_file`` names
+    ``fmt``); anything else there is left untouched and is an :class:`ArtifactError`.
+    """
     old: Path | None = None
-    if target.exists():
+    if target.exists() or target.is_symlink():
+        if not written_by_dotrec(target, meta_file, fmt):
+            raise ArtifactError(f"{target} exists and is not a {fmt} directory written by "
+                                "dotrec; it was left untouched (choose another output path)")
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         if old.exists():
             shutil.rmtree(old)
@@ -125,7 +140,7 @@ def save_artifact(path: str | os.PathLike[str], meta: Mapping[str, Any],
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        replace_dir(tmp_dir, target)
+        replace_dir(tmp_dir, target, META_FILE, FORMAT)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

@@ -155,3 +155,28 @@ def test_version() -> None:
 
     r = run("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"dotrec {__version__}"
+
+
+def test_train_out_never_replaces_what_dotrec_did_not_write(tmp_path: Path) -> None:
+    notes = tmp_path / "mine"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("keep me")
+    for extra in ([], ["--force"]):
+        r = run("train", "popularity", "--out", str(notes), "--protocol", "none", *extra)
+        assert r.returncode == 2 and "is not a dotrec model directory" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert [p.name for p in notes.iterdir()] == ["notes.txt"]
+    assert (notes / "notes.txt").read_text() == "keep me"
+    model = tmp_path / "model"
+    assert run("train", "popularity", "--out", str(model), "--protocol", "none").returncode == 0
+    r = run("train", "popularity", "--out", str(model), "--protocol", "none")
+    assert r.returncode == 2 and "pass --force" in r.stderr
+    assert run("train", "popularity", "--out", str(model), "--protocol", "none",
+               "--force").returncode == 0
+    # The library refuses too: a model saved over a foreign directory leaves it as it was.
+    from dotrec.errors import ArtifactError
+    from dotrec.models import load_model
+
+    with pytest.raises(ArtifactError, match="left untouched"):
+        load_model(model).save(notes)
+    assert [p.name for p in notes.iterdir()] == ["notes.txt"]

@@ -85,9 +85,9 @@ def _retrain_into(model_dir: Path, seed: int) -> Recommender:
     """Write a new version of the model (other seed) into ``model_dir`` the way train does."""
     tmp = model_dir.with_name(model_dir.name + f"-v{seed}")
     int_id_model_dir(tmp, seed=seed)
-    from dotrec.artifacts import replace_dir
+    from dotrec.artifacts import FORMAT, META_FILE, replace_dir
 
-    replace_dir(tmp, model_dir)
+    replace_dir(tmp, model_dir, META_FILE, FORMAT)
     return Recommender.from_dir(model_dir)
 
 

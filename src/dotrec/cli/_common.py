@@ -16,9 +16,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dotrec.artifacts import FORMAT, META_FILE, written_by_dotrec
 from dotrec.cli.app import console, err_console
 from dotrec.data.registry import load_dataset
 from dotrec.data.splits import Split
+from dotrec.errors import ConfigError
 
 
 def load_split(dataset: str, data_dir: Path | None, seed: int = 0,
@@ -26,6 +28,22 @@ def load_split(dataset: str, data_dir: Path | None, seed: int = 0,
     """Load ``--dataset`` with a status line on stderr (large files take a second or two)."""
     with err_console.status(f"loading {dataset} ..."):
         return load_dataset(dataset, data_dir, seed=seed, fmt=fmt)
+
+
+def check_model_out(out: Path | None, force: bool) -> None:
+    """Refuse, before any work, an ``--out`` that exists and that this run must not replace.
+
+    A model directory dotrec wrote is replaced only with ``--force``; anything else is never
+    replaced.
+    """
+    if out is None or not (out.exists() or out.is_symlink()):
+        return
+    if not written_by_dotrec(out, META_FILE, FORMAT):
+        raise ConfigError(f"--out {out} exists and is not a dotrec model directory; choose "
+                          "another path (nothing there was changed)")
+    if not force:
+        raise ConfigError(f"--out {out} already holds a dotrec model; pass --force to replace "
+                          "it")
 
 
 def epoch_progress(transient: bool = False) -> Progress:

@@ -14,7 +14,9 @@ from typing import Any
 
 import typer
 
-from dotrec.cli._common import epoch_progress, load_split, print_table, results_table
+from dotrec.artifacts import FORMAT, META_FILE, written_by_dotrec
+from dotrec.cli._common import (check_model_out, epoch_progress, load_split, print_table,
+                               results_table)
 from dotrec.cli.app import (app, console, data_dir_option, default_threads, device_option,
                             optimizer_option, precision_option)
 from dotrec.data.splits import Split
@@ -111,6 +113,8 @@ def train_cmd(
                                                   "(needs --out; 0 = never)."),
     resume: bool = typer.Option(False, help="Continue from OUT.ckpt if it exists (same "
                                             "model, settings and data)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it holds a dotrec "
+                                                      "model (never anything else)."),
 ) -> None:
     """Train MODEL on a dataset, print its evaluation, and save it to --out."""
     options: dict[str, Any] = dict(
@@ -133,6 +137,7 @@ def train_cmd(
         raise ConfigError("--checkpoint-every and --resume need --out")
     if checkpoint_every < 0:
         raise ConfigError("--checkpoint-every must be >= 0")
+    check_model_out(out, force or resume)  # a resumed run replaces its own model
     ckpt = None if out is None else checkpoint_path(out)
     split = load_split(dataset, data_dir, seed, fmt)
     resuming = False
@@ -164,7 +169,7 @@ def train_cmd(
 
     if out is not None:
         model.save(out, dataset=split.name, train=split.train)
-        if ckpt is not None and ckpt.exists():
+        if ckpt is not None and written_by_dotrec(ckpt, META_FILE, FORMAT):
             shutil.rmtree(ckpt)
         console.print(f"saved {model_name} to {out}")
     if protocol != "none":

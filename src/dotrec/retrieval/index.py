@@ -244,7 +244,7 @@ def save_index(index: ItemIndex, model_dir: str | os.PathLike[str]) -> Path:
             atomic_write_bytes(tmp / "index.faiss", payload)
             meta["files"]["index.faiss"] = {"sha256": sha256_file(tmp / "index.faiss")}
         atomic_write_bytes(tmp / INDEX_META, (json.dumps(meta, indent=2) + "\n").encode())
-        replace_dir(tmp, target)
+        replace_dir(tmp, target, INDEX_META, INDEX_FORMAT)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
