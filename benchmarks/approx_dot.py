@@ -49,26 +49,37 @@ def run_default_grid(out: Path, threads: int) -> dict[str, object]:
     def on_run(key, record, cached) -> None:  # type: ignore[no-untyped-def]
         nonlocal resumed
         resumed += cached
-        print(f"  d={key.d:3d} users={key.n_users:6d} m={key.first_layer_mult} "
-              f"repeat={key.repeat}: MLP test {record['mlp_test']:.4f} dot "
-              f"{record['dot_test']:.4f} zero {record['zero_test']:.4f} "
-              f"({record['seconds']:.1f} s wall, {record['cpu_seconds']:.1f} s CPU"
-              f"{', resumed' if cached else ''})", flush=True)
+        print(
+            f"  d={key.d:3d} users={key.n_users:6d} m={key.first_layer_mult} "
+            f"repeat={key.repeat}: MLP test {record['mlp_test']:.4f} dot "
+            f"{record['dot_test']:.4f} zero {record['zero_test']:.4f} "
+            f"({record['seconds']:.1f} s wall, {record['cpu_seconds']:.1f} s CPU"
+            f"{', resumed' if cached else ''})",
+            flush=True,
+        )
 
     records = run_grid(spec, out, threads=threads, on_run=on_run)
     write_outputs(records, out, spec, "cpu")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     cells = aggregate(records)
-    print(f"default grid: {len(records)} runs ({resumed} resumed) in {wall:.0f} s wall, "
-          f"{cpu:.0f} s CPU; outputs in {out}")
-    print(f"{'m':>2} {'d':>4} {'users':>6} {'MLP train':>16} {'MLP test':>16} {'MLP fresh':>16} "
-          f"{'dot test':>8} {'zero test':>9} {'excess test':>16}")
+    print(
+        f"default grid: {len(records)} runs ({resumed} resumed) in {wall:.0f} s wall, "
+        f"{cpu:.0f} s CPU; outputs in {out}"
+    )
+    print(
+        f"{'m':>2} {'d':>4} {'users':>6} {'MLP train':>16} {'MLP test':>16} {'MLP fresh':>16} "
+        f"{'dot test':>8} {'zero test':>9} {'excess test':>16}"
+    )
     for c in cells:
-        pm = {k: f"{c[k + '_mean']:.4f} ± {c[k + '_std']:.4f}"
-              for k in ("mlp_train", "mlp_test", "mlp_fresh", "excess_test")}
-        print(f"{c['first_layer_mult']:>2} {c['d']:>4} {c['n_users']:>6} {pm['mlp_train']:>16} "
-              f"{pm['mlp_test']:>16} {pm['mlp_fresh']:>16} {c['dot_test_mean']:>8.4f} "
-              f"{c['zero_test_mean']:>9.4f} {pm['excess_test']:>16}")
+        pm = {
+            k: f"{c[k + '_mean']:.4f} ± {c[k + '_std']:.4f}"
+            for k in ("mlp_train", "mlp_test", "mlp_fresh", "excess_test")
+        }
+        print(
+            f"{c['first_layer_mult']:>2} {c['d']:>4} {c['n_users']:>6} {pm['mlp_train']:>16} "
+            f"{pm['mlp_test']:>16} {pm['mlp_fresh']:>16} {c['dot_test_mean']:>8.4f} "
+            f"{c['zero_test_mean']:>9.4f} {pm['excess_test']:>16}"
+        )
     print(f"verdict: this grid {verdict(trends(cells))}")
     return {"wall_seconds": wall, "cpu_seconds": cpu, "resumed": resumed, "cells": cells}
 
@@ -84,17 +95,20 @@ def step_times(threads: int) -> dict[str, float]:
             fit = train_mlp(data, m, seed=0, epochs=epochs, threads=threads)
             ms = 1e3 * fit.cpu_seconds / (epochs * steps_per_epoch(n_users))
             out[f"d={d},m={m}"] = ms
-            print(f"  d={d:3d} m={m}: {ms:.3f} ms CPU per step "
-                  f"({1e3 * fit.seconds / (epochs * steps_per_epoch(n_users)):.3f} ms wall)",
-                  flush=True)
+            print(
+                f"  d={d:3d} m={m}: {ms:.3f} ms CPU per step "
+                f"({1e3 * fit.seconds / (epochs * steps_per_epoch(n_users)):.3f} ms wall)",
+                flush=True,
+            )
     return out
 
 
 def paper_grid_cost(ms: dict[str, float], repeats: int) -> dict[str, float]:
     """Expected CPU hours of the paper's grid (32 epochs) per m and in total."""
     steps = PAPER_EPOCHS * sum(steps_per_epoch(n) for n in PAPER_USERS) * repeats
-    hours = {f"m={m}": sum(ms[f"d={d},m={m}"] for d in PAPER_DIMS) * steps / 3.6e6
-             for m in PAPER_MULTS}
+    hours = {
+        f"m={m}": sum(ms[f"d={d},m={m}"] for d in PAPER_DIMS) * steps / 3.6e6 for m in PAPER_MULTS
+    }
     hours["total"] = sum(hours.values())
     for k, h in hours.items():
         print(f"  paper grid ({repeats} repeat(s)), {k}: {h:.1f} CPU hours at 1 thread")
@@ -103,8 +117,12 @@ def paper_grid_cost(ms: dict[str, float], repeats: int) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=None,
-                    help="Where the default grid writes (default: a fresh temporary directory).")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="Where the default grid writes (default: a fresh temporary directory).",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=1, help="Repeats assumed for the paper grid.")
     ap.add_argument("--skip-grid", action="store_true")

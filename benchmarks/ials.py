@@ -45,8 +45,9 @@ from dotrec.data.splits import Split
 from dotrec.eval.protocols import evaluate, evaluate_sampled
 from dotrec.models import IALS
 
-PUBLISHED = dict(embedding_dim=192, epochs=12, regularization=0.007, unobserved_weight=0.3,
-                 stddev=0.1)
+PUBLISHED = dict(
+    embedding_dim=192, epochs=12, regularization=0.007, unobserved_weight=0.3, stddev=0.1
+)
 SEEDS = (0, 1, 2)
 THREADS = 2
 
@@ -59,8 +60,9 @@ class Factors:
         self.item_factors = np.asarray(item_factors, dtype=np.float32)
 
     def score(self, user_indices: np.ndarray, item_indices: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,ij->i", self.user_factors[user_indices],
-                         self.item_factors[item_indices])
+        return np.einsum(
+            "ij,ij->i", self.user_factors[user_indices], self.item_factors[item_indices]
+        )
 
     def score_all(self, user_indices: np.ndarray) -> np.ndarray:
         return self.user_factors[user_indices] @ self.item_factors.T
@@ -70,26 +72,40 @@ def machine() -> None:
     import implicit
 
     print(f"platform   {platform.platform()}  ({platform.processor() or platform.machine()})")
-    print(f"cpus       {os.cpu_count()}  (threads used: {THREADS}; numba threading layer "
-          f"{numba.threading_layer()})")
-    print(f"python     {platform.python_version()}  numpy {np.__version__}  scipy "
-          f"{scipy.__version__}  numba {numba.__version__}  implicit {implicit.__version__}")
+    print(
+        f"cpus       {os.cpu_count()}  (threads used: {THREADS}; numba threading layer "
+        f"{numba.threading_layer()})"
+    )
+    print(
+        f"python     {platform.python_version()}  numpy {np.__version__}  scipy "
+        f"{scipy.__version__}  numba {numba.__version__}  implicit {implicit.__version__}"
+    )
     print(f"load avg   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-def fit_implicit(train: Any, dim: int, epochs: int, alpha: float, regularization: float,
-                 seed: int) -> tuple[Any, float, list[float]]:
+def fit_implicit(
+    train: Any, dim: int, epochs: int, alpha: float, regularization: float, seed: int
+) -> tuple[Any, float, list[float]]:
     """Fit implicit's CPU ALS; returns the model, fit seconds and per-epoch seconds."""
     from implicit.cpu.als import AlternatingLeastSquares
 
     per_epoch: list[float] = []
     with threadpool_limits(1, user_api="blas"):  # what implicit itself asks for
-        model = AlternatingLeastSquares(factors=dim, regularization=regularization, alpha=alpha,
-                                        iterations=epochs, calculate_training_loss=False,
-                                        num_threads=THREADS, random_state=seed)
+        model = AlternatingLeastSquares(
+            factors=dim,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=epochs,
+            calculate_training_loss=False,
+            num_threads=THREADS,
+            random_state=seed,
+        )
         start = time.perf_counter()
-        model.fit(train.csr, show_progress=False,
-                  callback=lambda it, elapsed, loss: per_epoch.append(elapsed))
+        model.fit(
+            train.csr,
+            show_progress=False,
+            callback=lambda it, elapsed, loss: per_epoch.append(elapsed),
+        )
         seconds = time.perf_counter() - start
     return model, seconds, per_epoch
 
@@ -105,25 +121,32 @@ def fit_dotrec(train: Any, **kw: Any) -> tuple[IALS, list[float]]:
 def metrics(model: Any, split: Split) -> dict[str, float]:
     res = evaluate(model, split, protocol="both", k=10)
     s, f = res["sampled"].summary(), res["full"].summary()
-    return {"hr": s["hr@10"], "ndcg": s["ndcg@10"], "full_hr": f["hr@10"],
-            "full_ndcg": f["ndcg@10"]}
+    return {
+        "hr": s["hr@10"],
+        "ndcg": s["ndcg@10"],
+        "full_hr": f["hr@10"],
+        "full_ndcg": f["ndcg@10"],
+    }
 
 
 def quality(split: Split) -> None:
-    print("\n== quality: ml-1m, d=192, published settings, default solver "
-          f"({IALS().solver}) ==")
+    print(f"\n== quality: ml-1m, d=192, published settings, default solver ({IALS().solver}) ==")
     print("seed   fit s   s/epoch   sampled HR@10  NDCG@10   full HR@10  NDCG@10")
     rows = []
     for seed in SEEDS:
         model, _ = fit_dotrec(split.train, seed=seed, **PUBLISHED)
         r = {**metrics(model, split), "fit": model.fit_info["fit_seconds"]}
         rows.append(r)
-        print(f"{seed:>4}  {r['fit']:6.1f}   {r['fit'] / PUBLISHED['epochs']:6.3f}        "
-              f"{r['hr']:.4f}   {r['ndcg']:.4f}       {r['full_hr']:.4f}   {r['full_ndcg']:.4f}")
+        print(
+            f"{seed:>4}  {r['fit']:6.1f}   {r['fit'] / PUBLISHED['epochs']:6.3f}        "
+            f"{r['hr']:.4f}   {r['ndcg']:.4f}       {r['full_hr']:.4f}   {r['full_ndcg']:.4f}"
+        )
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    print(f"mean  {mean['fit']:6.1f}   {mean['fit'] / PUBLISHED['epochs']:6.3f}        "
-          f"{mean['hr']:.4f}   {mean['ndcg']:.4f}       {mean['full_hr']:.4f}   "
-          f"{mean['full_ndcg']:.4f}")
+    print(
+        f"mean  {mean['fit']:6.1f}   {mean['fit'] / PUBLISHED['epochs']:6.3f}        "
+        f"{mean['hr']:.4f}   {mean['ndcg']:.4f}       {mean['full_hr']:.4f}   "
+        f"{mean['full_ndcg']:.4f}"
+    )
     ok = mean["hr"] >= 0.725 and mean["ndcg"] >= 0.450 and max(r["fit"] for r in rows) < 60
     print(f"target (HR@10 >= 0.725, NDCG@10 >= 0.450, fit < 60 s): {'met' if ok else 'NOT met'}")
 
@@ -138,17 +161,22 @@ def speed(split: Split) -> None:
         for _ in range(2):
             times["cg"] += fit_dotrec(split.train, embedding_dim=dim, epochs=3, solver="cg")[1]
             times["implicit"] += fit_implicit(split.train, dim, 3, 1.0, 0.01, 0)[2]
-        times["cholesky"] = fit_dotrec(split.train, embedding_dim=dim, epochs=3 if dim < 512 else 2,
-                                       solver="cholesky")[1]
+        times["cholesky"] = fit_dotrec(
+            split.train, embedding_dim=dim, epochs=3 if dim < 512 else 2, solver="cholesky"
+        )[1]
         for name in ("cg", "cholesky", "implicit"):
-            print(f"{dim:>5}   {name:<10}  {len(times[name]):>6}   "
-                  f"{statistics.median(times[name]):7.3f}", flush=True)
+            print(
+                f"{dim:>5}   {name:<10}  {len(times[name]):>6}   "
+                f"{statistics.median(times[name]):7.3f}",
+                flush=True,
+            )
         ratio = statistics.median(times["cg"]) / statistics.median(times["implicit"])
         print(f"{dim:>5}   cg / implicit: {ratio:.2f}", flush=True)
 
 
-def tune(holdout: Split, grid: list[dict[str, float]],
-         fit: Callable[[dict[str, float]], Any], label: str) -> dict[str, float]:
+def tune(
+    holdout: Split, grid: list[dict[str, float]], fit: Callable[[dict[str, float]], Any], label: str
+) -> dict[str, float]:
     """The grid point with the best sampled HR@10 (then NDCG@10) on the holdout split."""
     best: tuple[float, float] | None = None
     chosen = grid[0]
@@ -165,36 +193,65 @@ def side_by_side(split: Split) -> None:
     dim, epochs = PUBLISHED["embedding_dim"], PUBLISHED["epochs"]
     print(f"\n== dotrec vs implicit: d={dim}, {epochs} epochs, tuned on split.holdout() ==")
     holdout = split.holdout()
-    dot_grid = [{"regularization": r, "unobserved_weight": a}
-                for r in (0.0035, 0.007, 0.014) for a in (0.15, 0.3, 0.6)]
-    imp_grid = [{"alpha": a, "regularization": r} for a in (3.0, 10.0, 30.0)
-                for r in (30.0, 100.0, 300.0)]
-    dot_best = tune(holdout, dot_grid, lambda p: fit_dotrec(
-        holdout.train, embedding_dim=dim, epochs=epochs, stddev=0.1, seed=0, **p)[0], "dotrec")
-    imp_best = tune(holdout, imp_grid, lambda p: Factors(*_factors(fit_implicit(
-        holdout.train, dim, epochs, p["alpha"], p["regularization"], 0)[0])), "implicit")
+    dot_grid = [
+        {"regularization": r, "unobserved_weight": a}
+        for r in (0.0035, 0.007, 0.014)
+        for a in (0.15, 0.3, 0.6)
+    ]
+    imp_grid = [
+        {"alpha": a, "regularization": r} for a in (3.0, 10.0, 30.0) for r in (30.0, 100.0, 300.0)
+    ]
+    dot_best = tune(
+        holdout,
+        dot_grid,
+        lambda p: fit_dotrec(
+            holdout.train, embedding_dim=dim, epochs=epochs, stddev=0.1, seed=0, **p
+        )[0],
+        "dotrec",
+    )
+    imp_best = tune(
+        holdout,
+        imp_grid,
+        lambda p: Factors(
+            *_factors(
+                fit_implicit(holdout.train, dim, epochs, p["alpha"], p["regularization"], 0)[0]
+            )
+        ),
+        "implicit",
+    )
     print(f"chosen: dotrec {dot_best}; implicit {imp_best}")
     print("library    seed   fit s   s/epoch   sampled HR@10  NDCG@10   full HR@10")
     summary: dict[str, list[dict[str, float]]] = {"dotrec": [], "implicit": []}
     for seed in SEEDS:
-        model, _ = fit_dotrec(split.train, embedding_dim=dim, epochs=epochs, stddev=0.1,
-                              seed=seed, **dot_best)
+        model, _ = fit_dotrec(
+            split.train, embedding_dim=dim, epochs=epochs, stddev=0.1, seed=seed, **dot_best
+        )
         summary["dotrec"].append({**metrics(model, split), "fit": model.fit_info["fit_seconds"]})
-        imp, seconds, _ = fit_implicit(split.train, dim, epochs, imp_best["alpha"],
-                                       imp_best["regularization"], seed)
+        imp, seconds, _ = fit_implicit(
+            split.train, dim, epochs, imp_best["alpha"], imp_best["regularization"], seed
+        )
         summary["implicit"].append({**metrics(Factors(*_factors(imp)), split), "fit": seconds})
         for lib in summary:
             r = summary[lib][-1]
-            print(f"{lib:<9}  {seed:>4}  {r['fit']:6.1f}   {r['fit'] / epochs:6.3f}        "
-                  f"{r['hr']:.4f}   {r['ndcg']:.4f}       {r['full_hr']:.4f}", flush=True)
-    means = {lib: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-             for lib, rows in summary.items()}
+            print(
+                f"{lib:<9}  {seed:>4}  {r['fit']:6.1f}   {r['fit'] / epochs:6.3f}        "
+                f"{r['hr']:.4f}   {r['ndcg']:.4f}       {r['full_hr']:.4f}",
+                flush=True,
+            )
+    means = {
+        lib: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        for lib, rows in summary.items()
+    }
     for lib, m in means.items():
-        print(f"{lib:<9}  mean  {m['fit']:6.1f}   {m['fit'] / epochs:6.3f}        "
-              f"{m['hr']:.4f}   {m['ndcg']:.4f}       {m['full_hr']:.4f}")
+        print(
+            f"{lib:<9}  mean  {m['fit']:6.1f}   {m['fit'] / epochs:6.3f}        "
+            f"{m['hr']:.4f}   {m['ndcg']:.4f}       {m['full_hr']:.4f}"
+        )
     ratio = means["dotrec"]["fit"] / means["implicit"]["fit"]
-    print(f"time per epoch, dotrec / implicit: {ratio:.2f} (target <= 1.5); sampled HR@10 "
-          f"difference {means['dotrec']['hr'] - means['implicit']['hr']:+.4f}")
+    print(
+        f"time per epoch, dotrec / implicit: {ratio:.2f} (target <= 1.5); sampled HR@10 "
+        f"difference {means['dotrec']['hr'] - means['implicit']['hr']:+.4f}"
+    )
 
 
 def _factors(model: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -203,18 +260,24 @@ def _factors(model: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2]
-                        / "shared" / "data")
-    parser.add_argument("--parts", default="quality,speed,implicit",
-                        help="comma-separated: quality, speed, implicit")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    parser.add_argument(
+        "--parts",
+        default="quality,speed,implicit",
+        help="comma-separated: quality, speed, implicit",
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     split = load_dataset("ml-1m", args.data_dir)
     IALS(embedding_dim=8, epochs=1, solver="cg").fit(split.train)  # load the compiled kernels
     IALS(embedding_dim=8, epochs=1, solver="cholesky").fit(split.train)
     machine()
-    print(f"data       {split.name}: {split.train.n_users} users, {split.train.n_items} items, "
-          f"{split.train.n_interactions} training pairs, {split.n_test} test users")
+    print(
+        f"data       {split.name}: {split.train.n_users} users, {split.train.n_items} items, "
+        f"{split.train.n_interactions} training pairs, {split.n_test} test users"
+    )
     if "quality" in parts:
         quality(split)
     if "speed" in parts:

@@ -41,26 +41,61 @@ from dotrec.serve import loadtest as lt  # noqa: E402
 def train_quick_model(folder: Path) -> Path:
     """``dotrec train mf`` on the synthetic data into ``folder/mf``."""
     out = folder / "mf"
-    r = subprocess.run([sys.executable, "-c", "from dotrec.cli import main; main()", "train",
-                        "mf", "--embedding-dim", "32", "--epochs", "10", "--learning-rate", "0.02",
-                        "--protocol", "none", "--out", str(out)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from dotrec.cli import main; main()",
+            "train",
+            "mf",
+            "--embedding-dim",
+            "32",
+            "--epochs",
+            "10",
+            "--learning-rate",
+            "0.02",
+            "--protocol",
+            "none",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         raise SystemExit(f"training the quick model failed:\n{r.stderr}")
     return out
 
 
-def load_test(model: Path | None = None, *, index: str | None = None, requests: int = 20_000,
-              connections: int = 32, workers: int = 1, threads: int = 1, k: int = 10,
-              unknown: float = 0.01, hostile: float = 0.0, reloads: int = 0,
-              seed: int = 0) -> dict[str, Any]:
+def load_test(
+    model: Path | None = None,
+    *,
+    index: str | None = None,
+    requests: int = 20_000,
+    connections: int = 32,
+    workers: int = 1,
+    threads: int = 1,
+    k: int = 10,
+    unknown: float = 0.01,
+    hostile: float = 0.0,
+    reloads: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Run one load test against a fresh server and return its summary."""
     with tempfile.TemporaryDirectory() as tmp:
         model = model or train_quick_model(Path(tmp))
         seen = load_seen(model)
         if seen is None:
             raise SystemExit(f"{model} has no seen.npz; train it with `dotrec train ... --out`")
-        probes = lt.request_mix(seen.users.ids.tolist(), seen.items.ids[0], requests, k=k,
-                                unknown=unknown, hostile=hostile, seed=seed)
+        probes = lt.request_mix(
+            seen.users.ids.tolist(),
+            seen.items.ids[0],
+            requests,
+            k=k,
+            unknown=unknown,
+            hostile=hostile,
+            seed=seed,
+        )
         port = lt.free_port()
         base = f"http://127.0.0.1:{port}"
         proc = lt.start_server(model, port, index=index, workers=workers, threads=threads)
@@ -74,24 +109,36 @@ def load_test(model: Path | None = None, *, index: str | None = None, requests: 
         try:
             lt.wait_ready(proc, base)
             lt.run_load(base, probes[:200], connections)  # warm-up
-            result = lt.with_background(reload_during_run,
-                                        lambda: lt.run_load(base, probes, connections))
+            result = lt.with_background(
+                reload_during_run, lambda: lt.run_load(base, probes, connections)
+            )
         finally:
             lt.stop_server(proc)
-    return {**result.summary(), "workers": workers, "threads": threads,
-            "index": index or "exact", "k": k, "hostile_fraction": hostile,
-            "reloads": reload_status, "load_average": os.getloadavg()}
+    return {
+        **result.summary(),
+        "workers": workers,
+        "threads": threads,
+        "index": index or "exact",
+        "k": k,
+        "hostile_fraction": hostile,
+        "reloads": reload_status,
+        "load_average": os.getloadavg(),
+    }
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"{report['requests']:,} requests over {report['connections']} connections, "
-          f"{report['workers']} worker(s), index {report['index']}, k={report['k']}: "
-          f"{report['throughput_rps']:,.0f} requests/s")
+    print(
+        f"{report['requests']:,} requests over {report['connections']} connections, "
+        f"{report['workers']} worker(s), index {report['index']}, k={report['k']}: "
+        f"{report['throughput_rps']:,.0f} requests/s"
+    )
     lat = report["latency_ms"]
     print(f"latency p50 {lat['p50']:.2f} ms  p90 {lat['p90']:.2f} ms  p99 {lat['p99']:.2f} ms")
-    print(f"statuses {report['statuses']}; 5xx {report['server_errors']}; transport errors "
-          f"{report['transport_errors']}; unexpected statuses {sum(report['unexpected'].values())}"
-          + (f"; reloads {report['reloads']}" if report["reloads"] else ""))
+    print(
+        f"statuses {report['statuses']}; 5xx {report['server_errors']}; transport errors "
+        f"{report['transport_errors']}; unexpected statuses {sum(report['unexpected'].values())}"
+        + (f"; reloads {report['reloads']}" if report["reloads"] else "")
+    )
     for what, n in report["unexpected"].items():
         print(f"  unexpected: {what} x{n}")
 
@@ -111,9 +158,19 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
     a = p.parse_args()
-    report = load_test(a.model, index=a.index, requests=a.requests, connections=a.connections,
-                       workers=a.workers, threads=a.threads, k=a.k, unknown=a.unknown,
-                       hostile=a.hostile, reloads=a.reloads, seed=a.seed)
+    report = load_test(
+        a.model,
+        index=a.index,
+        requests=a.requests,
+        connections=a.connections,
+        workers=a.workers,
+        threads=a.threads,
+        k=a.k,
+        unknown=a.unknown,
+        hostile=a.hostile,
+        reloads=a.reloads,
+        seed=a.seed,
+    )
     print(machine_line())
     print_report(report)
     if a.json:

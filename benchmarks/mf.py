@@ -46,8 +46,10 @@ def throughput(split, dim: int, threads: int, epochs: int = 3) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=os.environ.get("DOTREC_DATA_DIR",
-                                                         str(ROOT.parent / "shared" / "data")))
+    ap.add_argument(
+        "--data-dir",
+        default=os.environ.get("DOTREC_DATA_DIR", str(ROOT.parent / "shared" / "data")),
+    )
     ap.add_argument("--dims", default="64,192")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=256)
@@ -58,8 +60,11 @@ def main() -> None:
 
     print(machine_line(), flush=True)
     split = load_dataset("ml-1m", args.data_dir)
-    print(f"ml-1m: {split.n_users} users, {split.n_items} items, "
-          f"{split.train.n_interactions} training positives", flush=True)
+    print(
+        f"ml-1m: {split.n_users} users, {split.n_items} items, "
+        f"{split.train.n_interactions} training positives",
+        flush=True,
+    )
     out: dict[str, object] = {"machine": machine_info()}
 
     MatrixFactorization(embedding_dim=16, epochs=1, threads=1).fit(split.train)  # JIT warm-up
@@ -69,8 +74,11 @@ def main() -> None:
         for threads in (1, 2):
             ups = throughput(split, dim, threads)
             speed[f"dim{dim}_threads{threads}"] = ups
-            print(f"SGD throughput dim {dim:3d}, {threads} thread(s): {ups / 1e6:6.1f} M "
-                  f"updates/s ({ups / threads / 1e6:.1f} M per core)", flush=True)
+            print(
+                f"SGD throughput dim {dim:3d}, {threads} thread(s): {ups / 1e6:6.1f} M "
+                f"updates/s ({ups / threads / 1e6:.1f} M per core)",
+                flush=True,
+            )
     out["throughput"] = speed
     print(f"load average after the speed runs: {load()}", flush=True)
 
@@ -83,8 +91,10 @@ def main() -> None:
     t = time.perf_counter()
     evaluate_full(m, split)
     tf = time.perf_counter() - t
-    print(f"evaluation, {split.n_test} users, dim 64: sampled {ts:.3f} s, full catalog {tf:.3f} s",
-          flush=True)
+    print(
+        f"evaluation, {split.n_test} users, dim 64: sampled {ts:.3f} s, full catalog {tf:.3f} s",
+        flush=True,
+    )
     out["eval_seconds"] = {"sampled": ts, "full": tf}
 
     if not args.skip_quality:
@@ -93,33 +103,54 @@ def main() -> None:
         for dim in (int(d) for d in args.dims.split(",")):
             runs = []
             for seed in range(args.seeds):
-                m = MatrixFactorization(embedding_dim=dim, epochs=args.epochs,
-                                        learning_rate=0.002, regularization=0.005,
-                                        n_negatives=8, stddev=0.1, seed=seed,
-                                        threads=args.threads)
+                m = MatrixFactorization(
+                    embedding_dim=dim,
+                    epochs=args.epochs,
+                    learning_rate=0.002,
+                    regularization=0.005,
+                    n_negatives=8,
+                    stddev=0.1,
+                    seed=seed,
+                    threads=args.threads,
+                )
                 m.fit(split.train)
                 s = evaluate_sampled(m, split).summary()
                 f = evaluate_full(m, split).summary()
                 fit_s = m.fit_info["fit_seconds"]
-                runs.append({"seed": seed, "fit_seconds": fit_s,
-                             "updates_per_s": args.epochs * len(split.train)
-                             * (m.n_negatives + 1) / fit_s,
-                             "sampled_hr@10": s["hr@10"], "sampled_ndcg@10": s["ndcg@10"],
-                             "full_hr@10": f["hr@10"], "full_ndcg@10": f["ndcg@10"],
-                             "full_mrr": f["mrr"]})
+                runs.append(
+                    {
+                        "seed": seed,
+                        "fit_seconds": fit_s,
+                        "updates_per_s": args.epochs
+                        * len(split.train)
+                        * (m.n_negatives + 1)
+                        / fit_s,
+                        "sampled_hr@10": s["hr@10"],
+                        "sampled_ndcg@10": s["ndcg@10"],
+                        "full_hr@10": f["hr@10"],
+                        "full_ndcg@10": f["ndcg@10"],
+                        "full_mrr": f["mrr"],
+                    }
+                )
                 r = runs[-1]
-                print(f"dim {dim} seed {seed}: sampled HR@10 {r['sampled_hr@10']:.4f} "
-                      f"NDCG@10 {r['sampled_ndcg@10']:.4f} | full HR@10 {r['full_hr@10']:.4f} "
-                      f"NDCG@10 {r['full_ndcg@10']:.4f} MRR {r['full_mrr']:.4f} | "
-                      f"fit {fit_s:.0f} s ({r['updates_per_s'] / 1e6:.1f} M updates/s, "
-                      f"{args.threads} threads, load {load()})", flush=True)
+                print(
+                    f"dim {dim} seed {seed}: sampled HR@10 {r['sampled_hr@10']:.4f} "
+                    f"NDCG@10 {r['sampled_ndcg@10']:.4f} | full HR@10 {r['full_hr@10']:.4f} "
+                    f"NDCG@10 {r['full_ndcg@10']:.4f} MRR {r['full_mrr']:.4f} | "
+                    f"fit {fit_s:.0f} s ({r['updates_per_s'] / 1e6:.1f} M updates/s, "
+                    f"{args.threads} threads, load {load()})",
+                    flush=True,
+                )
             keys = [k for k in runs[0] if k != "seed"]
             mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
             quality[f"dim{dim}"] = {"runs": runs, "mean": mean}
-            print(f"dim {dim} mean of {len(runs)} seeds: sampled HR@10 "
-                  f"{mean['sampled_hr@10']:.4f} NDCG@10 {mean['sampled_ndcg@10']:.4f} | full "
-                  f"HR@10 {mean['full_hr@10']:.4f} NDCG@10 {mean['full_ndcg@10']:.4f} | fit "
-                  f"{mean['fit_seconds']:.0f} s per run", flush=True)
+            print(
+                f"dim {dim} mean of {len(runs)} seeds: sampled HR@10 "
+                f"{mean['sampled_hr@10']:.4f} NDCG@10 {mean['sampled_ndcg@10']:.4f} | full "
+                f"HR@10 {mean['full_hr@10']:.4f} NDCG@10 {mean['full_ndcg@10']:.4f} | fit "
+                f"{mean['fit_seconds']:.0f} s per run",
+                flush=True,
+            )
         out["quality"] = quality
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

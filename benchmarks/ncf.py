@@ -51,8 +51,11 @@ from dotrec.models import GMF, MLP, MatrixFactorization, Model, NeuMF, load_mode
 from dotrec.random import rng
 
 #: The issue's bands for ml-1m at k = 64 (mean of 3 seeds, sampled protocol).
-TARGETS = {"gmf": {"hr@10": 0.69}, "mlp": {"hr@10": 0.68},
-           "neumf": {"hr@10": 0.715, "ndcg@10": 0.430}}
+TARGETS = {
+    "gmf": {"hr@10": 0.69},
+    "mlp": {"hr@10": 0.68},
+    "neumf": {"hr@10": 0.715, "ndcg@10": 0.430},
+}
 
 
 def default_data_dir() -> Path:
@@ -68,12 +71,16 @@ def summarize(model: Model, split: Split) -> dict[str, Any]:
     start = time.perf_counter()
     res = evaluate(model, split, protocol="both", k=10)
     s, f = res["sampled"].summary(), res["full"].summary()
-    return {"sampled": {"hr@10": s["hr@10"], "ndcg@10": s["ndcg@10"]},
-            "full": {"hr@10": f["hr@10"], "ndcg@10": f["ndcg@10"], "mrr": f["mrr"]},
-            "fit_seconds": model.fit_info.get("fit_seconds", float("nan")),
-            "epoch_seconds": (model.fit_info.get("fit_seconds", float("nan"))
-                              / max(1, model.fit_info["epochs"])),
-            "loss": model.fit_info.get("loss"), "eval_seconds": time.perf_counter() - start}
+    return {
+        "sampled": {"hr@10": s["hr@10"], "ndcg@10": s["ndcg@10"]},
+        "full": {"hr@10": f["hr@10"], "ndcg@10": f["ndcg@10"], "mrr": f["mrr"]},
+        "fit_seconds": model.fit_info.get("fit_seconds", float("nan")),
+        "epoch_seconds": (
+            model.fit_info.get("fit_seconds", float("nan")) / max(1, model.fit_info["epochs"])
+        ),
+        "loss": model.fit_info.get("loss"),
+        "eval_seconds": time.perf_counter() - start,
+    }
 
 
 def fit_logged(model: Model, split: Split, label: str, trace: bool) -> Model:
@@ -86,8 +93,10 @@ def fit_logged(model: Model, split: Split, label: str, trace: bool) -> Model:
         if trace:
             s = evaluate(m, split, protocol="sampled", k=10)["sampled"].summary()
             extra = f"  sampled HR@10 {s['hr@10']:.4f} NDCG@10 {s['ndcg@10']:.4f}"
-        log(f"  {label} epoch {epoch}: loss {m.fit_info.get('loss', float('nan')):.4f}  "
-            f"{now - last[0]:.1f}s{extra}")
+        log(
+            f"  {label} epoch {epoch}: loss {m.fit_info.get('loss', float('nan')):.4f}  "
+            f"{now - last[0]:.1f}s{extra}"
+        )
         last[0] = time.perf_counter()
 
     return model.fit(split.train, on_epoch=on_epoch)
@@ -97,8 +106,14 @@ class _Stop(Exception):
     """Ends a selection fit once the holdout metric has stopped improving."""
 
 
-def select_epochs(model: Model, holdout: Split, label: str, snapshot: Path, patience: int,
-                  pretrained: tuple[GMF, MLP] | None = None) -> tuple[int, Model, int]:
+def select_epochs(
+    model: Model,
+    holdout: Split,
+    label: str,
+    snapshot: Path,
+    patience: int,
+    pretrained: tuple[GMF, MLP] | None = None,
+) -> tuple[int, Model, int]:
     """Fit ``model`` on the holdout's training part; pick the epoch with the best NDCG@10.
 
     The holdout is the leave-one-out split of the training data (``Split.holdout``): the test
@@ -112,8 +127,10 @@ def select_epochs(model: Model, holdout: Split, label: str, snapshot: Path, pati
     def consider(epoch: int, m: Model) -> None:
         best["last"] = epoch
         s = evaluate(m, holdout, protocol="sampled", k=10)["sampled"].summary()
-        log(f"  {label} epoch {epoch}: loss {m.fit_info.get('loss', float('nan')):.4f}  "
-            f"holdout HR@10 {s['hr@10']:.4f} NDCG@10 {s['ndcg@10']:.4f}")
+        log(
+            f"  {label} epoch {epoch}: loss {m.fit_info.get('loss', float('nan')):.4f}  "
+            f"holdout HR@10 {s['hr@10']:.4f} NDCG@10 {s['ndcg@10']:.4f}"
+        )
         if s["ndcg@10"] > best["value"]:
             best.update(value=s["ndcg@10"], epoch=epoch)
             m.save(snapshot)
@@ -135,9 +152,16 @@ def select_epochs(model: Model, holdout: Split, label: str, snapshot: Path, pati
 
 def build(name: str, epochs: int, seed: int, args: argparse.Namespace) -> Model:
     """A GMF, MLP or NeuMF with the NCF settings (4 negatives, batch 256, Adam lr 0.001)."""
-    common = {"factor": args.factor, "epochs": epochs, "batch_size": 256, "n_negatives": 4,
-              "seed": seed, "threads": args.threads, "precision": args.precision,
-              "optimizer": args.optimizer}
+    common = {
+        "factor": args.factor,
+        "epochs": epochs,
+        "batch_size": 256,
+        "n_negatives": 4,
+        "seed": seed,
+        "threads": args.threads,
+        "precision": args.precision,
+        "optimizer": args.optimizer,
+    }
     if name == "neumf":
         return NeuMF(learning_rate=args.neumf_lr, **common)
     return (GMF if name == "gmf" else MLP)(learning_rate=0.001, **common)
@@ -166,15 +190,22 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
                         pre = (fitted["gmf"], fitted["mlp"]) if name == "neumf" else None
                         start = time.perf_counter()
                         epochs[name], fitted[name], ran = select_epochs(
-                            build(name, epochs[name], seed, args), holdout,
-                            f"{name} seed {seed} early-stop", Path(tmp) / name,
-                            args.patience, pre)
+                            build(name, epochs[name], seed, args),
+                            holdout,
+                            f"{name} seed {seed} early-stop",
+                            Path(tmp) / name,
+                            args.patience,
+                            pre,
+                        )
                         # The fit time is that of the whole selection fit, up to the stop
                         # (epochs past the best one and the holdout evaluations included).
                         seconds = time.perf_counter() - start
-                        row[name] = {**summarize(fitted[name], split), "epochs": epochs[name],
-                                     "fit_seconds": seconds,
-                                     "epoch_seconds": seconds / max(1, ran)}
+                        row[name] = {
+                            **summarize(fitted[name], split),
+                            "epochs": epochs[name],
+                            "fit_seconds": seconds,
+                            "epoch_seconds": seconds / max(1, ran),
+                        }
         elif args.select == "holdout":
             start = time.perf_counter()
             holdout = split.holdout(seed)
@@ -184,8 +215,13 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
                     if name in models or (need_pre and name != "neumf"):
                         pre = (snap["gmf"], snap["mlp"]) if name == "neumf" else None
                         epochs[name], snap[name], _ = select_epochs(
-                            build(name, epochs[name], seed, args), holdout,
-                            f"{name} seed {seed} holdout", Path(tmp) / name, args.patience, pre)
+                            build(name, epochs[name], seed, args),
+                            holdout,
+                            f"{name} seed {seed} holdout",
+                            Path(tmp) / name,
+                            args.patience,
+                            pre,
+                        )
             selection_seconds = time.perf_counter() - start
         for name in ("gmf", "mlp", "neumf"):
             if args.select != "early-stop" and (name in models or (need_pre and name != "neumf")):
@@ -195,32 +231,43 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
                 fitted[name] = fit_logged(m, split, f"{name} seed {seed}", args.trace)
                 row[name] = {**summarize(fitted[name], split), "epochs": epochs[name]}
         if need_pre:
-            row["neumf"]["pipeline_seconds"] = sum(row[n]["fit_seconds"] if n in row
-                                                   else fitted[n].fit_info["fit_seconds"]
-                                                   for n in ("gmf", "mlp", "neumf"))
+            row["neumf"]["pipeline_seconds"] = sum(
+                row[n]["fit_seconds"] if n in row else fitted[n].fit_info["fit_seconds"]
+                for n in ("gmf", "mlp", "neumf")
+            )
             row["neumf"]["selection_seconds"] = selection_seconds
         if "mf" in models:
-            mf = MatrixFactorization(embedding_dim=k, epochs=args.mf_epochs, seed=seed,
-                                     threads=args.threads).fit(split.train)
+            mf = MatrixFactorization(
+                embedding_dim=k, epochs=args.mf_epochs, seed=seed, threads=args.threads
+            ).fit(split.train)
             row["mf"] = {**summarize(mf, split), "epochs": args.mf_epochs}
         for name, r in row.items():
             per_seed.setdefault(name, []).append({"seed": seed, **r})
             s, f = r["sampled"], r["full"]
-            log(f"{name:6s} seed {seed}: sampled HR@10 {s['hr@10']:.4f} NDCG@10 "
+            log(
+                f"{name:6s} seed {seed}: sampled HR@10 {s['hr@10']:.4f} NDCG@10 "
                 f"{s['ndcg@10']:.4f} | full HR@10 {f['hr@10']:.4f} NDCG@10 {f['ndcg@10']:.4f} "
                 f"MRR {f['mrr']:.4f} | {r['epochs']} epochs, fit {r['fit_seconds']:.0f}s "
-                f"({r['epoch_seconds']:.1f}s/epoch)")
+                f"({r['epoch_seconds']:.1f}s/epoch)"
+            )
     means: dict[str, Any] = {}
-    how = {"holdout": "epochs picked on the training data's holdout",
-           "early-stop": "early stopping on the training data's holdout",
-           "fixed": f"{args.epochs} epochs",
-           "given": f"epochs picked on the training data's holdout by {args.epochs_from}, "
-                    "refitted on all the training data"}[args.select]
-    log(f"\nmeans over seeds {args.seeds} (k={k}, {how}; sampled = NCF protocol with 99 "
-        "negatives; full = all non-training items)")
+    how = {
+        "holdout": "epochs picked on the training data's holdout",
+        "early-stop": "early stopping on the training data's holdout",
+        "fixed": f"{args.epochs} epochs",
+        "given": f"epochs picked on the training data's holdout by {args.epochs_from}, "
+        "refitted on all the training data",
+    }[args.select]
+    log(
+        f"\nmeans over seeds {args.seeds} (k={k}, {how}; sampled = NCF protocol with 99 "
+        "negatives; full = all non-training items)"
+    )
     for name, rows in per_seed.items():
-        m = {f"{p} {key}": statistics.fmean(r[p][key] for r in rows)
-             for p in ("sampled", "full") for key in rows[0][p]}
+        m = {
+            f"{p} {key}": statistics.fmean(r[p][key] for r in rows)
+            for p in ("sampled", "full")
+            for key in rows[0][p]
+        }
         m["fit_seconds"] = statistics.fmean(r["fit_seconds"] for r in rows)
         m["epochs"] = [r["epochs"] for r in rows]
         if name == "neumf":
@@ -229,14 +276,19 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         targets = TARGETS.get(name, {}) if (split.name, k) == ("ml-1m", 64) else {}
         verdict = "".join(
             f"  [{key} target {t}: {'ok' if m['sampled ' + key] >= t else 'BELOW'}]"
-            for key, t in targets.items())
-        log(f"{name:6s} sampled HR@10 {m['sampled hr@10']:.4f} NDCG@10 "
+            for key, t in targets.items()
+        )
+        log(
+            f"{name:6s} sampled HR@10 {m['sampled hr@10']:.4f} NDCG@10 "
             f"{m['sampled ndcg@10']:.4f} | full HR@10 {m['full hr@10']:.4f} NDCG@10 "
             f"{m['full ndcg@10']:.4f} MRR {m['full mrr']:.4f} | epochs {m['epochs']} "
-            f"fit {m['fit_seconds']:.0f}s" + verdict)
+            f"fit {m['fit_seconds']:.0f}s" + verdict
+        )
     if "neumf" in means:
-        line = f"wall time, NeuMF with pretraining (GMF + MLP + NeuMF fits): " \
-               f"{means['neumf']['pipeline_seconds']:.0f}s"
+        line = (
+            f"wall time, NeuMF with pretraining (GMF + MLP + NeuMF fits): "
+            f"{means['neumf']['pipeline_seconds']:.0f}s"
+        )
         if args.select == "holdout" and "selection_seconds" in per_seed["neumf"][0]:
             sel = statistics.fmean(r["selection_seconds"] for r in per_seed["neumf"])
             line += f" (+ {sel:.0f}s of epoch selection on the holdout)"
@@ -260,35 +312,53 @@ def run_speed(split: Split, args: argparse.Namespace) -> dict[str, Any]:
     train = split.train
     warm = train.select(rng(0, "bench_speed_warmup").random(len(train)) < 0.02)
     out: dict[str, Any] = {}
-    log(f"\ntraining speed: one epoch over all {len(train)} training pairs "
+    log(
+        f"\ntraining speed: one epoch over all {len(train)} training pairs "
         f"({len(train) * 5} examples, batch 256), {args.threads} thread(s), after a warm-up "
-        "epoch on 2% of them; CPU seconds beside the wall time (the machine may be shared)")
+        "epoch on 2% of them; CPU seconds beside the wall time (the machine may be shared)"
+    )
 
     def measure(label: str, make: Callable[[], Model], pretrained: bool = False) -> None:
         for data in (warm, train):
             m = make()
             if pretrained:
                 f = m.factor  # type: ignore[attr-defined]
-                m.set_pretrained(GMF(factor=f, epochs=0).fit(data),  # type: ignore[attr-defined]
-                                 MLP(factor=f, epochs=0).fit(data))
+                m.set_pretrained(
+                    GMF(factor=f, epochs=0).fit(data),  # type: ignore[attr-defined]
+                    MLP(factor=f, epochs=0).fit(data),
+                )
             r = timed_epoch(m, data)
         out[label] = r
-        log(f"  {label:42s} {r['epoch_seconds']:7.2f} s/epoch {r['examples_per_s']:10.0f} "
-            f"examples/s (CPU {r['cpu_seconds']:.1f} s)")
+        log(
+            f"  {label:42s} {r['epoch_seconds']:7.2f} s/epoch {r['examples_per_s']:10.0f} "
+            f"examples/s (CPU {r['cpu_seconds']:.1f} s)"
+        )
 
     for k in args.speed_factors:
         for cls in (GMF, MLP, NeuMF):
             for opt in ("adam", "lazy_adam"):
                 for prec in ("fp32", "bf16") if cls is not GMF else ("fp32",):
-                    measure(f"{cls.name} k={k} {opt} {prec}",
-                            partial(cls, factor=k, epochs=1, threads=args.threads,
-                                    optimizer=opt, precision=prec))
+                    measure(
+                        f"{cls.name} k={k} {opt} {prec}",
+                        partial(
+                            cls,
+                            factor=k,
+                            epochs=1,
+                            threads=args.threads,
+                            optimizer=opt,
+                            precision=prec,
+                        ),
+                    )
         for prec in ("fp32", "bf16"):
-            measure(f"neumf k={k} pretrained (SGD) {prec}",
-                    partial(NeuMF, factor=k, epochs=1, threads=args.threads, precision=prec),
-                    pretrained=True)
-        measure(f"mf d={k} (yardstick, 8 negatives)",
-                partial(MatrixFactorization, embedding_dim=k, epochs=1, threads=args.threads))
+            measure(
+                f"neumf k={k} pretrained (SGD) {prec}",
+                partial(NeuMF, factor=k, epochs=1, threads=args.threads, precision=prec),
+                pretrained=True,
+            )
+        measure(
+            f"mf d={k} (yardstick, 8 negatives)",
+            partial(MatrixFactorization, embedding_dim=k, epochs=1, threads=args.threads),
+        )
     return out
 
 
@@ -307,10 +377,11 @@ def run_latency(split: Split, args: argparse.Namespace) -> dict[str, Any]:
             m.score_all([u])
             times.append(time.perf_counter() - start)
         med = statistics.median(times)
-        out[f"{cls.name} k={args.factor}"] = {"median_ms": med * 1e3,
-                                              "first_call_ms": first * 1e3}
-        log(f"  {cls.name:6s} k={args.factor}: {med * 1e3:.2f} ms (first call, with the "
-            f"table precomputation: {first * 1e3:.1f} ms)")
+        out[f"{cls.name} k={args.factor}"] = {"median_ms": med * 1e3, "first_call_ms": first * 1e3}
+        log(
+            f"  {cls.name:6s} k={args.factor}: {med * 1e3:.2f} ms (first call, with the "
+            f"table precomputation: {first * 1e3:.1f} ms)"
+        )
     return out
 
 
@@ -321,34 +392,63 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--factor", type=int, default=64)
-    p.add_argument("--models", default="gmf,mlp,neumf,mf",
-                   help="gmf, mlp, neumf (pretrained from that seed's GMF and MLP), mf")
+    p.add_argument(
+        "--models",
+        default="gmf,mlp,neumf,mf",
+        help="gmf, mlp, neumf (pretrained from that seed's GMF and MLP), mf",
+    )
     p.add_argument("--neumf-lr", type=float, default=0.001, help="NeuMF SGD learning rate.")
-    p.add_argument("--neumf-epochs", type=int, default=None,
-                   help="NeuMF epochs, or their maximum with --select holdout "
-                        "(default: --epochs).")
-    p.add_argument("--select", choices=("holdout", "early-stop", "fixed", "given"),
-                   default="holdout",
-                   help="holdout: pick each model's epoch count (at most --epochs) by NDCG@10 "
-                        "on the training data's leave-one-out holdout, then refit on all the "
-                        "training data; early-stop: keep the best epoch of the holdout fit "
-                        "itself (half the cost; the model misses each user's holdout item); "
-                        "fixed: --epochs; given: the epochs a previous holdout or early-stop run "
-                        "picked (--epochs-from its --json), refitted on all the training data: "
-                        "the same models as --select holdout, without repeating the selection.")
-    p.add_argument("--epochs-from", type=Path,
-                   help="JSON written by an earlier --select holdout or early-stop run.")
-    p.add_argument("--patience", type=int, default=4,
-                   help="Stop a selection fit after this many epochs without improvement.")
-    p.add_argument("--mf-epochs", type=int, default=256,
-                   help="Epochs of the MF reference run (Rendle et al.'s ml-1m setting).")
+    p.add_argument(
+        "--neumf-epochs",
+        type=int,
+        default=None,
+        help="NeuMF epochs, or their maximum with --select holdout (default: --epochs).",
+    )
+    p.add_argument(
+        "--select",
+        choices=("holdout", "early-stop", "fixed", "given"),
+        default="holdout",
+        help="holdout: pick each model's epoch count (at most --epochs) by NDCG@10 "
+        "on the training data's leave-one-out holdout, then refit on all the "
+        "training data; early-stop: keep the best epoch of the holdout fit "
+        "itself (half the cost; the model misses each user's holdout item); "
+        "fixed: --epochs; given: the epochs a previous holdout or early-stop run "
+        "picked (--epochs-from its --json), refitted on all the training data: "
+        "the same models as --select holdout, without repeating the selection.",
+    )
+    p.add_argument(
+        "--epochs-from",
+        type=Path,
+        help="JSON written by an earlier --select holdout or early-stop run.",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=4,
+        help="Stop a selection fit after this many epochs without improvement.",
+    )
+    p.add_argument(
+        "--mf-epochs",
+        type=int,
+        default=256,
+        help="Epochs of the MF reference run (Rendle et al.'s ml-1m setting).",
+    )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--optimizer", choices=("adam", "lazy_adam"), default="adam",
-                   help="Optimizer of GMF and MLP in the quality section.")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="Precision of the MLP towers in the quality section.")
-    p.add_argument("--speed-factors", default="8,16,32,64",
-                   help="Predictive factors k of the speed section.")
+    p.add_argument(
+        "--optimizer",
+        choices=("adam", "lazy_adam"),
+        default="adam",
+        help="Optimizer of GMF and MLP in the quality section.",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="Precision of the MLP towers in the quality section.",
+    )
+    p.add_argument(
+        "--speed-factors", default="8,16,32,64", help="Predictive factors k of the speed section."
+    )
     p.add_argument("--sections", default="quality,speed,latency")
     p.add_argument("--trace", action="store_true", help="Sampled HR@10 after every epoch.")
     p.add_argument("--json", type=Path, help="Also write the results to this file.")

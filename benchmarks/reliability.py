@@ -52,28 +52,47 @@ def log(msg: str) -> None:
 def run_fuzz(examples: int) -> dict[str, Any]:
     """The fuzz suite in a subprocess; its per-reader counts parsed from the summary."""
     start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "tests/reliability/test_fuzz_readers.py"], cwd=ROOT, text=True,
-                       capture_output=True, env={**os.environ, "DOTREC_FUZZ_EXAMPLES":
-                                                 str(examples)})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/reliability/test_fuzz_readers.py",
+        ],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        env={**os.environ, "DOTREC_FUZZ_EXAMPLES": str(examples)},
+    )
     readers: dict[str, dict[str, int]] = {}
     for line in r.stdout.splitlines():
         m = re.match(r"(\S+)\s+(\d+) cases: ([^(]*)", line)
         if m:
             outcomes = dict(part.rsplit(" ", 1) for part in m.group(3).strip().split(", "))
-            readers[m.group(1)] = {"cases": int(m.group(2)),
-                                   **{k: int(v) for k, v in outcomes.items()}}
+            readers[m.group(1)] = {
+                "cases": int(m.group(2)),
+                **{k: int(v) for k, v in outcomes.items()},
+            }
     tail = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-500:]
     seconds = time.perf_counter() - start
-    log(f"\nreader fuzzing, {examples} examples per reader test ({seconds:.0f} s): "
-        f"pytest says '{tail}'")
+    log(
+        f"\nreader fuzzing, {examples} examples per reader test ({seconds:.0f} s): "
+        f"pytest says '{tail}'"
+    )
     for name, c in sorted(readers.items()):
         rest = ", ".join(f"{k} {v}" for k, v in c.items() if k != "cases")
         log(f"  {name:20s} {c['cases']:6d} cases: {rest}")
     if r.returncode != 0:
         log(r.stdout[-3000:])
-    return {"examples_per_reader": examples, "readers": readers, "passed": r.returncode == 0,
-            "pytest": tail}
+    return {
+        "examples_per_reader": examples,
+        "readers": readers,
+        "passed": r.returncode == 0,
+        "pytest": tail,
+    }
 
 
 def run_resume(trials: int) -> dict[str, Any]:
@@ -101,10 +120,16 @@ def run_resume(trials: int) -> dict[str, Any]:
 def run_load(args: argparse.Namespace) -> dict[str, Any]:
     import loadtest
 
-    log(f"\nload test: {args.requests} requests over {args.connections} connections, "
-        f"{args.hostile:.0%} hostile, {args.reloads} reloads during the run")
-    report = loadtest.load_test(requests=args.requests, connections=args.connections,
-                                hostile=args.hostile, reloads=args.reloads)
+    log(
+        f"\nload test: {args.requests} requests over {args.connections} connections, "
+        f"{args.hostile:.0%} hostile, {args.reloads} reloads during the run"
+    )
+    report = loadtest.load_test(
+        requests=args.requests,
+        connections=args.connections,
+        hostile=args.hostile,
+        reloads=args.reloads,
+    )
     loadtest.print_report(report)
     return report
 
@@ -132,10 +157,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
-    ok = (results.get("fuzz", {}).get("passed", True)
-          and all(r == "bit-identical" for rs in results.get("resume", {}).values() for r in rs)
-          and not results.get("load", {}).get("failures", 0)
-          and all(s == 200 for s in results.get("load", {}).get("reloads", [])))
+    ok = (
+        results.get("fuzz", {}).get("passed", True)
+        and all(r == "bit-identical" for rs in results.get("resume", {}).values() for r in rs)
+        and not results.get("load", {}).get("failures", 0)
+        and all(s == 200 for s in results.get("load", {}).get("reloads", []))
+    )
     log("\nall checks passed" if ok else "\nSOME CHECKS FAILED")
     if not ok:
         raise SystemExit(1)

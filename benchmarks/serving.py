@@ -44,16 +44,24 @@ def main() -> None:
     p.add_argument("--latency-queries", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    cfg = ServingBenchConfig(sizes=parse_sizes(a.sizes), dim=a.dim, threads=a.threads,
-                             methods=tuple(m for m in a.methods.split(",") if m),
-                             recall_queries=a.recall_queries,
-                             latency_queries=a.latency_queries, seed=a.seed)
+    cfg = ServingBenchConfig(
+        sizes=parse_sizes(a.sizes),
+        dim=a.dim,
+        threads=a.threads,
+        methods=tuple(m for m in a.methods.split(",") if m),
+        recall_queries=a.recall_queries,
+        latency_queries=a.latency_queries,
+        seed=a.seed,
+    )
     print(machine_line())
-    print(f"threads: single-query latency 1 (numba, faiss/OpenMP, BLAS, torch); builds and "
-          f"batched search {cfg.threads}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    print(
+        f"threads: single-query latency 1 (numba, faiss/OpenMP, BLAS, torch); builds and "
+        f"batched search {cfg.threads}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+    )
     model = None if a.model is None else load_model(a.model)
-    res = run_serving_bench(cfg, model, source_name=str(a.model or ""),
-                            log=lambda msg: print(msg, flush=True))
+    res = run_serving_bench(
+        cfg, model, source_name=str(a.model or ""), log=lambda msg: print(msg, flush=True)
+    )
     paths = write_reports(res, a.out)
     print()
     print(table_markdown(res))

@@ -6,10 +6,10 @@ on a 2-core machine, so this script measures what it is made of and adds it up:
 1. One training epoch of every model at every size, with the published settings, on this
    machine (``--threads``). MF and iALS train on the whole training set; GMF, MLP and NeuMF on a
    random ``--sample`` of the training pairs, scaled up (their cost is linear in the number of
-   examples), with ``--optimizer`` and ``--precision``. The NCF models are timed at batch 256 and 1024, which gives the per-example and
-   per-step parts of their cost (a dense Adam step touches every embedding row, whatever the
-   batch size). One holdout evaluation (sampled protocol; the study evaluates after every
-   epoch for pruning) is timed on the real data too.
+   examples), with ``--optimizer`` and ``--precision``. The NCF models are timed at batch 256
+   and 1024, which gives the per-example and per-step parts of their cost (a dense Adam step
+   touches every embedding row, whatever the batch size). One holdout evaluation (sampled
+   protocol; the study evaluates after every epoch for pruning) is timed on the real data too.
 2. The cost of a configuration: epochs x the epoch time at its negatives and batch size, plus
    one holdout evaluation per epoch; NeuMF adds its GMF and MLP pretraining. The expected trial
    cost is the mean over ``--draws`` configurations drawn uniformly from the search space (what
@@ -57,23 +57,42 @@ def timed(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
-def ncf_epoch(name: str, factor: int, batch: int, train: Interactions, frac: float,
-              threads: int, torch_options: dict[str, str]) -> float:
+def ncf_epoch(
+    name: str,
+    factor: int,
+    batch: int,
+    train: Interactions,
+    frac: float,
+    threads: int,
+    torch_options: dict[str, str],
+) -> float:
     """Seconds of one full-data epoch of GMF/MLP (Adam) or pretrained NeuMF (SGD), 4 negatives."""
-    opts = {"factor": factor, "epochs": 1, "batch_size": batch, "n_negatives": 4,
-            "threads": threads, **torch_options}
+    opts = {
+        "factor": factor,
+        "epochs": 1,
+        "batch_size": batch,
+        "n_negatives": 4,
+        "threads": threads,
+        **torch_options,
+    }
     m = MODELS[name](**opts)
     if name == "neumf":
         pre = {"factor": factor, "epochs": 0, "threads": threads, **torch_options}
-        m.set_pretrained(MODELS["gmf"](**pre).fit(train),  # type: ignore[attr-defined]
-                         MODELS["mlp"](**pre).fit(train))
+        m.set_pretrained(
+            MODELS["gmf"](**pre).fit(train),  # type: ignore[attr-defined]
+            MODELS["mlp"](**pre).fit(train),
+        )
     return timed(lambda: m.fit(train))[0] / frac
 
 
 def dot_epoch(model: str, size: int, train: Interactions, threads: int) -> float:
     """Seconds of one epoch of MF (8 negatives) or iALS at the published settings."""
-    opts = {**reference(model), "epochs": 1, "embedding_dim": width_for_size(model, size),
-            "threads": threads}
+    opts = {
+        **reference(model),
+        "epochs": 1,
+        "embedding_dim": width_for_size(model, size),
+        "threads": threads,
+    }
     return timed(lambda: MODELS[model](**opts).fit(train))[0]
 
 
@@ -85,11 +104,17 @@ def draw(model: str, n: int, seed: int) -> list[dict[str, Any]]:
         cfg: dict[str, Any] = {}
         for name, p in space(model).items():
             if isinstance(p, Float):
-                cfg[name] = (float(np.exp(r.uniform(np.log(p.low), np.log(p.high)))) if p.log
-                             else float(r.uniform(p.low, p.high)))
+                cfg[name] = (
+                    float(np.exp(r.uniform(np.log(p.low), np.log(p.high))))
+                    if p.log
+                    else float(r.uniform(p.low, p.high))
+                )
             elif isinstance(p, Int):
-                cfg[name] = (int(round(np.exp(r.uniform(np.log(p.low), np.log(p.high + 1)))
-                                       - 0.5)) if p.log else int(r.integers(p.low, p.high + 1)))
+                cfg[name] = (
+                    int(round(np.exp(r.uniform(np.log(p.low), np.log(p.high + 1))) - 0.5))
+                    if p.log
+                    else int(r.integers(p.low, p.high + 1))
+                )
                 cfg[name] = min(max(cfg[name], p.low), p.high)
             else:
                 assert isinstance(p, Choice)
@@ -106,23 +131,38 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dims", default="16,32,64,128,192")
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--sample", type=float, default=0.1,
-                   help="Fraction of training pairs the NCF epochs are timed on.")
+    p.add_argument(
+        "--sample",
+        type=float,
+        default=0.1,
+        help="Fraction of training pairs the NCF epochs are timed on.",
+    )
     p.add_argument("--draws", type=int, default=2000)
-    p.add_argument("--pruned", type=float, default=0.4,
-                   help="Assumed fraction of trials pruned after a third of their epochs.")
+    p.add_argument(
+        "--pruned",
+        type=float,
+        default=0.4,
+        help="Assumed fraction of trials pruned after a third of their epochs.",
+    )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--optimizer", choices=("adam", "lazy_adam"), default="adam",
-                   help="Optimizer of GMF, MLP and NeuMF (dotrec study --optimizer).")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="Precision of the MLP towers (dotrec study --precision).")
+    p.add_argument(
+        "--optimizer",
+        choices=("adam", "lazy_adam"),
+        default="adam",
+        help="Optimizer of GMF, MLP and NeuMF (dotrec study --optimizer).",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="Precision of the MLP towers (dotrec study --precision).",
+    )
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     dims = [int(d) for d in a.dims.split(",")]
     torch_options = {"optimizer": a.optimizer, "precision": a.precision}
-    print(machine_line() + f" | threads {a.threads} | NCF {a.optimizer} {a.precision}",
-          flush=True)
+    print(machine_line() + f" | threads {a.threads} | NCF {a.optimizer} {a.precision}", flush=True)
     split = load_dataset(a.dataset, a.data_dir)
     train = split.train
     holdout = split.holdout(0)
@@ -130,14 +170,20 @@ def main(argv: list[str] | None = None) -> None:
     frac = len(sample) / len(train)
     for name in NCF[:2]:  # warm-up: torch's lazy imports, numba's compilation
         MODELS[name](epochs=1, threads=a.threads, **torch_options).fit(sample)
-    print(f"{split.name}: {len(train)} training pairs; NCF epochs timed on {len(sample)} "
-          f"({frac:.1%}) and scaled up", flush=True)
+    print(
+        f"{split.name}: {len(train)} training pairs; NCF epochs timed on {len(sample)} "
+        f"({frac:.1%}) and scaled up",
+        flush=True,
+    )
 
     # 1. Epoch and evaluation times. NeuMF's rows also time the GMF and the MLP of its own
     # factor k, which its pretraining trains.
     t: dict[str, dict[int, dict[str, float]]] = {}
-    print(f"\n{'model':6s} {'size':>4s} {'width':>5s}  epoch s (NCF: batch 256 / 1024)  "
-          "holdout eval s", flush=True)
+    print(
+        f"\n{'model':6s} {'size':>4s} {'width':>5s}  epoch s (NCF: batch 256 / 1024)  "
+        "holdout eval s",
+        flush=True,
+    )
     for model in models:
         t[model] = {}
         for size in dims:
@@ -148,26 +194,40 @@ def main(argv: list[str] | None = None) -> None:
                 for part in parts:
                     prefix = "" if part == model else part + "_"
                     for b in (256, 1024):
-                        row[f"{prefix}b{b}"] = ncf_epoch(part, k, b, sample, frac, a.threads,
-                                                         torch_options)
+                        row[f"{prefix}b{b}"] = ncf_epoch(
+                            part, k, b, sample, frac, a.threads, torch_options
+                        )
             else:
                 row["epoch"] = dot_epoch(model, size, train, a.threads)
             params = {**reference(model), "epochs": 1}
             if model == "neumf":
                 params["pretrain_epochs"] = 1
-            fitted: Model = fit_config(model, size, params, sample if model in NCF else train,
-                                       seed=0, threads=a.threads,
-                                       torch_options=torch_options)
+            fitted: Model = fit_config(
+                model,
+                size,
+                params,
+                sample if model in NCF else train,
+                seed=0,
+                threads=a.threads,
+                torch_options=torch_options,
+            )
             row["eval"] = timed(lambda m=fitted: evaluate(m, holdout, protocol="sampled"))[0]
             t[model][size] = row
-            ep = (f"{row['b256']:8.1f} / {row['b1024']:7.1f}" if model in NCF
-                  else f"{row['epoch']:8.1f}          ")
+            ep = (
+                f"{row['b256']:8.1f} / {row['b1024']:7.1f}"
+                if model in NCF
+                else f"{row['epoch']:8.1f}          "
+            )
             extra = ""
             if model == "neumf":
-                extra = (f"  (pretraining GMF {row['gmf_b256']:.1f}, MLP {row['mlp_b256']:.1f} "
-                         "s/epoch at batch 256)")
-            print(f"{model:6s} {size:4d} {k:5d}  {ep}                {row['eval']:6.2f}{extra}",
-                  flush=True)
+                extra = (
+                    f"  (pretraining GMF {row['gmf_b256']:.1f}, MLP {row['mlp_b256']:.1f} "
+                    "s/epoch at batch 256)"
+                )
+            print(
+                f"{model:6s} {size:4d} {k:5d}  {ep}                {row['eval']:6.2f}{extra}",
+                flush=True,
+            )
 
     def epoch_cost(model: str, size: int, cfg: dict[str, Any], prefix: str = "") -> float:
         """Seconds of one epoch under configuration ``cfg`` (``prefix``: NeuMF's pretraining)."""
@@ -195,8 +255,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # 2. and 3. Tuning and final fits.
     report: dict[str, Any] = {"epochs": t, "models": {}, "torch_options": torch_options}
-    print(f"\nexpected hours, {a.trials} trials per cell (trial 0 = published configuration), "
-          f"{a.seeds} final fits per cell, {a.pruned:.0%} of trials pruned at a third")
+    print(
+        f"\nexpected hours, {a.trials} trials per cell (trial 0 = published configuration), "
+        f"{a.seeds} final fits per cell, {a.pruned:.0%} of trials pruned at a third"
+    )
     total = 0.0
     for model in models:
         cfgs = draw(model, a.draws, 0)
@@ -204,12 +266,16 @@ def main(argv: list[str] | None = None) -> None:
         for size in dims:
             mean = float(np.mean([config_cost(model, size, c) for c in cfgs]))
             tune += config_cost(model, size, reference(model)) + (a.trials - 1) * mean
-            final += a.seeds * (config_cost(model, size, reference(model), prune=False)
-                                + 2 * t[model][size]["eval"])
+            final += a.seeds * (
+                config_cost(model, size, reference(model), prune=False) + 2 * t[model][size]["eval"]
+            )
         report["models"][model] = {"tuning_h": tune / 3600, "final_h": final / 3600}
         total += tune + final
-        print(f"  {model:6s} tuning {tune / 3600:7.1f} h  final fits {final / 3600:6.1f} h  "
-              f"total {(tune + final) / 3600:7.1f} h", flush=True)
+        print(
+            f"  {model:6s} tuning {tune / 3600:7.1f} h  final fits {final / 3600:6.1f} h  "
+            f"total {(tune + final) / 3600:7.1f} h",
+            flush=True,
+        )
     report["total_h"] = total / 3600
     print(f"  all    {total / 3600:.1f} h ({total / 86400:.1f} days) on this machine, one worker")
     if a.json:

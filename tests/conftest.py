@@ -45,8 +45,9 @@ def require(module: str) -> Any:
     return pytest.importorskip(module)
 
 
-def planted_interactions(n_users: int = 60, n_items: int = 40, n_blocks: int = 4,
-                         per_user: int = 8, seed: int = 0) -> Interactions:
+def planted_interactions(
+    n_users: int = 60, n_items: int = 40, n_blocks: int = 4, per_user: int = 8, seed: int = 0
+) -> Interactions:
     """Block-structured data: users in block b interact only with items in block b.
 
     Every user's items are a random subset of its block; a model that learns the blocks ranks
@@ -61,14 +62,20 @@ def planted_interactions(n_users: int = 60, n_items: int = 40, n_blocks: int = 4
         users += [u] * per_user
         items += its.tolist()
         times += r.permutation(per_user).tolist()
-    return Interactions.from_indices(np.array(users), np.array(items), n_users=n_users,
-                                     n_items=n_items, timestamps=np.array(times))
+    return Interactions.from_indices(
+        np.array(users),
+        np.array(items),
+        n_users=n_users,
+        n_items=n_items,
+        timestamps=np.array(times),
+    )
 
 
 def planted_split(seed: int = 0, n_negatives: int = 20, **kw: int) -> Split:
     """:func:`planted_interactions` split by leave-one-out, negatives mostly out of block."""
-    return leave_one_out(planted_interactions(seed=seed, **kw), seed=seed,
-                         n_negatives=n_negatives, name="planted")
+    return leave_one_out(
+        planted_interactions(seed=seed, **kw), seed=seed, n_negatives=n_negatives, name="planted"
+    )
 
 
 @pytest.fixture
@@ -96,4 +103,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         by_file = f" ({', '.join(files[reader])})" if reader in files else ""
         terminalreporter.write_line(
-            f"{reader:20s} {sum(counts.values()):6d} cases: {parts}{by_file}")
+            f"{reader:20s} {sum(counts.values()):6d} cases: {parts}{by_file}"
+        )

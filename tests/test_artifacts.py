@@ -74,8 +74,9 @@ def test_object_arrays_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
-def test_failed_write_keeps_the_old_artifact(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_keeps_the_old_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     save_artifact(tmp_path / "a", {"v": 1}, {"x": np.arange(3)})
 
     def boom(*args: object, **kwargs: object) -> None:

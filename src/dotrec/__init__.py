@@ -20,13 +20,41 @@ from dotrec.data import (
 )
 from dotrec.errors import ArtifactError, ConfigError, DataError, DotrecError
 from dotrec.eval.protocols import EvalResult, evaluate, evaluate_full, evaluate_sampled
-from dotrec.models import MODELS, DotProductModel, MatrixFactorization, Model, Popularity
-from dotrec.models import load_model, load_seen
+from dotrec.models import (
+    MODELS,
+    DotProductModel,
+    MatrixFactorization,
+    Model,
+    Popularity,
+    load_model,
+    load_seen,
+)
 
 __all__ = [
-    "DATASETS", "MODELS", "ArtifactError", "ConfigError", "DataError", "DotProductModel",
-    "DotrecError", "EvalResult", "IdMap", "Interactions", "MatrixFactorization", "Model",
-    "Popularity", "Split", "SyntheticConfig", "__version__", "evaluate", "evaluate_full",
-    "evaluate_sampled", "generate", "leave_one_out", "load_dataset", "load_model", "load_seen",
-    "read_ncf", "read_table",
+    "DATASETS",
+    "MODELS",
+    "ArtifactError",
+    "ConfigError",
+    "DataError",
+    "DotProductModel",
+    "DotrecError",
+    "EvalResult",
+    "IdMap",
+    "Interactions",
+    "MatrixFactorization",
+    "Model",
+    "Popularity",
+    "Split",
+    "SyntheticConfig",
+    "__version__",
+    "evaluate",
+    "evaluate_full",
+    "evaluate_sampled",
+    "generate",
+    "leave_one_out",
+    "load_dataset",
+    "load_model",
+    "load_seen",
+    "read_ncf",
+    "read_table",
 ]

@@ -24,8 +24,10 @@ def import_torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise ConfigError("this needs PyTorch: pip install 'dotrec[torch]' (CPU wheel: "
-                          "pip install torch==2.13.0 first)") from None
+        raise ConfigError(
+            "this needs PyTorch: pip install 'dotrec[torch]' (CPU wheel: "
+            "pip install torch==2.13.0 first)"
+        ) from None
     return torch
 
 
@@ -46,8 +48,9 @@ def resolve_device(device: str) -> str:
         return "cpu"
     available = bool(import_torch().cuda.is_available())
     if device == "cuda" and not available:
-        raise ConfigError("device 'cuda' requested but torch sees no CUDA device; "
-                          "use --device cpu or auto")
+        raise ConfigError(
+            "device 'cuda' requested but torch sees no CUDA device; use --device cpu or auto"
+        )
     return "cuda" if available else "cpu"
 
 
@@ -70,5 +73,8 @@ def cpu_has_bf16() -> bool:
 def warn_slow_bf16(device: str) -> None:
     """Warn once per call site when bf16 runs on a CPU that only emulates it (slow)."""
     if device == "cpu" and not cpu_has_bf16():
-        warnings.warn("precision='bf16' on a CPU without AVX512-BF16 or AMX: bfloat16 "
-                      "products are emulated and slower than float32", stacklevel=3)
+        warnings.warn(
+            "precision='bf16' on a CPU without AVX512-BF16 or AMX: bfloat16 "
+            "products are emulated and slower than float32",
+            stacklevel=3,
+        )

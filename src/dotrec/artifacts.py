@@ -81,8 +81,10 @@ def replace_dir(tmp_dir: Path, target: Path, meta_file: str, fmt: str) -> None:
     old: Path | None = None
     if target.exists() or target.is_symlink():
         if not written_by_dotrec(target, meta_file, fmt):
-            raise ArtifactError(f"{target} exists and is not a {fmt} directory written by "
-                                "dotrec; it was left untouched (choose another output path)")
+            raise ArtifactError(
+                f"{target} exists and is not a {fmt} directory written by "
+                "dotrec; it was left untouched (choose another output path)"
+            )
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         if old.exists():
             shutil.rmtree(old)
@@ -98,14 +100,18 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         if np.asarray(arr).dtype == object:
             raise ArtifactError(f"array {name!r} has dtype object; artifacts never pickle")
     with open(path, "wb") as f:
-        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        plain: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+        np.savez(f, **plain)
         f.flush()
         os.fsync(f.fileno())
 
 
-def save_artifact(path: str | os.PathLike[str], meta: Mapping[str, Any],
-                  arrays: Mapping[str, np.ndarray],
-                  aux: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Path:
+def save_artifact(
+    path: str | os.PathLike[str],
+    meta: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    aux: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> Path:
     """Write an artifact directory atomically and return its path.
 
     ``meta`` is stored in ``model.json`` together with the format fields this module owns
@@ -206,6 +212,8 @@ def load_artifact(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[st
         if name not in arrays:
             raise ArtifactError(f"{arrays_path}: array {name!r} missing")
         if list(arrays[name].shape) != list(shape):
-            raise ArtifactError(f"{arrays_path}: array {name!r} has shape "
-                                f"{list(arrays[name].shape)}, model.json says {shape}")
+            raise ArtifactError(
+                f"{arrays_path}: array {name!r} has shape "
+                f"{list(arrays[name].shape)}, model.json says {shape}"
+            )
     return meta, arrays

@@ -20,8 +20,9 @@ class DataError(DotrecError):
     The message names the file and, where one is to blame, the 1-based line number.
     """
 
-    def __init__(self, message: str, path: str | PathLike[str] | None = None,
-                 line: int | None = None) -> None:
+    def __init__(
+        self, message: str, path: str | PathLike[str] | None = None, line: int | None = None
+    ) -> None:
         self.path = None if path is None else str(path)
         self.line = line
         self.problem = message

@@ -26,16 +26,25 @@ def machine_info() -> dict[str, object]:
         except metadata.PackageNotFoundError:
             continue
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-        "python": sys.version.split()[0], "versions": versions,
-        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
-                                           "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-                if k in os.environ},
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "env": {
+            k: os.environ[k]
+            for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+            if k in os.environ
+        },
     }
 
 
 def machine_line() -> str:
     """:func:`machine_info` as one printable line."""
     m = machine_info()
-    libs = " ".join(f"{k}={v}" for k, v in m["versions"].items())  # type: ignore[union-attr]
-    return f"machine: {m['cpu']} | {m['cores']} cores | {m['platform']} | python {m['python']} | {libs}"
+    versions: dict[str, str] = m["versions"]  # type: ignore[assignment]
+    libs = " ".join(f"{k}={v}" for k, v in versions.items())
+    return (
+        f"machine: {m['cpu']} | {m['cores']} cores | {m['platform']} | "
+        f"python {m['python']} | {libs}"
+    )

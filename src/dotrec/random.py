@@ -21,7 +21,8 @@ def _tag(purpose: str) -> int:
 
 def rng(seed: int, purpose: str, *keys: int) -> np.random.Generator:
     """A numpy Generator for ``purpose`` derived from ``seed`` (and optional integer keys)."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), _tag(purpose), *map(int, keys)]))
+    seq = np.random.SeedSequence([int(seed), _tag(purpose), *map(int, keys)])
+    return np.random.default_rng(seq)
 
 
 def int_seed(seed: int, purpose: str, *keys: int) -> int:

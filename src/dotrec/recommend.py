@@ -58,19 +58,29 @@ class Recommender:
         Threads of the default exact index and of learned-model selection.
     """
 
-    def __init__(self, model: Model, index: ItemIndex | None = None,
-                 seen: Interactions | None = None, *, threads: int = 1) -> None:
+    def __init__(
+        self,
+        model: Model,
+        index: ItemIndex | None = None,
+        seen: Interactions | None = None,
+        *,
+        threads: int = 1,
+    ) -> None:
         model._check_fitted()
         if seen is not None:
             check_compatible(model, seen, "seen items")
         if index is not None:
             if not isinstance(model, DotProductModel):
-                raise ConfigError(f"model {model.name!r} is not a dot-product model; an item "
-                                  "index cannot rank for it (leave index=None)")
+                raise ConfigError(
+                    f"model {model.name!r} is not a dot-product model; an item "
+                    "index cannot rank for it (leave index=None)"
+                )
             if index.n_items != model.n_items or index.dim != model.item_factors.shape[1]:
-                raise ConfigError(f"index holds {index.n_items} items of dim {index.dim}; the "
-                                  f"model has {model.n_items} of dim "
-                                  f"{model.item_factors.shape[1]}")
+                raise ConfigError(
+                    f"index holds {index.n_items} items of dim {index.dim}; the "
+                    f"model has {model.n_items} of dim "
+                    f"{model.item_factors.shape[1]}"
+                )
         elif isinstance(model, DotProductModel):
             index = ExactIndex(model.item_factors, model.item_bias, threads=threads)
         self.model = model
@@ -83,8 +93,9 @@ class Recommender:
         self._similar_lock = threading.Lock()
 
     @classmethod
-    def from_dir(cls, model_dir: str | os.PathLike[str], index_kind: str | None = None, *,
-                 threads: int = 1) -> Recommender:
+    def from_dir(
+        cls, model_dir: str | os.PathLike[str], index_kind: str | None = None, *, threads: int = 1
+    ) -> Recommender:
         """Load the model, its seen items and (``index_kind``) its saved index from a directory.
 
         ``index_kind=None`` uses an exact index, built in memory at once; ``"hnsw"``/``"ivf"``
@@ -94,8 +105,10 @@ class Recommender:
         index: ItemIndex | None = None
         if index_kind is not None:
             if not isinstance(model, DotProductModel):
-                raise ConfigError(f"--index applies to dot-product models; {model_dir} holds "
-                                  f"a {model.name!r} model, which ranks through score_all")
+                raise ConfigError(
+                    f"--index applies to dot-product models; {model_dir} holds "
+                    f"a {model.name!r} model, which ranks through score_all"
+                )
             if index_kind == "exact":
                 index = ExactIndex(model.item_factors, model.item_bias, threads=threads)
             else:
@@ -104,8 +117,10 @@ class Recommender:
 
     def __repr__(self) -> str:
         kind = "score_all" if self.index is None else self.index.kind
-        return (f"Recommender(model={self.model.name!r}, n_users={self.model.n_users}, "
-                f"n_items={self.model.n_items}, index={kind!r}, seen={self.seen is not None})")
+        return (
+            f"Recommender(model={self.model.name!r}, n_users={self.model.n_users}, "
+            f"n_items={self.model.n_items}, index={kind!r}, seen={self.seen is not None})"
+        )
 
     def user_index(self, user_id: Any) -> int:
         """The index of a raw user id; :class:`UnknownIdError` if the model has not seen it."""
@@ -121,8 +136,9 @@ class Recommender:
             raise UnknownIdError("item", item_id)
         return i
 
-    def recommend(self, user_id: Any, k: int = 10,
-                  exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, user_id: Any, k: int = 10, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The top-``k`` items for ``user_id``: (item ids, float32 model scores), best first."""
         k = check_k(k)
         u = self.user_index(user_id)
@@ -132,11 +148,12 @@ class Recommender:
         if self.index is not None:
             m = self.model
             assert isinstance(m, DotProductModel)
-            idx, scores = self.index.search(m.user_factors[u:u + 1], k, exclude=exclude)
+            idx, scores = self.index.search(m.user_factors[u : u + 1], k, exclude=exclude)
             scores = scores + np.float32(m.user_bias[u] + m.global_bias)
         else:
-            idx, scores = topk_rows(self.model.score_all(np.array([u])), k, exclude=exclude,
-                                    threads=self.threads)
+            idx, scores = topk_rows(
+                self.model.score_all(np.array([u])), k, exclude=exclude, threads=self.threads
+            )
         keep = idx[0] >= 0
         return self.items.external(idx[0][keep]), scores[0][keep].astype(np.float32)
 
@@ -151,15 +168,20 @@ class Recommender:
 
     def _similarity_index(self) -> ExactIndex:
         factors = getattr(self.model, "item_factors", None)
-        if not isinstance(factors, np.ndarray) or factors.ndim != 2 \
-                or factors.shape[0] != self.model.n_items:
+        if (
+            not isinstance(factors, np.ndarray)
+            or factors.ndim != 2
+            or factors.shape[0] != self.model.n_items
+        ):
             raise NotSupportedError(
                 f"model {self.model.name!r} has no item embedding table (item_factors), so "
-                "item-item similarity is not defined for it")
+                "item-item similarity is not defined for it"
+            )
         with self._similar_lock:  # built once, on first use (a normalized copy of the items)
             if self._similar is None:
                 norms = np.linalg.norm(factors, axis=1, keepdims=True)
-                unit = np.divide(factors, norms, out=np.zeros_like(factors, np.float32),
-                                 where=norms > 0)
+                unit = np.divide(
+                    factors, norms, out=np.zeros_like(factors, np.float32), where=norms > 0
+                )
                 self._similar = ExactIndex(unit, threads=self.threads)
             return self._similar

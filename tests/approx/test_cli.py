@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
+from tests.conftest import require
+
+require("torch")
 
 from typer.testing import CliRunner  # noqa: E402
 
@@ -18,10 +20,26 @@ from dotrec.cli import app  # noqa: E402
 from dotrec.errors import ArtifactError, ConfigError  # noqa: E402
 
 runner = CliRunner()
-TINY = ["approx-dot", "--dims", "4,8", "--users", "200,300", "--first-layer-mult", "1",
-        "--repeats", "1", "--epochs", "1", "--fresh-pairs", "1000", "--threads", "1"]
-SPEC = GridSpec(dims=(4,), users=(200, 300), first_layer_mults=(1, 2), repeats=1, epochs=1,
-                n_fresh=500)
+TINY = [
+    "approx-dot",
+    "--dims",
+    "4,8",
+    "--users",
+    "200,300",
+    "--first-layer-mult",
+    "1",
+    "--repeats",
+    "1",
+    "--epochs",
+    "1",
+    "--fresh-pairs",
+    "1000",
+    "--threads",
+    "1",
+]
+SPEC = GridSpec(
+    dims=(4,), users=(200, 300), first_layer_mults=(1, 2), repeats=1, epochs=1, n_fresh=500
+)
 
 
 @pytest.fixture
@@ -47,11 +65,16 @@ def test_cli_writes_outputs_and_resumes(tmp_path: Path, count_training) -> None:
     assert {RESULTS_FILE, "cells.csv", "cells.json", "summary.md", "excess_m1.png"} <= names
     assert (out / "excess_m1.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader((out / "cells.csv").open()))
-    assert [(int(c["d"]), int(c["n_users"])) for c in rows] == [(4, 200), (4, 300), (8, 200),
-                                                                 (8, 300)]
+    assert [(int(c["d"]), int(c["n_users"])) for c in rows] == [
+        (4, 200),
+        (4, 300),
+        (8, 200),
+        (8, 300),
+    ]
     for c in rows:  # excess is computed from the same runs as the RMSE columns
         assert float(c["excess_test_mean"]) == pytest.approx(
-            float(c["mlp_test_mean"]) - float(c["dot_test_mean"]))
+            float(c["mlp_test_mean"]) - float(c["dot_test_mean"])
+        )
     summary = (out / "summary.md").read_text()
     assert "## Verdict" in summary and "first_layer_mult = 1" in summary
     assert "4 runs computed, 0 resumed" in r.output

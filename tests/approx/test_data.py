@@ -71,11 +71,20 @@ def test_split_sizes_distinct_pairs_and_no_overlap() -> None:
 def test_same_seed_same_data_other_seed_or_repeat_other_data() -> None:
     a = make_dataset(8, 200, seed=5, n_fresh=100)
     b = make_dataset(8, 200, seed=5, n_fresh=100)
-    for name in ("user_factors", "train_users", "train_items", "train_labels", "test_labels",
-                 "fresh_user_factors", "fresh_labels"):
+    for name in (
+        "user_factors",
+        "train_users",
+        "train_items",
+        "train_labels",
+        "test_labels",
+        "fresh_user_factors",
+        "fresh_labels",
+    ):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    for other in (make_dataset(8, 200, seed=6, n_fresh=100),
-                  make_dataset(8, 200, seed=5, repeat=1, n_fresh=100)):
+    for other in (
+        make_dataset(8, 200, seed=6, n_fresh=100),
+        make_dataset(8, 200, seed=5, repeat=1, n_fresh=100),
+    ):
         assert not np.array_equal(a.train_labels, other.train_labels)
         assert not np.array_equal(a.user_factors, other.user_factors)
     # The fresh-set size is its own stream: it does not move the train/test data.

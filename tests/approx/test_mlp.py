@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from tests.conftest import require
 
+torch = require("torch")
+
+from dotrec._torch import check_device, resolve_device  # noqa: E402
 from dotrec.approx.data import make_dataset, rmse  # noqa: E402
-from dotrec._torch import check_device, resolve_device
 from dotrec.approx.mlp import hidden_sizes, train_mlp  # noqa: E402
 from dotrec.errors import ConfigError  # noqa: E402
 

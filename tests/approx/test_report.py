@@ -10,10 +10,15 @@ from dotrec.approx.grid import MODELS, PARTS
 from dotrec.approx.report import aggregate, summary_markdown, trends, verdict
 
 
-def _record(d: int, n: int, excess: float, repeat: int = 0, m: int = 1,
-            dot: float = 0.85) -> dict:
-    r = {"d": d, "n_users": n, "first_layer_mult": m, "repeat": repeat, "seconds": 1.0,
-         "cpu_seconds": 1.0}
+def _record(d: int, n: int, excess: float, repeat: int = 0, m: int = 1, dot: float = 0.85) -> dict:
+    r = {
+        "d": d,
+        "n_users": n,
+        "first_layer_mult": m,
+        "repeat": repeat,
+        "seconds": 1.0,
+        "cpu_seconds": 1.0,
+    }
     for model in MODELS:
         for part in PARTS:
             r[f"{model}_{part}"] = {"mlp": dot + excess, "dot": dot, "zero": 1.13}[model]
@@ -24,13 +29,23 @@ def _grid(excess, dims=(16, 32), users=(1000, 2000), m: int = 1) -> list[dict]:
     return [_record(d, n, excess(d, n), m=m) for d in dims for n in users]
 
 
-META = {"dims": (16, 32), "users": (1000, 2000), "first_layer_mults": (1,), "repeats": 1,
-        "epochs": 2, "batch_size": 256, "learning_rate": 0.001, "seed": 0, "device": "cpu"}
+META = {
+    "dims": (16, 32),
+    "users": (1000, 2000),
+    "first_layer_mults": (1,),
+    "repeats": 1,
+    "epochs": 2,
+    "batch_size": 256,
+    "learning_rate": 0.001,
+    "seed": 0,
+    "device": "cpu",
+}
 
 
 def test_aggregate_mean_and_spread_over_repeats() -> None:
-    cells = aggregate([_record(16, 1000, 0.1, repeat=0), _record(16, 1000, 0.3, repeat=1),
-                       _record(32, 1000, 0.2)])
+    cells = aggregate(
+        [_record(16, 1000, 0.1, repeat=0), _record(16, 1000, 0.3, repeat=1), _record(32, 1000, 0.2)]
+    )
     assert [(c["d"], c["repeats"]) for c in cells] == [(16, 2), (32, 1)]
     assert cells[0]["excess_test_mean"] == pytest.approx(0.2)
     assert cells[0]["excess_test_std"] == pytest.approx(math.sqrt(0.02))
@@ -57,7 +72,8 @@ def test_reversed_and_mixed_patterns_do_not_match() -> None:
     mixed = trends(aggregate(_grid(lambda d, n: d * n / 1e6)))  # grows with d and with users
     assert verdict(mixed).startswith("matches the paper's finding only in part")
     assert "more than 2000 users (not reached)" in summary_markdown(
-        aggregate(_grid(lambda d, n: d * n / 1e6)), META)
+        aggregate(_grid(lambda d, n: d * n / 1e6)), META
+    )
 
 
 def test_single_dimension_is_not_judged_and_bad_baselines_are_flagged() -> None:

@@ -17,19 +17,43 @@ runner = CliRunner()
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the real console entry point (so the error handling of ``main`` is exercised)."""
-    return subprocess.run([sys.executable, "-c", "from dotrec.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "from dotrec.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_train_evaluate_json_contract(tmp_path: Path) -> None:
     out = tmp_path / "mf"
-    r = runner.invoke(app, ["train", "mf", "--dataset", "synthetic", "--embedding-dim", "8",
-                            "--epochs", "3", "--learning-rate", "0.01", "--threads", "1",
-                            "--out", str(out), "--protocol", "none"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "mf",
+            "--dataset",
+            "synthetic",
+            "--embedding-dim",
+            "8",
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "0.01",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--protocol",
+            "none",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert {"model.json", "arrays.npz", "seen.npz"} <= {p.name for p in out.iterdir()}
-    r = runner.invoke(app, ["evaluate", str(out), "--dataset", "synthetic", "--protocol", "both",
-                            "--json", "-k", "5"])
+    r = runner.invoke(
+        app,
+        ["evaluate", str(out), "--dataset", "synthetic", "--protocol", "both", "--json", "-k", "5"],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert set(res) == {"sampled", "full"}
@@ -45,26 +69,47 @@ def test_arrays_are_plain_dot_product_factors(tmp_path: Path) -> None:
     import numpy as np
 
     out = tmp_path / "mf"
-    runner.invoke(app, ["train", "mf", "--epochs", "1", "--embedding-dim", "4", "--threads", "1",
-                        "--out", str(out), "--protocol", "none"])
+    runner.invoke(
+        app,
+        [
+            "train",
+            "mf",
+            "--epochs",
+            "1",
+            "--embedding-dim",
+            "4",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--protocol",
+            "none",
+        ],
+    )
     a = np.load(out / "arrays.npz", allow_pickle=False)
     from dotrec import load_model
 
     m = load_model(out)
     u, i = np.array([0, 5]), np.array([3, 9])
-    manual = a["global_bias"] + a["user_bias"][u] + a["item_bias"][i] + \
-        (a["user_factors"][u] * a["item_factors"][i]).sum(1)
+    manual = (
+        a["global_bias"]
+        + a["user_bias"][u]
+        + a["item_bias"][i]
+        + (a["user_factors"][u] * a["item_factors"][i]).sum(1)
+    )
     np.testing.assert_allclose(m.score(u, i), manual, rtol=1e-6)
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("1\t2\t3\t4\n1\tx\t3\t4\n", "u.data:2: item id 'x' is not an integer"),
-    ("", "u.data: empty file"),
-    ("1\t2\t3\n", "u.data:1: 3 columns, expected 4"),
-    ("1\t99999999999\t3\t4\n", "u.data:1: item id 99999999999 is out of range"),
-])
-def test_bad_input_is_one_line_without_traceback(tmp_path: Path, content: str,
-                                                 needle: str) -> None:
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("1\t2\t3\t4\n1\tx\t3\t4\n", "u.data:2: item id 'x' is not an integer"),
+        ("", "u.data: empty file"),
+        ("1\t2\t3\n", "u.data:1: 3 columns, expected 4"),
+        ("1\t99999999999\t3\t4\n", "u.data:1: item id 99999999999 is out of range"),
+    ],
+)
+def test_bad_input_is_one_line_without_traceback(tmp_path: Path, content: str, needle: str) -> None:
     f = tmp_path / "u.data"
     f.write_text(content)
     r = run("train", "popularity", "--dataset", str(f))
@@ -126,19 +171,23 @@ def test_every_subcommand_has_help_and_docs() -> None:
     import typer.main
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    docs = readme + "".join(p.read_text() for p in
-                            (Path(__file__).resolve().parents[2] / "docs").rglob("*.md"))
+    docs = readme + "".join(
+        p.read_text() for p in (Path(__file__).resolve().parents[2] / "docs").rglob("*.md")
+    )
     for name, cmd in _commands(typer.main.get_command(app)):
         assert (cmd.help or "").strip(), f"`dotrec {name}` has no help text"
         assert f"dotrec {name}" in docs, f"`dotrec {name}` is not documented"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train"], "Missing argument 'MODEL'"),
-    (["train", "mf", "--bogus"], "No such option: --bogus"),
-    (["nosuch"], "No such command 'nosuch'"),
-    (["train", "mf", "--epochs", "x"], "Invalid value for '--epochs'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train"], "Missing argument 'MODEL'"),
+        (["train", "mf", "--bogus"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["train", "mf", "--epochs", "x"], "Invalid value for '--epochs'"),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_2(argv: list[str], message: str) -> None:
     r = run(*argv)
     assert r.returncode == 2, r.stderr
@@ -171,8 +220,10 @@ def test_train_out_never_replaces_what_dotrec_did_not_write(tmp_path: Path) -> N
     assert run("train", "popularity", "--out", str(model), "--protocol", "none").returncode == 0
     r = run("train", "popularity", "--out", str(model), "--protocol", "none")
     assert r.returncode == 2 and "pass --force" in r.stderr
-    assert run("train", "popularity", "--out", str(model), "--protocol", "none",
-               "--force").returncode == 0
+    assert (
+        run("train", "popularity", "--out", str(model), "--protocol", "none", "--force").returncode
+        == 0
+    )
     # The library refuses too: a model saved over a foreign directory leaves it as it was.
     from dotrec.errors import ArtifactError
     from dotrec.models import load_model

@@ -35,13 +35,15 @@ def serve_dir() -> Iterator[callable]:
         s.shutdown()
 
 
-def test_download_from_local_mirror_of_shared_data(serve_dir, data_dir: Path,
-                                                   tmp_path: Path) -> None:
+def test_download_from_local_mirror_of_shared_data(
+    serve_dir, data_dir: Path, tmp_path: Path
+) -> None:
     url = serve_dir(data_dir)
     paths = download("ml-100k", tmp_path, mirror=url)
     assert [p.name for p in paths] == ["u.data"]
-    assert (tmp_path / "ml-100k" / "u.data").read_bytes() == \
-        (data_dir / "ml-100k" / "u.data").read_bytes()
+    assert (tmp_path / "ml-100k" / "u.data").read_bytes() == (
+        data_dir / "ml-100k" / "u.data"
+    ).read_bytes()
     # the NCF test files verify by their recorded sha256
     spec = DATASETS["ml-1m"]
     test_rf = next(rf for rf in spec.files if rf.name == "ml-1m.test.rating")
@@ -49,8 +51,9 @@ def test_download_from_local_mirror_of_shared_data(serve_dir, data_dir: Path,
     assert verify_checksum(data, test_rf.checksum) is None
 
 
-def test_zip_member_extraction_and_checksum_failure(serve_dir, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_member_extraction_and_checksum_failure(
+    serve_dir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     payload = b"1\t2\t3\t4\n"
     root = tmp_path / "www"
     root.mkdir()
@@ -59,17 +62,32 @@ def test_zip_member_extraction_and_checksum_failure(serve_dir, tmp_path: Path,
         zf.writestr("toy/u.data", payload)
     (root / "toy.zip").write_bytes(buf.getvalue())
     url = serve_dir(root)
-    good = DatasetSpec("toy", "raw", "toy", (RemoteFile(
-        "u.data", f"{url}/toy.zip", "sha256:" + hashlib.sha256(payload).hexdigest(),
-        member="toy/u.data"),), raw_file="u.data")
+    good = DatasetSpec(
+        "toy",
+        "raw",
+        "toy",
+        (
+            RemoteFile(
+                "u.data",
+                f"{url}/toy.zip",
+                "sha256:" + hashlib.sha256(payload).hexdigest(),
+                member="toy/u.data",
+            ),
+        ),
+        raw_file="u.data",
+    )
     monkeypatch.setitem(registry.DATASETS, "toy", good)
     out = tmp_path / "data"
     download("toy", out)
     assert (out / "toy" / "u.data").read_bytes() == payload
     # a wrong checksum writes nothing and keeps the good file
-    bad = DatasetSpec("toy", "raw", "toy", (RemoteFile(
-        "u.data", f"{url}/toy.zip", "sha256:" + "0" * 64, member="toy/u.data"),),
-        raw_file="u.data")
+    bad = DatasetSpec(
+        "toy",
+        "raw",
+        "toy",
+        (RemoteFile("u.data", f"{url}/toy.zip", "sha256:" + "0" * 64, member="toy/u.data"),),
+        raw_file="u.data",
+    )
     monkeypatch.setitem(registry.DATASETS, "toy", bad)
     with pytest.raises(DownloadError, match="checksum mismatch"):
         download("toy", out, force=True)
@@ -77,10 +95,16 @@ def test_zip_member_extraction_and_checksum_failure(serve_dir, tmp_path: Path,
     assert [p.name for p in (out / "toy").iterdir()] == ["u.data"]  # no temp files left
 
 
-def test_unreachable_server_is_a_clear_error(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = DatasetSpec("toy", "raw", "toy", (RemoteFile("u.data", "http://127.0.0.1:9/x",
-                                                        None),), raw_file="u.data")
+def test_unreachable_server_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = DatasetSpec(
+        "toy",
+        "raw",
+        "toy",
+        (RemoteFile("u.data", "http://127.0.0.1:9/x", None),),
+        raw_file="u.data",
+    )
     monkeypatch.setitem(registry.DATASETS, "toy", spec)
     with pytest.raises(DownloadError, match="download failed"):
         download("toy", tmp_path)

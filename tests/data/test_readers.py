@@ -39,8 +39,12 @@ def test_ncf_round_trip(tmp_path: Path) -> None:
     assert s.test_users.tolist() == [0, 1] and s.test_items.tolist() == [2, 0]
     assert s.negatives.tolist() == [[3, 4], [3, 4]]
     assert s.train.timestamps is not None and s.train.ratings is not None
-    assert sorted(zip(s.train.user_index.tolist(), s.train.item_index.tolist())) == \
-        [(0, 0), (0, 1), (1, 1), (1, 2)]
+    assert sorted(zip(s.train.user_index.tolist(), s.train.item_index.tolist())) == [
+        (0, 0),
+        (0, 1),
+        (1, 1),
+        (1, 2),
+    ]
 
 
 def test_ncf_two_column_pairs_file(tmp_path: Path) -> None:
@@ -52,29 +56,44 @@ def test_ncf_two_column_pairs_file(tmp_path: Path) -> None:
 
 
 def test_ncf_crlf_line_ends(tmp_path: Path) -> None:
-    s = read_ncf(write_ncf(tmp_path, TRAIN.replace("\n", "\r\n"), TEST.replace("\n", "\r\n"),
-                           NEG.replace("\n", "\r\n")))
+    s = read_ncf(
+        write_ncf(
+            tmp_path,
+            TRAIN.replace("\n", "\r\n"),
+            TEST.replace("\n", "\r\n"),
+            NEG.replace("\n", "\r\n"),
+        )
+    )
     assert s.train.n_interactions == 4 and s.negatives.shape == (2, 2)
 
 
-@pytest.mark.parametrize("train,test,neg,where,problem", [
-    ("0\t0\t5\t100\n0\tx\t3\t90\n", TEST, NEG, "toy.train.rating:2", "not an integer"),
-    ("0\t0\t5\t100\n0\t1\t3\n", TEST, NEG, "toy.train.rating:2", "3 columns"),
-    ("", TEST, NEG, "toy.train.rating", "empty file"),
-    ("0\t0\t5\t100\n\n0\t1\t3\t90\n", TEST, NEG, "toy.train.rating:2", "blank line"),
-    ("0\t-1\t5\t100\n", TEST, NEG, "toy.train.rating:1", "negative"),
-    ("0\t99999999999\t5\t100\n", TEST, NEG, "toy.train.rating:1", "out of range"),
-    (TRAIN, TEST, "(0,2)\t3\t4\n(1,1)\t3\t4\n", "toy.test.negative:2", "does not match"),
-    (TRAIN, TEST, "(0,2)\t3\t4\n", "toy.test.negative", "does not match its test file"),
-    (TRAIN, TEST, "(0,2)\t3\t4\n(1,0)\t3\n", "toy.test.negative:2", "1 negatives"),
-    (TRAIN, TEST, "0,2\t3\t4\n(1,0)\t3\t4\n", "toy.test.negative:1", "(user,item)"),
-    (TRAIN, "0\t2\t4\t200\n0\t3\t5\t60\n", NEG, "toy.test.rating:2", "second test line"),
-    (TRAIN, "0\t1\t4\t200\n1\t0\t5\t60\n", "(0,1)\t3\t4\n(1,0)\t3\t4\n", "toy.test.rating:1",
-     "also in the training"),
-    ("0\t0\t5\tnan\n", TEST, NEG, "toy.train.rating:1", "timestamp"),
-])
-def test_ncf_bad_input(tmp_path: Path, train: str, test: str, neg: str, where: str,
-                       problem: str) -> None:
+@pytest.mark.parametrize(
+    "train,test,neg,where,problem",
+    [
+        ("0\t0\t5\t100\n0\tx\t3\t90\n", TEST, NEG, "toy.train.rating:2", "not an integer"),
+        ("0\t0\t5\t100\n0\t1\t3\n", TEST, NEG, "toy.train.rating:2", "3 columns"),
+        ("", TEST, NEG, "toy.train.rating", "empty file"),
+        ("0\t0\t5\t100\n\n0\t1\t3\t90\n", TEST, NEG, "toy.train.rating:2", "blank line"),
+        ("0\t-1\t5\t100\n", TEST, NEG, "toy.train.rating:1", "negative"),
+        ("0\t99999999999\t5\t100\n", TEST, NEG, "toy.train.rating:1", "out of range"),
+        (TRAIN, TEST, "(0,2)\t3\t4\n(1,1)\t3\t4\n", "toy.test.negative:2", "does not match"),
+        (TRAIN, TEST, "(0,2)\t3\t4\n", "toy.test.negative", "does not match its test file"),
+        (TRAIN, TEST, "(0,2)\t3\t4\n(1,0)\t3\n", "toy.test.negative:2", "1 negatives"),
+        (TRAIN, TEST, "0,2\t3\t4\n(1,0)\t3\t4\n", "toy.test.negative:1", "(user,item)"),
+        (TRAIN, "0\t2\t4\t200\n0\t3\t5\t60\n", NEG, "toy.test.rating:2", "second test line"),
+        (
+            TRAIN,
+            "0\t1\t4\t200\n1\t0\t5\t60\n",
+            "(0,1)\t3\t4\n(1,0)\t3\t4\n",
+            "toy.test.rating:1",
+            "also in the training",
+        ),
+        ("0\t0\t5\tnan\n", TEST, NEG, "toy.train.rating:1", "timestamp"),
+    ],
+)
+def test_ncf_bad_input(
+    tmp_path: Path, train: str, test: str, neg: str, where: str, problem: str
+) -> None:
     with pytest.raises(DataError) as e:
         read_ncf(write_ncf(tmp_path, train, test, neg))
     assert where in str(e.value) and problem in str(e.value)
@@ -90,8 +109,9 @@ def test_non_utf8_and_binary(tmp_path: Path) -> None:
 
 
 def test_movielens_formats(tmp_path: Path) -> None:
-    (tmp_path / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n"
-                                          "2::1193::4::978300000\n")
+    (tmp_path / "ratings.dat").write_text(
+        "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978300000\n"
+    )
     d = read_movielens_dat(tmp_path / "ratings.dat")
     assert (d.n_users, d.n_items, d.n_interactions) == (2, 2, 3)
     assert d.users.ids.tolist() == [1, 2] and d.items.ids.tolist() == [1193, 661]

@@ -16,12 +16,21 @@ from dotrec.errors import ConfigError
 def interactions(draw: st.DrawFn, with_time: bool | None = None) -> Interactions:
     n_users = draw(st.integers(1, 12))
     n_items = draw(st.integers(8, 30))
-    pairs = draw(st.lists(st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1)),
-                          min_size=1, max_size=120, unique=True))
+    pairs = draw(
+        st.lists(
+            st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1)),
+            min_size=1,
+            max_size=120,
+            unique=True,
+        )
+    )
     u, i = map(np.array, zip(*pairs))
     timed = draw(st.booleans()) if with_time is None else with_time
-    t = np.array(draw(st.lists(st.integers(0, 5), min_size=len(u), max_size=len(u)))) \
-        if timed else None
+    t = (
+        np.array(draw(st.lists(st.integers(0, 5), min_size=len(u), max_size=len(u))))
+        if timed
+        else None
+    )
     return Interactions.from_indices(u, i, n_users=n_users, n_items=n_items, timestamps=t)
 
 
@@ -40,17 +49,17 @@ def test_leave_one_out_properties(d: Interactions, seed: int, n_neg: int) -> Non
     s = leave_one_out(d, seed=seed, n_negatives=n_neg)
     test = set(zip(s.test_users.tolist(), s.test_items.tolist()))
     train = pairs_of(s.train)
-    assert not train & test                       # disjoint
-    assert train | test == pairs_of(d)            # union is the input
+    assert not train & test  # disjoint
+    assert train | test == pairs_of(d)  # union is the input
     assert len(s.test_users) == len(set(s.test_users.tolist()))  # one test item per user
     assert set(s.test_users.tolist()) == set(np.flatnonzero(d.user_counts >= 2).tolist())
     all_pos = pairs_of(d)
     for row, u in enumerate(s.test_users.tolist()):
         negs = s.negatives[row].tolist()
-        assert len(set(negs)) == n_neg            # without replacement
+        assert len(set(negs)) == n_neg  # without replacement
         assert all((u, j) not in all_pos for j in negs)  # never a positive (train or test)
         assert all(0 <= j < d.n_items for j in negs)
-    if d.timestamps is not None:                  # the held-out item is a latest one
+    if d.timestamps is not None:  # the held-out item is a latest one
         for u, i in test:
             rows = d.user_index == u
             t_test = d.timestamps[rows & (d.item_index == i)][0]
@@ -61,15 +70,25 @@ def test_leave_one_out_properties(d: Interactions, seed: int, n_neg: int) -> Non
 
 
 def test_tie_rule_last_row_in_input_order_wins() -> None:
-    d = Interactions.from_indices(np.array([0, 0, 0, 1, 1]), np.array([3, 1, 2, 0, 4]),
-                                  n_users=2, n_items=6, timestamps=np.array([5, 7, 7, 1, 1]))
+    d = Interactions.from_indices(
+        np.array([0, 0, 0, 1, 1]),
+        np.array([3, 1, 2, 0, 4]),
+        n_users=2,
+        n_items=6,
+        timestamps=np.array([5, 7, 7, 1, 1]),
+    )
     s = leave_one_out(d, n_negatives=0)
     assert s.test_items.tolist() == [2, 4]
 
 
 def test_single_interaction_users_stay_in_training() -> None:
-    d = Interactions.from_indices(np.array([0, 1, 1]), np.array([0, 0, 1]), n_users=2,
-                                  n_items=5, timestamps=np.array([1, 1, 2]))
+    d = Interactions.from_indices(
+        np.array([0, 1, 1]),
+        np.array([0, 0, 1]),
+        n_users=2,
+        n_items=5,
+        timestamps=np.array([1, 1, 2]),
+    )
     s = leave_one_out(d, n_negatives=2)
     assert s.test_users.tolist() == [1] and s.train.n_interactions == 2
 
@@ -85,10 +104,16 @@ def test_negatives_uniform_over_the_complement() -> None:
 
 
 def test_holdout_reads_training_data_only() -> None:
-    d = Interactions.from_indices(np.repeat(np.arange(4), 5), np.tile(np.arange(5), 4),
-                                  n_users=4, n_items=30, timestamps=np.tile(np.arange(5), 4))
+    d = Interactions.from_indices(
+        np.repeat(np.arange(4), 5),
+        np.tile(np.arange(5), 4),
+        n_users=4,
+        n_items=30,
+        timestamps=np.tile(np.arange(5), 4),
+    )
     s = leave_one_out(d, n_negatives=3)
     h = s.holdout(seed=1, n_negatives=3)
-    assert pairs_of(h.train) | set(zip(h.test_users.tolist(), h.test_items.tolist())) == \
-        pairs_of(s.train)
+    assert pairs_of(h.train) | set(zip(h.test_users.tolist(), h.test_items.tolist())) == pairs_of(
+        s.train
+    )
     assert h.test_items.tolist() == [3, 3, 3, 3]  # the latest training item of each user

@@ -14,8 +14,9 @@ from dotrec.eval.metrics import hit_rate, mean_and_stderr, ndcg, reciprocal_rank
 def test_hand_computed_values() -> None:
     ranks = np.array([0, 1, 9, 10, 50])
     np.testing.assert_array_equal(hit_rate(ranks, 10), [1, 1, 1, 0, 0])
-    np.testing.assert_allclose(ndcg(ranks, 10),
-                               [1.0, 1 / math.log2(3), 1 / math.log2(11), 0.0, 0.0])
+    np.testing.assert_allclose(
+        ndcg(ranks, 10), [1.0, 1 / math.log2(3), 1 / math.log2(11), 0.0, 0.0]
+    )
     np.testing.assert_allclose(reciprocal_rank(ranks), [1, 1 / 2, 1 / 10, 1 / 11, 1 / 51])
 
 

@@ -25,8 +25,13 @@ class TableModel:
         return self.table[users]
 
 
-def make_split(train_pairs: list[tuple[int, int]], test: list[tuple[int, int]],
-               negatives: list[list[int]], n_users: int, n_items: int) -> Split:
+def make_split(
+    train_pairs: list[tuple[int, int]],
+    test: list[tuple[int, int]],
+    negatives: list[list[int]],
+    n_users: int,
+    n_items: int,
+) -> Split:
     u, i = zip(*train_pairs)
     tr = Interactions.from_indices(np.array(u), np.array(i), n_users=n_users, n_items=n_items)
     tu, ti = zip(*test)

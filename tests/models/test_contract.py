@@ -24,20 +24,25 @@ from dotrec.models import (
     Popularity,
     load_model,
 )
-
 from tests.conftest import planted_split
 
 FACTORIES: dict[str, Callable[[int], Model]] = {
     "popularity": lambda seed: Popularity(),
-    "mf": lambda seed: MatrixFactorization(embedding_dim=8, epochs=30, learning_rate=0.05,
-                                           regularization=0.001, n_negatives=4, seed=seed,
-                                           threads=1),
-    "ials": lambda seed: IALS(embedding_dim=8, epochs=10, regularization=0.01,
-                              unobserved_weight=0.1, seed=seed, threads=1),
+    "mf": lambda seed: MatrixFactorization(
+        embedding_dim=8,
+        epochs=30,
+        learning_rate=0.05,
+        regularization=0.001,
+        n_negatives=4,
+        seed=seed,
+        threads=1,
+    ),
+    "ials": lambda seed: IALS(
+        embedding_dim=8, epochs=10, regularization=0.01, unobserved_weight=0.1, seed=seed, threads=1
+    ),
     "gmf": lambda seed: GMF(factor=8, epochs=10, batch_size=64, learning_rate=0.01, seed=seed),
     "mlp": lambda seed: MLP(factor=8, epochs=10, batch_size=64, learning_rate=0.01, seed=seed),
-    "neumf": lambda seed: NeuMF(factor=8, epochs=5, batch_size=64, learning_rate=0.01,
-                                seed=seed),
+    "neumf": lambda seed: NeuMF(factor=8, epochs=5, batch_size=64, learning_rate=0.01, seed=seed),
 }
 #: Models expected to reach sampled HR@10 >= 0.9 on the planted blocks.
 LEARNERS = ["mf", "ials", "gmf", "mlp", "neumf"]

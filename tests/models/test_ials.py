@@ -18,8 +18,9 @@ from tests.conftest import planted_split
 
 def _tiny() -> Interactions:
     # 3 users x 4 items; user 2 has no interaction, item 3 has none.
-    return Interactions.from_indices(np.array([0, 0, 0, 1]), np.array([0, 1, 2, 1]),
-                                     n_users=3, n_items=4)
+    return Interactions.from_indices(
+        np.array([0, 0, 0, 1]), np.array([0, 1, 2, 1]), n_users=3, n_items=4
+    )
 
 
 def test_frequency_regularization_by_hand() -> None:
@@ -37,23 +38,38 @@ def test_exact_half_step_solves_the_hand_built_system() -> None:
     # with lambda_u = reg * (|I_u| + a0 * n_items) ** nu, on the tiny matrix.
     data = _tiny()
     reg, a0, nu = 0.05, 0.5, 0.5
-    m = IALS(embedding_dim=3, epochs=0, regularization=reg, unobserved_weight=a0,
-             regularization_exponent=nu, stddev=1.0, solver="cholesky", seed=1).fit(data)
+    m = IALS(
+        embedding_dim=3,
+        epochs=0,
+        regularization=reg,
+        unobserved_weight=a0,
+        regularization_exponent=nu,
+        stddev=1.0,
+        solver="cholesky",
+        seed=1,
+    ).fit(data)
     H = m.item_factors.astype(np.float64)
     m._solve_users(_Sides(data, m), _gramian(m.item_factors))
     for u, items in ((0, [0, 1, 2]), (1, [1])):
         Hu = H[items]
         lam = reg * (len(items) + a0 * 4) ** nu
         A = Hu.T @ Hu + a0 * H.T @ H + lam * np.eye(3)
-        np.testing.assert_allclose(m.user_factors[u], np.linalg.solve(A, Hu.sum(axis=0)),
-                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            m.user_factors[u], np.linalg.solve(A, Hu.sum(axis=0)), rtol=1e-4, atol=1e-6
+        )
     np.testing.assert_array_equal(m.user_factors[2], 0.0)  # no interactions: exact solution 0
 
 
 def test_exact_solver_loss_never_rises_between_half_steps() -> None:
     split = planted_split()
-    m = IALS(embedding_dim=8, epochs=0, regularization=0.01, unobserved_weight=0.1,
-             solver="cholesky", seed=2).fit(split.train)
+    m = IALS(
+        embedding_dim=8,
+        epochs=0,
+        regularization=0.01,
+        unobserved_weight=0.1,
+        solver="cholesky",
+        seed=2,
+    ).fit(split.train)
     sides = _Sides(split.train, m)
     losses = [m.objective(split.train)]
     for _ in range(8):
@@ -69,8 +85,14 @@ def test_exact_solver_loss_never_rises_between_half_steps() -> None:
 def test_fit_reports_the_objective_and_calls_on_epoch() -> None:
     split = planted_split()
     seen: list[tuple[int, float]] = []
-    m = IALS(embedding_dim=8, epochs=5, regularization=0.01, unobserved_weight=0.1,
-             solver="cholesky", seed=0)
+    m = IALS(
+        embedding_dim=8,
+        epochs=5,
+        regularization=0.01,
+        unobserved_weight=0.1,
+        solver="cholesky",
+        seed=0,
+    )
     m.fit(split.train, on_epoch=lambda e, mm: seen.append((e, mm.fit_info["loss"])))
     assert [e for e, _ in seen] == [1, 2, 3, 4, 5]
     losses = [loss for _, loss in seen]
@@ -109,15 +131,18 @@ def test_default_cg_fit_agrees_with_exact_fit() -> None:
 
 
 @pytest.mark.parametrize("solver", ["cg", "cholesky"])
-def test_thread_count_does_not_change_factors_and_training_resumes(solver: str,
-                                                                    tmp_path: Path) -> None:
+def test_thread_count_does_not_change_factors_and_training_resumes(
+    solver: str, tmp_path: Path
+) -> None:
     split = planted_split()
-    kw = dict(embedding_dim=8, epochs=6, regularization=0.01, unobserved_weight=0.1,
-              solver=solver, seed=5)
+    kw = dict(
+        embedding_dim=8, epochs=6, regularization=0.01, unobserved_weight=0.1, solver=solver, seed=5
+    )
     a = IALS(**kw, threads=1).fit(split.train)
     b = IALS(**kw, threads=2).fit(split.train)
     np.testing.assert_array_equal(a.user_factors, b.user_factors)
     np.testing.assert_array_equal(a.item_factors, b.item_factors)
+
     # A checkpoint after epoch 3, loaded and resumed, ends equal to 6 epochs straight: the
     # factors are the whole training state.
     def checkpoint(epoch: int, m: Model) -> None:
@@ -144,10 +169,20 @@ def test_artifact_is_plain_dot_product(tmp_path: Path) -> None:
     assert not m.item_factors[3].any() and not m.user_factors[2].any()  # empty rows are 0
 
 
-@pytest.mark.parametrize("kw", [{"embedding_dim": 0}, {"regularization": 0.0},
-                                {"unobserved_weight": -0.1}, {"regularization_exponent": -1.0},
-                                {"solver": "lu"}, {"cg_steps": 0}, {"threads": 0},
-                                {"epochs": 2.5}, {"stddev": float("nan")}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"embedding_dim": 0},
+        {"regularization": 0.0},
+        {"unobserved_weight": -0.1},
+        {"regularization_exponent": -1.0},
+        {"solver": "lu"},
+        {"cg_steps": 0},
+        {"threads": 0},
+        {"epochs": 2.5},
+        {"stddev": float("nan")},
+    ],
+)
 def test_bad_hyperparameters(kw: dict) -> None:
     with pytest.raises(ConfigError):
         IALS(**kw)
@@ -156,10 +191,10 @@ def test_bad_hyperparameters(kw: dict) -> None:
 def test_singular_row_system_raises_a_clear_error() -> None:
     # A vanishing L2 weight and no unobserved weight: the 8 x 8 system of a user with one item
     # has rank 1, so Cholesky fails in float32.
-    data = Interactions.from_indices(np.array([0, 0, 1]), np.array([0, 1, 1]), n_users=2,
-                                     n_items=3)
-    m = IALS(embedding_dim=8, epochs=3, regularization=1e-30, unobserved_weight=0.0,
-             solver="cholesky")
+    data = Interactions.from_indices(np.array([0, 0, 1]), np.array([0, 1, 1]), n_users=2, n_items=3)
+    m = IALS(
+        embedding_dim=8, epochs=3, regularization=1e-30, unobserved_weight=0.0, solver="cholesky"
+    )
     with pytest.raises(ConfigError, match="raise regularization"):
         m.fit(data)
 
@@ -181,8 +216,9 @@ def test_band_on_ml_1m_u3k(data_dir: Path) -> None:
     fitting on 2 cores; seeds 1 and 2 give 0.720 / 0.449. Popularity gets full HR@10 0.042.
     """
     split = load_dataset("ml-1m-u3k", data_dir)
-    m = IALS(embedding_dim=64, epochs=12, regularization=0.007, unobserved_weight=0.3,
-             stddev=0.1, seed=0)
+    m = IALS(
+        embedding_dim=64, epochs=12, regularization=0.007, unobserved_weight=0.3, stddev=0.1, seed=0
+    )
     res = evaluate(m.fit(split.train), split, protocol="both")
     s, f = res["sampled"].summary(), res["full"].summary()
     assert 0.70 <= s["hr@10"] <= 0.75, s

@@ -18,8 +18,16 @@ from tests.conftest import planted_split
 def test_one_sgd_step_matches_hand_computation() -> None:
     # One positive, no negatives, one epoch: exactly one SGD step from the initial factors.
     d = Interactions.from_indices(np.array([0]), np.array([1]), n_users=1, n_items=2)
-    m = MatrixFactorization(embedding_dim=3, epochs=0, learning_rate=0.1, regularization=0.01,
-                            n_negatives=0, stddev=0.5, seed=7, threads=1)
+    m = MatrixFactorization(
+        embedding_dim=3,
+        epochs=0,
+        learning_rate=0.1,
+        regularization=0.01,
+        n_negatives=0,
+        stddev=0.5,
+        seed=7,
+        threads=1,
+    )
     m.fit(d)
     p, q = m.user_factors[0].astype(np.float64), m.item_factors[1].astype(np.float64)
     m._train_epochs(d, 1, None)  # one epoch from the initial state
@@ -27,14 +35,20 @@ def test_one_sgd_step_matches_hand_computation() -> None:
     g = 1.0 - 1.0 / (1.0 + np.exp(-s))
     np.testing.assert_allclose(m.user_factors[0], p + 0.1 * (g * q - 0.01 * p), rtol=1e-5)
     np.testing.assert_allclose(m.item_factors[1], q + 0.1 * (g * p - 0.01 * q), rtol=1e-5)
-    np.testing.assert_allclose([m.user_bias[0], m.item_bias[1], m.global_bias],
-                               [0.1 * g] * 3, rtol=1e-5)
+    np.testing.assert_allclose(
+        [m.user_bias[0], m.item_bias[1], m.global_bias], [0.1 * g] * 3, rtol=1e-5
+    )
     assert m.item_bias[0] == 0.0  # untouched item: no update, no regularization step
 
 
 def _params(m: MatrixFactorization) -> list[np.ndarray]:
-    return [m.user_factors, m.item_factors, m.user_bias, m.item_bias,
-            np.array([m.global_bias, m.last_loss])]
+    return [
+        m.user_factors,
+        m.item_factors,
+        m.user_bias,
+        m.item_bias,
+        np.array([m.global_bias, m.last_loss]),
+    ]
 
 
 def test_threads_1_is_bit_reproducible_and_training_resumes_identically() -> None:
@@ -59,20 +73,32 @@ def test_two_threads_keep_the_global_bias_of_one() -> None:
     for epochs in (1, 2, 5):
         one = MatrixFactorization(**kw, epochs=epochs, threads=1).fit(split.train)
         two = MatrixFactorization(**kw, epochs=epochs, threads=2).fit(split.train)
-        assert abs(two.global_bias - one.global_bias) < 0.25, (epochs, one.global_bias,
-                                                                two.global_bias)
+        assert abs(two.global_bias - one.global_bias) < 0.25, (
+            epochs,
+            one.global_bias,
+            two.global_bias,
+        )
         assert abs(two.last_loss - one.last_loss) < 0.05
 
 
 def test_two_threads_learn_too() -> None:
     split = planted_split()
-    m = MatrixFactorization(embedding_dim=8, epochs=30, learning_rate=0.05, n_negatives=4,
-                            seed=0, threads=2).fit(split.train)
+    m = MatrixFactorization(
+        embedding_dim=8, epochs=30, learning_rate=0.05, n_negatives=4, seed=0, threads=2
+    ).fit(split.train)
     assert evaluate(m, split, protocol="sampled")["sampled"].hr.mean() >= 0.9
 
 
-@pytest.mark.parametrize("kw", [{"embedding_dim": 0}, {"learning_rate": 0.0},
-                                {"regularization": -1.0}, {"threads": 0}, {"epochs": 2.5}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"embedding_dim": 0},
+        {"learning_rate": 0.0},
+        {"regularization": -1.0},
+        {"threads": 0},
+        {"epochs": 2.5},
+    ],
+)
 def test_bad_hyperparameters(kw: dict) -> None:
     with pytest.raises(ConfigError):
         MatrixFactorization(**kw)
@@ -82,8 +108,16 @@ def test_bad_hyperparameters(kw: dict) -> None:
 def test_band_on_ml_1m_u3k(data_dir: Path) -> None:
     """A short run on the 2,999-user NCF subset; measured sampled 0.665 / 0.392 (seed 0)."""
     split = load_dataset("ml-1m-u3k", data_dir)
-    m = MatrixFactorization(embedding_dim=32, epochs=16, learning_rate=0.01,
-                            regularization=0.005, n_negatives=8, stddev=0.1, seed=0, threads=1)
+    m = MatrixFactorization(
+        embedding_dim=32,
+        epochs=16,
+        learning_rate=0.01,
+        regularization=0.005,
+        n_negatives=8,
+        stddev=0.1,
+        seed=0,
+        threads=1,
+    )
     res = evaluate(m.fit(split.train), split, protocol="both")
     s, f = res["sampled"].summary(), res["full"].summary()
     assert 0.63 <= s["hr@10"] <= 0.75, s

@@ -18,11 +18,11 @@ from dotrec.data.splits import Split
 from dotrec.errors import ConfigError, DataError
 from dotrec.eval.protocols import evaluate_sampled
 from dotrec.models import GMF, MLP, Model, NeuMF, load_model
-from dotrec.models.ncf import _forward, _sample_negatives
+from dotrec.models.ncf import _sample_negatives
 from dotrec.random import rng
-from tests.conftest import planted_split
+from tests.conftest import planted_split, require
 
-torch = pytest.importorskip("torch")
+torch = require("torch")
 
 KW = {"factor": 8, "batch_size": 64, "learning_rate": 0.01, "threads": 1}
 
@@ -34,17 +34,22 @@ def split() -> Split:
 
 @pytest.fixture(scope="module")
 def pretrained(split: Split) -> tuple[GMF, MLP]:
-    return (GMF(epochs=4, seed=1, **KW).fit(split.train),
-            MLP(epochs=4, seed=2, **KW).fit(split.train))
+    return (
+        GMF(epochs=4, seed=1, **KW).fit(split.train),
+        MLP(epochs=4, seed=2, **KW).fit(split.train),
+    )
 
 
 def all_pairs(split: Split) -> tuple[np.ndarray, np.ndarray]:
-    return (np.repeat(np.arange(split.n_users), split.n_items),
-            np.tile(np.arange(split.n_items), split.n_users))
+    return (
+        np.repeat(np.arange(split.n_users), split.n_items),
+        np.tile(np.arange(split.n_items), split.n_users),
+    )
 
 
 def test_pretrained_neumf_starts_at_the_mean_of_gmf_and_mlp_logits(
-        split: Split, pretrained: tuple[GMF, MLP]) -> None:
+    split: Split, pretrained: tuple[GMF, MLP]
+) -> None:
     gmf, mlp = pretrained
     u, i = all_pairs(split)
     expected = 0.5 * gmf.score(u, i) + 0.5 * mlp.score(u, i)
@@ -56,8 +61,9 @@ def test_pretrained_neumf_starts_at_the_mean_of_gmf_and_mlp_logits(
     # Before any NeuMF step: both the training graph (torch) and the scorer (NumPy).
     np.testing.assert_allclose(neumf._train_logits(u, i), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(neumf.score(u, i), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(neumf.weights["gmf.item_embedding"],
-                                  gmf.weights["gmf.item_embedding"])
+    np.testing.assert_array_equal(
+        neumf.weights["gmf.item_embedding"], gmf.weights["gmf.item_embedding"]
+    )
 
     gmf_before = gmf.score(u, i)
     trained = NeuMF(epochs=2, **KW)
@@ -105,8 +111,9 @@ def test_score_all_fast_path_equals_pairwise_and_training_graph(cls: type, split
 
 @pytest.mark.parametrize("cls", [GMF, MLP, NeuMF])
 @pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
-def test_resume_from_a_checkpoint_is_bit_identical(cls: type, optimizer: str, split: Split,
-                                                   tmp_path: Path) -> None:
+def test_resume_from_a_checkpoint_is_bit_identical(
+    cls: type, optimizer: str, split: Split, tmp_path: Path
+) -> None:
     kw = {**KW, "optimizer": optimizer}
     ref = cls(epochs=4, seed=5, **kw).fit(split.train)
 
@@ -139,7 +146,7 @@ def test_negatives_avoid_training_items_and_cover_the_rest(split: Split) -> None
     csr = train.csr
     for u in range(train.n_users):
         drawn = set(neg[train.user_index == u].ravel().tolist())
-        seen = set(csr.indices[csr.indptr[u]:csr.indptr[u + 1]].tolist())
+        seen = set(csr.indices[csr.indptr[u] : csr.indptr[u + 1]].tolist())
         assert drawn == set(range(train.n_items)) - seen, u
     full = Interactions.from_indices(np.repeat([0, 1], 3), [0, 1, 2, 0, 1, 2], n_items=3)
     with pytest.raises(DataError, match="all 3 items"):
@@ -147,8 +154,15 @@ def test_negatives_avoid_training_items_and_cover_the_rest(split: Split) -> None
 
 
 def test_hyperparameters_are_checked_and_layers_override_factor() -> None:
-    for kw in [{"factor": 0}, {"epochs": 2.5}, {"batch_size": 0}, {"learning_rate": 0.0},
-               {"regularization": -1.0}, {"threads": 0}, {"n_negatives": -1}]:
+    for kw in [
+        {"factor": 0},
+        {"epochs": 2.5},
+        {"batch_size": 0},
+        {"learning_rate": 0.0},
+        {"regularization": -1.0},
+        {"threads": 0},
+        {"n_negatives": -1},
+    ]:
         with pytest.raises(ConfigError):
             GMF(**kw)
     for layers in [[], [8, 0], [9, 4], "64,32"]:
@@ -169,11 +183,40 @@ def test_cli_trains_neumf_from_pretrained_gmf_and_mlp(tmp_path: Path) -> None:
     common = ["--dataset", "synthetic", "--threads", "1", "--factor", "8"]
     g, m, n = tmp_path / "gmf", tmp_path / "mlp", tmp_path / "neumf"
     for name, out, extra in [("gmf", g, []), ("mlp", m, ["--layers", "32,16,8"])]:
-        r = runner.invoke(app, ["train", name, *common, *extra, "--epochs", "2",
-                                "--batch-size", "256", "--out", str(out), "--protocol", "none"])
+        r = runner.invoke(
+            app,
+            [
+                "train",
+                name,
+                *common,
+                *extra,
+                "--epochs",
+                "2",
+                "--batch-size",
+                "256",
+                "--out",
+                str(out),
+                "--protocol",
+                "none",
+            ],
+        )
         assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["train", "neumf", *common, "--epochs", "1", "--pretrain-from",
-                            f"{g},{m}", "--out", str(n), "--protocol", "sampled"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "neumf",
+            *common,
+            "--epochs",
+            "1",
+            "--pretrain-from",
+            f"{g},{m}",
+            "--out",
+            str(n),
+            "--protocol",
+            "sampled",
+        ],
+    )
     assert r.exit_code == 0, r.output
     model = load_model(n)
     assert isinstance(model, NeuMF) and model.config()["pretrain"] is True
@@ -184,8 +227,20 @@ def test_cli_trains_neumf_from_pretrained_gmf_and_mlp(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["sampled"]["hr@10"] > 0.2
 
-    r = runner.invoke(app, ["train", "neumf", *common[:4], "--factor", "16", "--pretrain-from",
-                            f"{g},{m}", "--protocol", "none"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "neumf",
+            *common[:4],
+            "--factor",
+            "16",
+            "--pretrain-from",
+            f"{g},{m}",
+            "--protocol",
+            "none",
+        ],
+    )
     assert r.exit_code != 0 and isinstance(r.exception, ConfigError)
     assert "factor" in str(r.exception)
     r = runner.invoke(app, ["train", "gmf", *common, "--layers", "8,4"])
@@ -195,9 +250,24 @@ def test_cli_trains_neumf_from_pretrained_gmf_and_mlp(tmp_path: Path) -> None:
 def test_cli_optimizer_precision_and_device_options(tmp_path: Path) -> None:
     runner = CliRunner()
     common = ["--dataset", "synthetic", "--threads", "1", "--epochs", "1", "--protocol", "none"]
-    r = runner.invoke(app, ["train", "mlp", *common, "--factor", "8", "--optimizer",
-                            "lazy_adam", "--precision", "bf16", "--device", "auto",
-                            "--out", str(tmp_path / "mlp")])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "mlp",
+            *common,
+            "--factor",
+            "8",
+            "--optimizer",
+            "lazy_adam",
+            "--precision",
+            "bf16",
+            "--device",
+            "auto",
+            "--out",
+            str(tmp_path / "mlp"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     cfg = load_model(tmp_path / "mlp").config()
     assert (cfg["optimizer"], cfg["precision"], cfg["device"]) == ("lazy_adam", "bf16", "auto")
@@ -205,8 +275,9 @@ def test_cli_optimizer_precision_and_device_options(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "--optimizer does not apply" in str(r.exception)
     r = runner.invoke(app, ["train", "gmf", *common, "--optimizer", "sgd"])
     assert r.exit_code != 0 and "optimizer must be" in str(r.exception)
-    r = runner.invoke(app, ["tune", "mf", "--trials", "1", "--out", str(tmp_path / "t"),
-                            "--device", "auto"])
+    r = runner.invoke(
+        app, ["tune", "mf", "--trials", "1", "--out", str(tmp_path / "t"), "--device", "auto"]
+    )
     assert r.exit_code != 0 and "--device applies to gmf, mlp and neumf" in str(r.exception)
 
 
@@ -226,8 +297,9 @@ try:
 except ConfigError as e:
     print("ConfigError", e)
 """
-    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     score, err = r.stdout.splitlines()
     assert float(score) == pytest.approx(float(model.score([0], [1])[0]), rel=1e-6)

@@ -25,14 +25,20 @@ def initial(cls: type, **kw: object) -> tuple[object, dict[str, np.ndarray]]:
     m = cls(epochs=0, **{**KW, **kw}).fit(split.train)
     rng = np.random.default_rng(0)
     # Larger than the N(0, 0.01) start so that every gradient is well away from zero.
-    weights = {n: (w + rng.normal(0, 0.3, w.shape)).astype(np.float32)
-               for n, w in m.weights.items()}
+    weights = {
+        n: (w + rng.normal(0, 0.3, w.shape)).astype(np.float32) for n, w in m.weights.items()
+    }
     return m, weights
 
 
 def tower(w: dict[str, object], n_hidden: int, dtype: object = None) -> list[tuple[object, object]]:
-    return [(w[f"mlp.{i}.weight"].to(dtype or torch.float32),
-             w[f"mlp.{i}.bias"].to(dtype or torch.float32)) for i in range(n_hidden)]
+    return [
+        (
+            w[f"mlp.{i}.weight"].to(dtype or torch.float32),
+            w[f"mlp.{i}.bias"].to(dtype or torch.float32),
+        )
+        for i in range(n_hidden)
+    ]
 
 
 def batch() -> tuple[object, object, object]:
@@ -45,20 +51,23 @@ def test_hand_derived_gradients_equal_autograd(cls: type) -> None:
     u, i, y = batch()
     ref = {n: torch.from_numpy(w.copy()).requires_grad_(True) for n, w in weights.items()}
     loss = torch.nn.functional.binary_cross_entropy_with_logits(
-        _forward(torch, ref, u, i, len(m.layers)), y)
+        _forward(torch, ref, u, i, len(m.layers)), y
+    )
     loss.backward()
     w = {n: torch.from_numpy(a.copy()) for n, a in weights.items()}
     total, emb, dense = forward_backward(torch, w, u, i, y, tower(w, len(m.layers)))
     assert float(total) == pytest.approx(loss.item() * len(USERS), rel=1e-6)
     for name, g in dense.items():
-        np.testing.assert_allclose(g.numpy(), ref[name].grad.numpy(), rtol=1e-5, atol=1e-7,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            g.numpy(), ref[name].grad.numpy(), rtol=1e-5, atol=1e-7, err_msg=name
+        )
     assert set(dense) | set(emb) == set(weights)
     for name, g in emb.items():
         rows = u if name.endswith("user_embedding") else i
         scattered = torch.zeros_like(w[name]).index_add_(0, rows, g)
-        np.testing.assert_allclose(scattered.numpy(), ref[name].grad.numpy(), rtol=1e-5,
-                                   atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(
+            scattered.numpy(), ref[name].grad.numpy(), rtol=1e-5, atol=1e-7, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("cls", [MLP, NeuMF])
@@ -67,8 +76,9 @@ def test_bf16_gradients_are_close_to_float32(cls: type) -> None:
     u, i, y = batch()
     w = {n: torch.from_numpy(a) for n, a in weights.items()}
     loss32, emb32, dense32 = forward_backward(torch, w, u, i, y, tower(w, len(m.layers)))
-    loss16, emb16, dense16 = forward_backward(torch, w, u, i, y,
-                                              tower(w, len(m.layers), torch.bfloat16))
+    loss16, emb16, dense16 = forward_backward(
+        torch, w, u, i, y, tower(w, len(m.layers), torch.bfloat16)
+    )
     assert float(loss16) == pytest.approx(float(loss32), rel=0.02)
     # bfloat16 keeps 8 significant bits: each gradient within a few % of its scale.
     for name, g in {**dense32, **emb32}.items():
@@ -77,8 +87,9 @@ def test_bf16_gradients_are_close_to_float32(cls: type) -> None:
         np.testing.assert_allclose(g16.numpy(), g.numpy(), atol=0.05 * scale, err_msg=name)
 
 
-def hand_adam(theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, step: int,
-              lr: float, wd: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hand_adam(
+    theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, step: int, lr: float, wd: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Adam (Kingma and Ba, with PyTorch's L2 weight decay) in float64, one step."""
     g = g + wd * theta
     m = BETAS[0] * m + (1 - BETAS[0]) * g
@@ -98,16 +109,35 @@ def test_lazy_adam_moves_only_touched_rows_by_the_hand_computed_update(impl: str
     step, lr, wd = 7, 0.05, 0.1
     coalesced = np.zeros((6, 3))
     np.add.at(coalesced, rows, grads.astype(np.float64))
-    expected_t, expected_m, expected_v = table.astype(np.float64), m0.astype(np.float64), \
-        v0.astype(np.float64)
+    expected_t, expected_m, expected_v = (
+        table.astype(np.float64),
+        m0.astype(np.float64),
+        v0.astype(np.float64),
+    )
     for r in (0, 1, 4):
         expected_t[r], expected_m[r], expected_v[r] = hand_adam(
-            table[r].astype(np.float64), coalesced[r], m0[r].astype(np.float64),
-            v0[r].astype(np.float64), step, lr, wd)
+            table[r].astype(np.float64),
+            coalesced[r],
+            m0[r].astype(np.float64),
+            v0[r].astype(np.float64),
+            step,
+            lr,
+            wd,
+        )
     t, m, v = (torch.from_numpy(a.copy()) for a in (table, m0, v0))
     opt = NumbaRows(6, 3, 4) if impl == "numba" else TorchRows(torch)
-    opt.adam(t, m, v, torch.from_numpy(rows), torch.from_numpy(grads), lr=lr, betas=BETAS,
-             eps=EPS, weight_decay=wd, step=step)
+    opt.adam(
+        t,
+        m,
+        v,
+        torch.from_numpy(rows),
+        torch.from_numpy(grads),
+        lr=lr,
+        betas=BETAS,
+        eps=EPS,
+        weight_decay=wd,
+        step=step,
+    )
     np.testing.assert_allclose(t.numpy(), expected_t, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m.numpy(), expected_m, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(v.numpy(), expected_v, rtol=1e-5, atol=1e-7)
@@ -124,8 +154,9 @@ def test_dense_adam_and_row_sgd_match_the_hand_computed_update(impl: str) -> Non
     zeros = np.zeros_like(theta)
     opt = NumbaRows(3, 5, 4) if impl == "numba" else TorchRows(torch)
     t, m, v = (torch.from_numpy(a.copy()) for a in (theta, zeros, zeros))
-    opt.dense_adam(t, m, v, torch.from_numpy(g), lr=0.01, betas=BETAS, eps=EPS,
-                   weight_decay=0.2, step=1)
+    opt.dense_adam(
+        t, m, v, torch.from_numpy(g), lr=0.01, betas=BETAS, eps=EPS, weight_decay=0.2, step=1
+    )
     expected, _, _ = hand_adam(theta.astype(np.float64), g, 0.0, 0.0, 1, 0.01, 0.2)
     np.testing.assert_allclose(t.numpy(), expected, rtol=1e-5, atol=1e-6)
     # Row SGD: theta_r -= lr * (sum of the row's gradients + wd * theta_r), others untouched.
@@ -145,18 +176,31 @@ def test_trainer_step_equals_torch_adam_on_autograd_gradients(optimizer: str) ->
     u, i, y = batch()
     ref = {n: torch.from_numpy(w.copy()).requires_grad_(True) for n, w in weights.items()}
     decayed = [p for n, p in ref.items() if not n.endswith("bias")]
-    opt = torch.optim.Adam([{"params": decayed, "weight_decay": 0.01},
-                            {"params": [p for n, p in ref.items() if n.endswith("bias")]}],
-                           lr=0.01)
+    opt = torch.optim.Adam(
+        [
+            {"params": decayed, "weight_decay": 0.01},
+            {"params": [p for n, p in ref.items() if n.endswith("bias")]},
+        ],
+        lr=0.01,
+    )
     torch.nn.functional.binary_cross_entropy_with_logits(
-        _forward(torch, ref, u, i, len(m.layers)), y).backward()
+        _forward(torch, ref, u, i, len(m.layers)), y
+    ).backward()
     touched = {"user": sorted(set(USERS)), "item": sorted(set(ITEMS))}
     opt.step()
-    cfg = StepConfig(optimizer=optimizer, sgd=False, learning_rate=0.01, regularization=0.01,
-                     batch_size=8, n_hidden=len(m.layers), precision="fp32")
+    cfg = StepConfig(
+        optimizer=optimizer,
+        sgd=False,
+        learning_rate=0.01,
+        regularization=0.01,
+        batch_size=8,
+        n_hidden=len(m.layers),
+        precision="fp32",
+    )
     w = {n: a.copy() for n, a in weights.items()}
-    Trainer(torch, w, cfg, "cpu", {}).epoch(np.array(USERS), np.array(ITEMS),
-                                           np.array(LABELS, dtype=np.float32))
+    Trainer(torch, w, cfg, "cpu", {}).epoch(
+        np.array(USERS), np.array(ITEMS), np.array(LABELS, dtype=np.float32)
+    )
     for name, p in ref.items():
         expected = p.detach().numpy()
         if optimizer == "lazy_adam" and name.endswith("embedding"):
@@ -177,8 +221,15 @@ def test_gmf_compiled_epoch_equals_the_torch_step() -> None:
     users = rng.integers(0, split.n_users, 50)
     items = rng.integers(0, split.n_items, 50)
     labels = (rng.random(50) < 0.3).astype(np.float32)
-    cfg = StepConfig(optimizer="lazy_adam", sgd=False, learning_rate=0.01,
-                     regularization=0.001, batch_size=8, n_hidden=0, precision="fp32")
+    cfg = StepConfig(
+        optimizer="lazy_adam",
+        sgd=False,
+        learning_rate=0.01,
+        regularization=0.001,
+        batch_size=8,
+        n_hidden=0,
+        precision="fp32",
+    )
     fast_w = {n: a.copy() for n, a in m.weights.items()}
     slow_w = {n: a.copy() for n, a in m.weights.items()}
     fast = Trainer(torch, fast_w, cfg, "cpu", {})
@@ -190,8 +241,7 @@ def test_gmf_compiled_epoch_equals_the_torch_step() -> None:
         assert loss_fast == pytest.approx(loss_slow, rel=1e-5)
     assert fast.step_count == slow.step_count == 14  # 7 batches per epoch (the last of 2)
     for name in m.weights:
-        np.testing.assert_allclose(fast_w[name], slow_w[name], rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(fast_w[name], slow_w[name], rtol=1e-4, atol=1e-6, err_msg=name)
         assert not np.array_equal(fast_w[name], m.weights[name]), name
 
 
@@ -244,5 +294,6 @@ def test_cuda_training_agrees_with_cpu(optimizer: str) -> None:
         # Same seed: same examples; float sums differ in order (atomics), so close, not equal.
         assert gpu.fit_info["loss"] == pytest.approx(cpu.fit_info["loss"], rel=1e-3)
         u = np.arange(split.n_users)
-        np.testing.assert_allclose(gpu.score(u, u % split.n_items),
-                                   cpu.score(u, u % split.n_items), atol=1e-3)
+        np.testing.assert_allclose(
+            gpu.score(u, u % split.n_items), cpu.score(u, u % split.n_items), atol=1e-3
+        )

@@ -40,12 +40,39 @@ EXAMPLES = int(os.environ.get("DOTREC_FUZZ_EXAMPLES", "1000"))
 #: ("loaded", "DataError"); printed per reader by conftest's summary hook.
 FUZZ_COUNTS: dict[str, Counter[str]] = {}
 
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                       HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
 
-GARBAGE = st.sampled_from(["x", "-1", "-7", "99999999999", "1e3", "", " ", "3.5", "NaN", "\x00",
-                           "é", "１", "0x10", "\t", "::", ",", "(0,1)", "18446744073709551617"])
+GARBAGE = st.sampled_from(
+    [
+        "x",
+        "-1",
+        "-7",
+        "99999999999",
+        "1e3",
+        "",
+        " ",
+        "3.5",
+        "NaN",
+        "\x00",
+        "é",
+        "１",
+        "0x10",
+        "\t",
+        "::",
+        ",",
+        "(0,1)",
+        "18446744073709551617",
+    ]
+)
 
 
 @st.composite
@@ -63,15 +90,31 @@ def rows(draw: st.DrawFn, n_cols: int) -> list[list[str]]:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, base_rows: list[list[str]], sep: str,
-            header: str | None = None) -> bytes:
+def mutated(
+    draw: st.DrawFn, base_rows: list[list[str]], sep: str, header: str | None = None
+) -> bytes:
     """Serialize rows, then apply 0..3 random mutations at the line, field or byte level."""
     lines = [sep.join(r) for r in base_rows]
     for _ in range(draw(st.integers(0, 3))):
         if not lines:
             break
-        kind = draw(st.sampled_from(["field", "drop_col", "add_col", "dup", "blank", "swap",
-                                     "crlf", "truncate", "bytes", "empty", "none"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "field",
+                    "drop_col",
+                    "add_col",
+                    "dup",
+                    "blank",
+                    "swap",
+                    "crlf",
+                    "truncate",
+                    "bytes",
+                    "empty",
+                    "none",
+                ]
+            )
+        )
         k = draw(st.integers(0, len(lines) - 1))
         if kind == "field":
             parts = lines[k].split(sep)
@@ -124,8 +167,9 @@ def check(reader_name: str, path: Path, load, expected_rows) -> None:  # type: i
             warnings.simplefilter("ignore")
             n_rows = load()
     except DataError as e:
-        assert str(path.name) in str(e) or (e.path and Path(e.path).name.startswith(
-            path.name.split(".")[0])), f"error does not name the file: {e}"
+        assert str(path.name) in str(e) or (
+            e.path and Path(e.path).name.startswith(path.name.split(".")[0])
+        ), f"error does not name the file: {e}"
         if e.line is not None:
             assert re.search(rf":{e.line}: ", str(e)), str(e)
         counts["DataError"] += 1
@@ -154,10 +198,14 @@ def _plain_reader(name: str, fname: str, sep: str, reader, header: str | None = 
 
 
 test_fuzz_udata = _plain_reader("read_udata", "u.data", "\t", read_udata)
-test_fuzz_ratings_dat = _plain_reader("read_movielens_dat", "ratings.dat", "::",
-                                      read_movielens_dat)
-test_fuzz_ratings_csv = _plain_reader("read_ratings_csv", "ratings.csv", ",", read_ratings_csv,
-                                      header="userId,movieId,rating,timestamp")
+test_fuzz_ratings_dat = _plain_reader("read_movielens_dat", "ratings.dat", "::", read_movielens_dat)
+test_fuzz_ratings_csv = _plain_reader(
+    "read_ratings_csv",
+    "ratings.csv",
+    ",",
+    read_ratings_csv,
+    header="userId,movieId,rating,timestamp",
+)
 
 
 @FUZZ
@@ -217,8 +265,11 @@ def test_fuzz_ncf(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory)
 
     def load() -> int:
         s = read_ncf(folder / "toy")
-        counts = {"train": s.train.n_interactions + s.train.n_duplicates_merged,
-                  "test": s.n_test, "negative": s.n_test}
+        counts = {
+            "train": s.train.n_interactions + s.train.n_duplicates_merged,
+            "test": s.n_test,
+            "negative": s.n_test,
+        }
         if target == "negative":
             assert s.test_users.tolist() == list(range(n_users))  # order checked, not assumed
         return counts[target]
@@ -233,6 +284,11 @@ def test_every_reader_got_its_examples() -> None:
     totals: Counter[str] = Counter()
     for name, counts in FUZZ_COUNTS.items():
         totals[name.partition("[")[0]] += sum(counts.values())
-    assert set(totals) == {"read_udata", "read_movielens_dat", "read_ratings_csv", "read_table",
-                           "read_ncf"}
+    assert set(totals) == {
+        "read_udata",
+        "read_movielens_dat",
+        "read_ratings_csv",
+        "read_table",
+        "read_ncf",
+    }
     assert min(totals.values()) >= EXAMPLES, totals

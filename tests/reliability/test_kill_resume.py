@@ -16,17 +16,43 @@ from dotrec.models import MODELS
 
 TRAINERS = {
     "mf": ["--embedding-dim", "32", "--epochs", "60", "--learning-rate", "0.01"],
-    "ials": ["--embedding-dim", "32", "--epochs", "30", "--regularization", "0.01",
-             "--unobserved-weight", "0.1"],
+    "ials": [
+        "--embedding-dim",
+        "32",
+        "--epochs",
+        "30",
+        "--regularization",
+        "0.01",
+        "--unobserved-weight",
+        "0.1",
+    ],
 }
 TRIALS = 3
 ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def train_cmd(model: str, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-c", "from dotrec.cli import main; main()", "train", model,
-            "--dataset", "synthetic", "--threads", "1", "--seed", "3", "--protocol", "none",
-            "--checkpoint-every", "1", "--out", str(out), *TRAINERS[model], *extra]
+    return [
+        sys.executable,
+        "-c",
+        "from dotrec.cli import main; main()",
+        "train",
+        model,
+        "--dataset",
+        "synthetic",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+        "--protocol",
+        "none",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        str(out),
+        *TRAINERS[model],
+        *extra,
+    ]
 
 
 def arrays(path: Path) -> dict[str, np.ndarray]:
@@ -36,8 +62,9 @@ def arrays(path: Path) -> dict[str, np.ndarray]:
 
 def reference_run(model: str, folder: Path) -> dict[str, np.ndarray]:
     """The uninterrupted run's arrays."""
-    subprocess.run(train_cmd(model, folder / "ref"), check=True, capture_output=True,
-                   env=ENV, timeout=600)
+    subprocess.run(
+        train_cmd(model, folder / "ref"), check=True, capture_output=True, env=ENV, timeout=600
+    )
     return arrays(folder / "ref")
 
 
@@ -48,8 +75,9 @@ def kill_and_resume(model: str, folder: Path, trial: int) -> dict[str, np.ndarra
     """
     out = folder / f"run{trial}"
     ckpt = out.with_name(out.name + ".ckpt")
-    proc = subprocess.Popen(train_cmd(model, out), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_cmd(model, out), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     seen = 0
     last = None
@@ -63,8 +91,9 @@ def kill_and_resume(model: str, folder: Path, trial: int) -> dict[str, np.ndarra
     proc.wait()
     assert not (out / "model.json").exists(), "the run finished before it was killed"
     assert ckpt.exists()
-    r = subprocess.run(train_cmd(model, out, "--resume"), capture_output=True, text=True,
-                       env=ENV, timeout=600)
+    r = subprocess.run(
+        train_cmd(model, out, "--resume"), capture_output=True, text=True, env=ENV, timeout=600
+    )
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stdout
     assert not ckpt.exists()  # the checkpoint is removed once the final model is saved
@@ -74,8 +103,11 @@ def kill_and_resume(model: str, folder: Path, trial: int) -> dict[str, np.ndarra
 def identical(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> bool:
     """Same array names, and every array equal bit for bit."""
     return got.keys() == expected.keys() and all(
-        got[k].dtype == expected[k].dtype and got[k].shape == expected[k].shape
-        and got[k].tobytes() == expected[k].tobytes() for k in expected)
+        got[k].dtype == expected[k].dtype
+        and got[k].shape == expected[k].shape
+        and got[k].tobytes() == expected[k].tobytes()
+        for k in expected
+    )
 
 
 @pytest.mark.slow
@@ -88,8 +120,9 @@ def test_sigkill_then_resume_is_bit_identical(model: str, tmp_path: Path) -> Non
         got = kill_and_resume(model, tmp_path, trial)
         assert got.keys() == expected.keys()
         for k in expected:
-            np.testing.assert_array_equal(got[k], expected[k],
-                                          err_msg=f"{model} trial {trial}: {k}")
+            np.testing.assert_array_equal(
+                got[k], expected[k], err_msg=f"{model} trial {trial}: {k}"
+            )
         assert identical(got, expected)
 
 

@@ -13,28 +13,35 @@ from dotrec.models import MatrixFactorization, Popularity
 from dotrec.models.base import DotProductModel
 
 
-def string_id_interactions(n_users: int = 300, n_items: int = 200, seed: int = 0
-                           ) -> Interactions:
+def string_id_interactions(n_users: int = 300, n_items: int = 200, seed: int = 0) -> Interactions:
     """Synthetic interactions re-keyed by raw string ids ("u7", "i42")."""
-    base = generate(SyntheticConfig(n_users=n_users, n_items=n_items, dim=8,
-                                    interactions_per_user=12, seed=seed))
-    return Interactions.from_ids(np.char.add("u", base.user_index.astype(str)),
-                                 np.char.add("i", base.item_index.astype(str)))
+    base = generate(
+        SyntheticConfig(
+            n_users=n_users, n_items=n_items, dim=8, interactions_per_user=12, seed=seed
+        )
+    )
+    return Interactions.from_ids(
+        np.char.add("u", base.user_index.astype(str)), np.char.add("i", base.item_index.astype(str))
+    )
 
 
 def make_model_dir(path: Path, model: str = "mf") -> Path:
     """Train ``model`` (mf or popularity) on :func:`string_id_interactions`, save it to path."""
     data = string_id_interactions()
-    m = (MatrixFactorization(embedding_dim=16, epochs=8, learning_rate=0.05, threads=1)
-         if model == "mf" else Popularity())
+    m = (
+        MatrixFactorization(embedding_dim=16, epochs=8, learning_rate=0.05, threads=1)
+        if model == "mf"
+        else Popularity()
+    )
     m.fit(data).save(path, dataset="synthetic-strings", train=data)
     return path
 
 
 def trained_mf(dim: int = 16, seed: int = 0) -> DotProductModel:
     """An MF fitted on the default synthetic data (its factors have varied norms)."""
-    return MatrixFactorization(embedding_dim=dim, epochs=15, learning_rate=0.02, seed=seed,
-                               threads=1).fit(generate(SyntheticConfig(seed=seed)))
+    return MatrixFactorization(
+        embedding_dim=dim, epochs=15, learning_rate=0.02, seed=seed, threads=1
+    ).fit(generate(SyntheticConfig(seed=seed)))
 
 
 @pytest.fixture(scope="session")

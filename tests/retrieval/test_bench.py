@@ -20,6 +20,7 @@ from dotrec.retrieval.bench import (
     summary_lines,
     write_reports,
 )
+from tests.conftest import require
 
 
 def test_sample_vectors_keeps_mean_covariance_and_norm_spread() -> None:
@@ -40,7 +41,7 @@ def test_growth_exponent() -> None:
 
 
 def test_neumf_for_catalog_scores_every_item() -> None:
-    pytest.importorskip("torch")
+    require("torch")
     model = neumf_for_catalog(1000, 8)
     s = model.score_all(np.zeros(1, np.int64))
     assert s.shape == (1, 1000) and np.isfinite(s).all() and s.std() > 0
@@ -54,19 +55,27 @@ def test_config_validation() -> None:
 
 
 def test_small_bench_run(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    require("matplotlib")
     methods = ("exact", "hnsw", "ivf", "neumf") if _has_torch() else ("exact", "hnsw", "ivf")
-    cfg = ServingBenchConfig(sizes=(500, 3000), dim=8, methods=methods, recall_queries=100,
-                             latency_queries=30, latency_budget=0.5, batch_queries=256,
-                             bandwidth_bytes=1 << 26)
+    cfg = ServingBenchConfig(
+        sizes=(500, 3000),
+        dim=8,
+        methods=methods,
+        recall_queries=100,
+        latency_queries=30,
+        latency_budget=0.5,
+        batch_queries=256,
+        bandwidth_bytes=1 << 26,
+    )
     result = run_serving_bench(cfg, log=lambda _: None)
     write_reports(result, tmp_path)
     res = json.loads((tmp_path / "serving.json").read_text())
     assert (tmp_path / "serving.png").stat().st_size > 0
     assert "| items | method |" in (tmp_path / "serving.md").read_text()
     rows = res["rows"]
-    assert {(row["size"], row["method"]) for row in rows} == \
-        {(n, m) for n in (500, 3000) for m in methods}
+    assert {(row["size"], row["method"]) for row in rows} == {
+        (n, m) for n in (500, 3000) for m in methods
+    }
     for row in rows:
         assert row["median_s"] > 0 and row["p99_s"] >= row["median_s"]
         assert 0 < row["recall"] <= 1
@@ -79,8 +88,9 @@ def test_small_bench_run(tmp_path: Path) -> None:
 
 
 def test_bench_cli_rejects_a_learned_model(tmp_path: Path, popularity_dir: Path) -> None:
-    r = CliRunner().invoke(app, ["bench", "serving", "--model", str(popularity_dir),
-                                 "--out", str(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["bench", "serving", "--model", str(popularity_dir), "--out", str(tmp_path)]
+    )
     assert isinstance(r.exception, ConfigError) and "dot-product" in str(r.exception)
 
 

@@ -63,7 +63,7 @@ def test_mips_to_l2_keeps_the_inner_product_order(n: int, d: int, seed: int) -> 
     dist = ((mips_to_l2_queries(q) - aug) ** 2).sum(1)
     ip = (items @ q[0]).astype(np.float64)
     # |q - x|^2 = |q|^2 + M^2 - 2 <q, x>: the identity that makes ascending L2 = descending IP.
-    np.testing.assert_allclose(dist, (q ** 2).sum() + m * m - 2 * ip, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(dist, (q**2).sum() + m * m - 2 * ip, rtol=1e-4, atol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +85,18 @@ def test_ivf_default_recall_on_1e5_items(catalog: tuple[np.ndarray, ...]) -> Non
     assert recall_at_k(index, queries, 10) >= 0.95
 
 
-@pytest.mark.parametrize("cls,params", [(HNSWIndex, {"metric": "ip"}),
-                                        (HNSWIndex, {"metric": "l2"}),
-                                        (IVFIndex, {"metric": "l2"}),
-                                        (IVFIndex, {"metric": "ip"})])
-def test_ann_excludes_and_scores_exactly(mf: DotProductModel, cls: type[_FaissIndex],
-                                         params: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "cls,params",
+    [
+        (HNSWIndex, {"metric": "ip"}),
+        (HNSWIndex, {"metric": "l2"}),
+        (IVFIndex, {"metric": "l2"}),
+        (IVFIndex, {"metric": "ip"}),
+    ],
+)
+def test_ann_excludes_and_scores_exactly(
+    mf: DotProductModel, cls: type[_FaissIndex], params: dict[str, str]
+) -> None:
     index = cls(mf.item_factors, mf.item_bias, **params)
     exact = ExactIndex(mf.item_factors, mf.item_bias)
     q = mf.user_factors[:30]
@@ -100,16 +106,19 @@ def test_ann_excludes_and_scores_exactly(mf: DotProductModel, cls: type[_FaissIn
     for row, ex in zip(idx, exclude):
         assert not np.isin(row, ex).any()
     valid = idx >= 0
-    expected = np.einsum("bkd,bd->bk", mf.item_factors[np.maximum(idx, 0)], q) + \
-        mf.item_bias[np.maximum(idx, 0)]
+    expected = (
+        np.einsum("bkd,bd->bk", mf.item_factors[np.maximum(idx, 0)], q)
+        + mf.item_bias[np.maximum(idx, 0)]
+    )
     np.testing.assert_allclose(scores[valid], expected[valid], rtol=1e-5, atol=1e-5)
     assert np.all(np.diff(scores, axis=1)[valid[:, 1:]] <= 0)  # best first
     e_idx, _ = exact.search(q, 10, exclude=exclude)
     assert np.mean([len(np.intersect1d(a, b)) for a, b in zip(idx, e_idx)]) >= 9.0
 
 
-def test_build_reports_recall_and_rejects_learned_models(mf: DotProductModel,
-                                                         popularity_dir: Path) -> None:
+def test_build_reports_recall_and_rejects_learned_models(
+    mf: DotProductModel, popularity_dir: Path
+) -> None:
     index = build_index(mf, "hnsw", ef_search=16, recall_queries=200)
     info = index.build_info
     assert 0.0 < info["recall@10"] <= 1.0 and info["recall_queries"] == 200
@@ -124,8 +133,9 @@ def test_build_reports_recall_and_rejects_learned_models(mf: DotProductModel,
 
 
 @pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
-def test_save_load_round_trip_without_rebuild(tmp_path: Path, mf_dir: Path, kind: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_load_round_trip_without_rebuild(
+    tmp_path: Path, mf_dir: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model_dir = tmp_path / "mf"
     shutil.copytree(mf_dir, model_dir)
     model = load_model(model_dir)

@@ -12,6 +12,7 @@ from dotrec.errors import ConfigError, NotSupportedError, UnknownIdError
 from dotrec.models import load_model, load_seen
 from dotrec.recommend import Recommender
 from dotrec.retrieval import build_index, save_index
+from tests.conftest import require
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_learned_models_rank_through_score_all(popularity_dir: Path) -> None:
 
 
 def test_neumf_through_score_all(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
+    require("torch")
     from dotrec.models import NeuMF
     from tests.retrieval.conftest import string_id_interactions
 

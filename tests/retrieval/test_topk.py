@@ -16,29 +16,38 @@ def brute_force(scores: np.ndarray, k: int, exclude: list[np.ndarray]) -> np.nda
     for r, row in enumerate(scores):
         order = np.lexsort((np.arange(len(row)), -row))
         order = order[~np.isin(order, exclude[r])][:k]
-        out[r, :len(order)] = order
+        out[r, : len(order)] = order
     return out
 
 
 @settings(max_examples=60, deadline=None)
-@given(n_items=st.integers(1, 300), dim=st.integers(1, 6), n_queries=st.integers(1, 7),
-       k=st.integers(1, 40), threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31))
-def test_exact_topk_equals_argsort(n_items: int, dim: int, n_queries: int, k: int,
-                                   threads: int, seed: int) -> None:
+@given(
+    n_items=st.integers(1, 300),
+    dim=st.integers(1, 6),
+    n_queries=st.integers(1, 7),
+    k=st.integers(1, 40),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**31),
+)
+def test_exact_topk_equals_argsort(
+    n_items: int, dim: int, n_queries: int, k: int, threads: int, seed: int
+) -> None:
     # Small integers: every summation order gives the same float, and ties are frequent.
     r = np.random.default_rng(seed)
     items = r.integers(-2, 3, (n_items, dim)).astype(np.float32)
     bias = r.integers(-2, 3, n_items).astype(np.float32)
     queries = r.integers(-2, 3, (n_queries, dim)).astype(np.float32)
-    exclude = [r.choice(n_items, r.integers(0, n_items + 1), replace=False)
-               for _ in range(n_queries)]
+    exclude = [
+        r.choice(n_items, r.integers(0, n_items + 1), replace=False) for _ in range(n_queries)
+    ]
     scores = queries @ items.T + bias
     expected = brute_force(scores, k, exclude)
     idx, sc = topk_dot(queries, items, bias, k, exclude=exclude, threads=threads)
     np.testing.assert_array_equal(idx, expected)
     valid = expected >= 0
-    np.testing.assert_array_equal(sc[valid], np.take_along_axis(scores, np.maximum(expected, 0),
-                                                                1)[valid])
+    np.testing.assert_array_equal(
+        sc[valid], np.take_along_axis(scores, np.maximum(expected, 0), 1)[valid]
+    )
     assert np.all(np.isneginf(sc[~valid]))
     idx_rows, _ = topk_rows(scores, k, exclude=exclude, threads=threads)
     np.testing.assert_array_equal(idx_rows, expected)
@@ -52,10 +61,12 @@ def test_large_catalog_parallel_paths_agree() -> None:
     queries = r.integers(-3, 4, (6, 8)).astype(np.float32)
     expected = brute_force(queries @ items.T, 25, [np.array([], int)] * 6)
     for threads in (1, 2):
-        np.testing.assert_array_equal(topk_dot(queries, items, bias, 25, threads=threads)[0],
-                                      expected)
-        np.testing.assert_array_equal(topk_dot(queries[:1], items, bias, 25,
-                                               threads=threads)[0], expected[:1])
+        np.testing.assert_array_equal(
+            topk_dot(queries, items, bias, 25, threads=threads)[0], expected
+        )
+        np.testing.assert_array_equal(
+            topk_dot(queries[:1], items, bias, 25, threads=threads)[0], expected[:1]
+        )
 
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, True])

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
+from tests.conftest import require
+
+require("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from dotrec.errors import ConfigError  # noqa: E402
@@ -34,8 +36,10 @@ def client(hnsw_dir: Path) -> TestClient:
 def test_recommendations_match_the_recommender(client: TestClient, hnsw_dir: Path) -> None:
     rec = Recommender.from_dir(hnsw_dir, "hnsw")
     for user_id, k, exclude in (("u0", 10, True), ("u7", 3, False), ("u42", 50, True)):
-        r = client.get(f"/users/{user_id}/recommendations",
-                       params={"k": k, "exclude_seen": str(exclude).lower()})
+        r = client.get(
+            f"/users/{user_id}/recommendations",
+            params={"k": k, "exclude_seen": str(exclude).lower()},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["user_id"] == user_id and body["k"] == k and body["exclude_seen"] is exclude
@@ -44,8 +48,9 @@ def test_recommendations_match_the_recommender(client: TestClient, hnsw_dir: Pat
         assert [x["score"] for x in body["items"]] == pytest.approx(scores.tolist(), abs=1e-6)
 
 
-def test_exclude_seen_default_never_returns_training_items(client: TestClient,
-                                                           hnsw_dir: Path) -> None:
+def test_exclude_seen_default_never_returns_training_items(
+    client: TestClient, hnsw_dir: Path
+) -> None:
     seen = load_seen(hnsw_dir)
     assert seen is not None
     for user_id in seen.users.ids[:40]:
@@ -62,8 +67,10 @@ def test_similar_items_match_the_recommender(client: TestClient, hnsw_dir: Path)
     assert [x["score"] for x in body["items"]] == pytest.approx(sims.tolist(), abs=1e-6)
 
 
-@pytest.mark.parametrize("url,error", [("/users/nobody/recommendations", "unknown_user"),
-                                       ("/items/nothing/similar", "unknown_item")])
+@pytest.mark.parametrize(
+    "url,error",
+    [("/users/nobody/recommendations", "unknown_user"), ("/items/nothing/similar", "unknown_item")],
+)
 def test_unknown_ids_are_404_json(client: TestClient, url: str, error: str) -> None:
     r = client.get(url)
     assert r.status_code == 404
@@ -76,8 +83,7 @@ def test_bad_k_is_422(client: TestClient, k: str) -> None:
     assert client.get(f"/items/i0/similar?k={k}").status_code == 422
 
 
-def test_k_above_catalog_returns_every_eligible_item(client: TestClient,
-                                                     hnsw_dir: Path) -> None:
+def test_k_above_catalog_returns_every_eligible_item(client: TestClient, hnsw_dir: Path) -> None:
     n_items = load_model(hnsw_dir).n_items
     assert n_items < MAX_K
     body = client.get(f"/users/u3/recommendations?k={MAX_K}&exclude_seen=false").json()
@@ -89,8 +95,12 @@ def test_health_docs_and_metrics(client: TestClient, hnsw_dir: Path) -> None:
     assert h["status"] == "ok" and h["model"] == "mf" and h["index"] == "hnsw"
     assert h["n_items"] == load_model(hnsw_dir).n_items
     spec = client.get("/openapi.json").json()
-    assert {"/users/{user_id}/recommendations", "/items/{item_id}/similar", "/healthz",
-            "/metrics"} <= set(spec["paths"])
+    assert {
+        "/users/{user_id}/recommendations",
+        "/items/{item_id}/similar",
+        "/healthz",
+        "/metrics",
+    } <= set(spec["paths"])
     assert client.get("/docs").status_code == 200
     before = client.get("/metrics").text
     client.get("/users/u1/recommendations")
@@ -100,8 +110,11 @@ def test_health_docs_and_metrics(client: TestClient, hnsw_dir: Path) -> None:
     text = r.text
 
     def count(line_start: str, text: str) -> int:
-        return sum(int(float(ln.rsplit(" ", 1)[1])) for ln in text.splitlines()
-                   if ln.startswith(line_start))
+        return sum(
+            int(float(ln.rsplit(" ", 1)[1]))
+            for ln in text.splitlines()
+            if ln.startswith(line_start)
+        )
 
     route = 'route="/users/{user_id}/recommendations"'
     ok = f'dotrec_http_requests_total{{{route},method="GET",status="200"}}'
@@ -112,7 +125,7 @@ def test_health_docs_and_metrics(client: TestClient, hnsw_dir: Path) -> None:
     inf = f'dotrec_http_request_duration_seconds_bucket{{{route},le="+Inf"}}'
     total = f"dotrec_http_request_duration_seconds_count{{{route}}}"
     assert count(inf, text) == count(total, text) >= 2
-    assert 'dotrec_model_info{' in text and 'index="hnsw"' in text
+    assert "dotrec_model_info{" in text and 'index="hnsw"' in text
 
 
 def test_learned_model_service(popularity_dir: Path) -> None:
@@ -134,8 +147,7 @@ def test_state_is_one_shared_object(hnsw_dir: Path) -> None:
     assert state.index_kind == "exact"
 
 
-def test_app_factory_reads_the_environment(hnsw_dir: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_app_factory_reads_the_environment(hnsw_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_MODEL_DIR, raising=False)
     with pytest.raises(ConfigError, match=ENV_MODEL_DIR):
         app_from_env()

@@ -23,21 +23,25 @@ runner = CliRunner()
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from dotrec.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "from dotrec.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_index_build_and_recommend(tmp_path: Path, mf_dir: Path) -> None:
     d = tmp_path / "mf"
     shutil.copytree(mf_dir, d)
-    r = runner.invoke(app, ["index", "build", str(d), "--kind", "ivf", "--nprobe", "4",
-                            "--json"])
+    r = runner.invoke(app, ["index", "build", str(d), "--kind", "ivf", "--nprobe", "4", "--json"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
     assert report["kind"] == "ivf" and report["params"]["nprobe"] == 4
     assert 0 < report["recall@10"] <= 1 and (d / "index-ivf" / "index.faiss").is_file()
-    r = runner.invoke(app, ["recommend", str(d), "--user", "u4", "-k", "5", "--index", "ivf",
-                            "--json"])
+    r = runner.invoke(
+        app, ["recommend", str(d), "--user", "u4", "-k", "5", "--index", "ivf", "--json"]
+    )
     assert r.exit_code == 0, r.output
     body = json.loads(r.stdout)
     items, _ = Recommender.from_dir(d, "ivf").recommend("u4", 5)
@@ -46,15 +50,19 @@ def test_index_build_and_recommend(tmp_path: Path, mf_dir: Path) -> None:
     assert r.exit_code == 0 and "top 10 for user u4" in r.stdout
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["recommend", "{mf}", "--user", "nobody"], "unknown user id 'nobody'"),
-    (["recommend", "{mf}", "--user", "u1", "-k", "0"], "k must be an integer"),
-    (["recommend", "{mf}", "--user", "u1", "--index", "hnsw"], "no hnsw index"),
-    (["index", "build", "{mf}", "--kind", "exact", "--nprobe", "3"], "--nprobe does not apply"),
-    (["serve", "{missing}"], "no such model directory"),
-])
-def test_cli_errors_are_library_errors(tmp_path: Path, mf_dir: Path, args: list[str],
-                                       needle: str) -> None:
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["recommend", "{mf}", "--user", "nobody"], "unknown user id 'nobody'"),
+        (["recommend", "{mf}", "--user", "u1", "-k", "0"], "k must be an integer"),
+        (["recommend", "{mf}", "--user", "u1", "--index", "hnsw"], "no hnsw index"),
+        (["index", "build", "{mf}", "--kind", "exact", "--nprobe", "3"], "--nprobe does not apply"),
+        (["serve", "{missing}"], "no such model directory"),
+    ],
+)
+def test_cli_errors_are_library_errors(
+    tmp_path: Path, mf_dir: Path, args: list[str], needle: str
+) -> None:
     args = [a.format(mf=mf_dir, missing=tmp_path / "missing") for a in args]
     r = runner.invoke(app, args)
     assert isinstance(r.exception, DotrecError) and needle in str(r.exception), r.output
@@ -81,15 +89,26 @@ def _free_port() -> int:
 
 def test_serve_with_workers_starts_answers_and_stops(mf_dir: Path) -> None:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "from dotrec.cli import main; main()",
-                             "serve", str(mf_dir), "--port", str(port), "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from dotrec.cli import main; main()",
+            "serve",
+            str(mf_dir),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/users/u1/recommendations?k=3",
-                              timeout=5)
+                r = httpx.get(f"http://127.0.0.1:{port}/users/u1/recommendations?k=3", timeout=5)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("fastapi")
+from tests.conftest import require
+
+require("fastapi")
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -28,12 +30,15 @@ LOCAL = ("127.0.0.1", 50000)
 
 def int_id_model_dir(path: Path, seed: int = 0) -> Path:
     """An MF over integer raw ids 1000.. (ids are parsed as integers, like MovieLens)."""
-    base = generate(SyntheticConfig(n_users=120, n_items=90, dim=8, interactions_per_user=10,
-                                    seed=0))
-    data = Interactions.from_ids(base.user_index.astype(np.int64) + 1000,
-                                 base.item_index.astype(np.int64) + 1000)
-    MatrixFactorization(embedding_dim=8, epochs=4, learning_rate=0.05, seed=seed,
-                        threads=1).fit(data).save(path, dataset="ints", train=data)
+    base = generate(
+        SyntheticConfig(n_users=120, n_items=90, dim=8, interactions_per_user=10, seed=0)
+    )
+    data = Interactions.from_ids(
+        base.user_index.astype(np.int64) + 1000, base.item_index.astype(np.int64) + 1000
+    )
+    MatrixFactorization(embedding_dim=8, epochs=4, learning_rate=0.05, seed=seed, threads=1).fit(
+        data
+    ).save(path, dataset="ints", train=data)
     return path
 
 
@@ -42,12 +47,11 @@ def int_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return int_id_model_dir(tmp_path_factory.mktemp("ints") / "mf")
 
 
-@pytest.mark.parametrize("fixture,user,item", [("mf_dir", "u0", "i0"),
-                                               ("int_dir", "1000", "1000")])
-def test_hostile_requests_get_4xx(request: pytest.FixtureRequest, fixture: str, user: str,
-                                  item: str) -> None:
-    client = TestClient(create_app(request.getfixturevalue(fixture)),
-                        raise_server_exceptions=False)
+@pytest.mark.parametrize("fixture,user,item", [("mf_dir", "u0", "i0"), ("int_dir", "1000", "1000")])
+def test_hostile_requests_get_4xx(
+    request: pytest.FixtureRequest, fixture: str, user: str, item: str
+) -> None:
+    client = TestClient(create_app(request.getfixturevalue(fixture)), raise_server_exceptions=False)
     probes = hostile_paths(user, item)
     assert len(probes) >= 20
     for p in probes:
@@ -106,8 +110,9 @@ def test_reload_swaps_to_the_new_version(tmp_path: Path, int_dir: Path) -> None:
     assert after != before
 
 
-def test_reload_of_a_corrupt_version_keeps_serving_the_old_one(tmp_path: Path,
-                                                               int_dir: Path) -> None:
+def test_reload_of_a_corrupt_version_keeps_serving_the_old_one(
+    tmp_path: Path, int_dir: Path
+) -> None:
     served, app = serve_copy(int_dir, tmp_path)
     client = TestClient(app, client=LOCAL)
     state = app.state.serving
@@ -155,9 +160,20 @@ def test_requests_during_reloads_never_fail(tmp_path: Path, int_dir: Path) -> No
     assert set(statuses) == {200}
 
 
-@pytest.mark.parametrize("host,loop", [("127.0.0.1", True), ("127.5.5.5", True), ("::1", True),
-                                       ("[::1]", True), ("localhost", True), ("0.0.0.0", False),
-                                       ("::", False), ("203.0.113.9", False), ("", False)])
+@pytest.mark.parametrize(
+    "host,loop",
+    [
+        ("127.0.0.1", True),
+        ("127.5.5.5", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("203.0.113.9", False),
+        ("", False),
+    ],
+)
 def test_loopback_detection(host: str, loop: bool) -> None:
     assert resolves_to_loopback(host) is loop
     if host != "localhost":

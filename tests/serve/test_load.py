@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytest.importorskip("fastapi")
+from tests.conftest import require
+
+require("fastapi")
 
 from dotrec.models import load_seen  # noqa: E402
 from dotrec.recommend import Recommender  # noqa: E402
@@ -48,8 +50,9 @@ def test_load_with_hostile_requests_and_reloads(tmp_path: Path) -> None:
     served = int_id_model_dir(tmp_path / "served")
     seen = load_seen(served)
     assert seen is not None
-    probes = lt.request_mix(seen.users.ids.tolist(), seen.items.ids[0], REQUESTS,
-                            unknown=0.02, hostile=0.05, seed=1)
+    probes = lt.request_mix(
+        seen.users.ids.tolist(), seen.items.ids[0], REQUESTS, unknown=0.02, hostile=0.05, seed=1
+    )
     kinds = {p.kind for p in probes}
     assert kinds == {"known", "unknown", "hostile"}
     port = lt.free_port()
@@ -68,8 +71,7 @@ def test_load_with_hostile_requests_and_reloads(tmp_path: Path) -> None:
         if sys.platform == "linux":
             # Default host: bound to 127.0.0.1 only (0100007F), not to every interface.
             assert listening_addresses(port) == {"0100007F"}
-        result = lt.with_background(new_versions,
-                                    lambda: lt.run_load(base, probes, CONNECTIONS))
+        result = lt.with_background(new_versions, lambda: lt.run_load(base, probes, CONNECTIONS))
         last = httpx.get(base + "/users/1004/recommendations?k=5").json()
     finally:
         lt.stop_server(proc)

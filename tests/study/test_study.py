@@ -16,8 +16,16 @@ from dotrec.study.published import PUBLISHED
 from tests.conftest import planted_split
 
 PNG = b"\x89PNG\r\n\x1a\n"
-CONFIG = StudyConfig(models=("mf", "ials", "gmf"), dims=(4, 8), n_trials=2, n_seeds=2,
-                     epoch_scale=0.1, threads=1, pruner="none", holdout_negatives=20)
+CONFIG = StudyConfig(
+    models=("mf", "ials", "gmf"),
+    dims=(4, 8),
+    n_trials=2,
+    n_seeds=2,
+    epoch_scale=0.1,
+    threads=1,
+    pruner="none",
+    holdout_negatives=20,
+)
 
 
 class Recorder(SilentListener):
@@ -41,8 +49,9 @@ def study(split: Split, tmp_path_factory: pytest.TempPathFactory) -> tuple[Study
 
 def test_every_cell_is_tuned_retrained_and_tested(study: tuple[StudyResult, Path]) -> None:
     result, out = study
-    assert [(c.model, c.size) for c in result.cells] == \
-        [(m, d) for d in CONFIG.dims for m in CONFIG.models]
+    assert [(c.model, c.size) for c in result.cells] == [
+        (m, d) for d in CONFIG.dims for m in CONFIG.models
+    ]
     for cell in result.cells:
         assert cell.tuning.finished == 2 and cell.tuning.best_params
         assert [r.seed for r in cell.runs] == [0, 1]
@@ -66,8 +75,12 @@ def test_report_renders_every_table_and_image(study: tuple[StudyResult, Path]) -
     result, out = study
     md_path, html_path = write_report(result, out)
     md, page = md_path.read_text(), html_path.read_text()
-    for heading in ("## Results", "## Dot product vs learned similarity", "## Figures",
-                    "## Best hyperparameters"):
+    for heading in (
+        "## Results",
+        "## Dot product vs learned similarity",
+        "## Figures",
+        "## Best hyperparameters",
+    ):
         assert heading in md
     tables = re.findall(r"^\| model \| size .*$", md, flags=re.M)
     assert len(tables) == 2  # results and best hyperparameters
@@ -83,11 +96,13 @@ def test_report_renders_every_table_and_image(study: tuple[StudyResult, Path]) -
     embedded = re.findall(r"src='data:image/png;base64,([^']+)'", page)
     assert len(embedded) == 2 and all(base64.b64decode(e).startswith(PNG) for e in embedded)
     assert "published" not in md.split("## Results")[1].split("## Dot")[0].replace(
-        "No published numbers are shown", "")
+        "No published numbers are shown", ""
+    )
 
 
-def test_published_numbers_are_labelled_and_cited(study: tuple[StudyResult, Path],
-                                                  tmp_path: Path) -> None:
+def test_published_numbers_are_labelled_and_cited(
+    study: tuple[StudyResult, Path], tmp_path: Path
+) -> None:
     result, _ = study
     as_ml1m = dataclasses.replace(result, dataset="ml-1m")
     md = write_report(as_ml1m, tmp_path)[0].read_text()
@@ -99,7 +114,8 @@ def test_published_numbers_are_labelled_and_cited(study: tuple[StudyResult, Path
 
 
 def test_comparison_picks_sides_by_holdout_and_says_who_wins(
-        study: tuple[StudyResult, Path]) -> None:
+    study: tuple[StudyResult, Path],
+) -> None:
     from dotrec.study import comparisons
 
     result, _ = study
@@ -115,7 +131,12 @@ def test_comparison_picks_sides_by_holdout_and_says_who_wins(
 def test_bad_study_settings_are_refused() -> None:
     from dotrec.errors import ConfigError
 
-    for bad in (dict(models=("mf", "mf")), dict(dims=(0,)), dict(models=("nope",)),
-                dict(n_seeds=0), dict(metric="auc")):
+    for bad in (
+        dict(models=("mf", "mf")),
+        dict(dims=(0,)),
+        dict(models=("nope",)),
+        dict(n_seeds=0),
+        dict(metric="auc"),
+    ):
         with pytest.raises(ConfigError):
             StudyConfig(**bad)

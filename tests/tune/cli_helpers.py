@@ -16,8 +16,13 @@ REPO = Path(__file__).resolve().parents[2]
 def start_dotrec(*args: str) -> subprocess.Popen[str]:
     """``dotrec ARGS`` as a child process (its output captured)."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(REPO / "src")}
-    return subprocess.Popen([sys.executable, "-c", "from dotrec.cli import main; main()", *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from dotrec.cli import main; main()", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def trials(storage: optuna.storages.BaseStorage, name: str) -> list[FrozenTrial]:
@@ -29,5 +34,8 @@ def trials(storage: optuna.storages.BaseStorage, name: str) -> list[FrozenTrial]
 
 
 def finished(ts: list[FrozenTrial]) -> list[FrozenTrial]:
-    return [t for t in ts if t.state in (optuna.trial.TrialState.COMPLETE,
-                                         optuna.trial.TrialState.PRUNED)]
+    return [
+        t
+        for t in ts
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]

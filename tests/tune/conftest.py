@@ -38,12 +38,15 @@ def split() -> Split:
 def poisoned(split: Split, how: str) -> Split:
     """``split`` with its test data unreadable (``raise``) or replaced by garbage."""
     if how == "raise":
-        return dataclasses.replace(split, test_users=Poison(), test_items=Poison(),
-                                   negatives=Poison())
+        return dataclasses.replace(
+            split, test_users=Poison(), test_items=Poison(), negatives=Poison()
+        )
     r = np.random.default_rng(123)
     return dataclasses.replace(
-        split, test_items=r.integers(0, split.n_items, split.n_test),
-        negatives=r.integers(-10**6, 10**6, split.negatives.shape))
+        split,
+        test_items=r.integers(0, split.n_items, split.n_test),
+        negatives=r.integers(-(10**6), 10**6, split.negatives.shape),
+    )
 
 
 def storage_url(tmp_path: Path, name: str = "optuna.db") -> str:

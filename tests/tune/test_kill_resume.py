@@ -20,8 +20,9 @@ def study_exists(db: Path, name: str) -> bool:
     """True once the child process has created the schema and the study."""
     try:
         with sqlite3.connect(db) as con:
-            return bool(con.execute("SELECT 1 FROM studies WHERE study_name = ?",
-                                    (name,)).fetchall())
+            return bool(
+                con.execute("SELECT 1 FROM studies WHERE study_name = ?", (name,)).fetchall()
+            )
     except sqlite3.OperationalError:  # no file or no tables yet
         return False
 
@@ -29,9 +30,28 @@ def study_exists(db: Path, name: str) -> bool:
 @pytest.mark.slow
 def test_resume_after_sigkill_mid_trial(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = ("tune", "mf", "--dataset", "synthetic", "--dim", "8", "--trials", str(N),
-            "--epoch-scale", "0.3", "--threads", "1", "--pruner", "none", "--heartbeat", "1",
-            "--out", str(tmp_path), "--study", "kill-test")
+    args = (
+        "tune",
+        "mf",
+        "--dataset",
+        "synthetic",
+        "--dim",
+        "8",
+        "--trials",
+        str(N),
+        "--epoch-scale",
+        "0.3",
+        "--threads",
+        "1",
+        "--pruner",
+        "none",
+        "--heartbeat",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--study",
+        "kill-test",
+    )
     proc = start_dotrec(*args)
     storage: optuna.storages.RDBStorage | None = None
     victim = None
@@ -43,17 +63,23 @@ def test_resume_after_sigkill_mid_trial(tmp_path: Path) -> None:
                 continue
             storage = optuna.storages.RDBStorage(url)
         ts = trials(storage, "kill-test")
-        running = [t for t in ts if t.state == TrialState.RUNNING
-                   and t.intermediate_values and len(finished(ts)) >= 2
-                   and t.params["epochs"] - max(t.intermediate_values) >= 3]
+        running = [
+            t
+            for t in ts
+            if t.state == TrialState.RUNNING
+            and t.intermediate_values
+            and len(finished(ts)) >= 2
+            and t.params["epochs"] - max(t.intermediate_values) >= 3
+        ]
         if running:
             proc.kill()  # SIGKILL: no handler runs, the trial stays RUNNING in the storage
             proc.wait()
             victim = running[0]
     assert victim is not None, f"no trial to interrupt; dotrec said: {proc.communicate()}"
     assert storage is not None
-    before = {t.number: (t.state, t.value, t.params)
-              for t in finished(trials(storage, "kill-test"))}
+    before = {
+        t.number: (t.state, t.value, t.params) for t in finished(trials(storage, "kill-test"))
+    }
     assert len(before) >= 2
 
     proc = start_dotrec(*args, "--json")

@@ -34,14 +34,19 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TuneResult, str
 
 
 @pytest.mark.parametrize("how", ["raise", "garbage"])
-def test_tuning_never_reads_the_test_split(clean_run: tuple[TuneResult, str], split: Split,
-                                           tmp_path: Path, how: str) -> None:
+def test_tuning_never_reads_the_test_split(
+    clean_run: tuple[TuneResult, str], split: Split, tmp_path: Path, how: str
+) -> None:
     clean, clean_url = clean_run
     dirty = tune(poisoned(split, how), "mf", n_trials=4, storage=storage_url(tmp_path), **TINY)
-    assert (dirty.best_value, dirty.best_params, dirty.best_trial) == \
-        (clean.best_value, clean.best_params, clean.best_trial)
-    assert trial_values(storage_url(tmp_path), dirty.study_name) == \
-        trial_values(clean_url, clean.study_name)
+    assert (dirty.best_value, dirty.best_params, dirty.best_trial) == (
+        clean.best_value,
+        clean.best_params,
+        clean.best_trial,
+    )
+    assert trial_values(storage_url(tmp_path), dirty.study_name) == trial_values(
+        clean_url, clean.study_name
+    )
 
 
 def test_objective_scores_the_holdout_sampled_protocol(split: Split) -> None:
@@ -74,13 +79,14 @@ def test_other_settings_are_refused(split: Split, tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 def test_waits_for_running_trials_of_other_workers_instead_of_overshooting(
-        split: Split, tmp_path: Path) -> None:
+    split: Split, tmp_path: Path
+) -> None:
     url = storage_url(tmp_path)
-    settings = TuneSettings(model="mf", size=8, dataset=split.name,
-                            train_fingerprint=split.train.fingerprint())
+    settings = TuneSettings(
+        model="mf", size=8, dataset=split.name, train_fingerprint=split.train.fingerprint()
+    )
     study = open_study(open_storage(url, heartbeat=1), "s", settings)
-    study.add_trial(optuna.trial.create_trial(
-        params={}, distributions={}, value=0.5))
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
     other = study.ask()  # another worker's trial, still running
 
     def finish_other() -> None:
@@ -102,8 +108,9 @@ def test_timeout_stops_between_trials_and_a_rerun_goes_on(split: Split, tmp_path
     assert tune(split, "mf", n_trials=3, storage=url, **TINY).finished == 3
 
 
-@pytest.mark.parametrize("bad", [dict(metric="auc"), dict(pruner="sometimes"),
-                                 dict(timeout=-1.0), dict(n_trials=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(metric="auc"), dict(pruner="sometimes"), dict(timeout=-1.0), dict(n_trials=0)]
+)
 def test_bad_settings_are_config_errors(split: Split, tmp_path: Path, bad: dict) -> None:
     kwargs = {**TINY, "n_trials": 1, **bad}
     with pytest.raises(ConfigError):

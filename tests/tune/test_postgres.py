@@ -33,12 +33,33 @@ def postgres_url() -> str:
 
 
 @pytest.mark.slow
-def test_two_workers_finish_n_trials_together_without_duplicates(postgres_url: str,
-                                                                  tmp_path: Path) -> None:
+def test_two_workers_finish_n_trials_together_without_duplicates(
+    postgres_url: str, tmp_path: Path
+) -> None:
     name = f"two-workers-{uuid.uuid4().hex[:8]}"
-    args = ("tune", "mf", "--dataset", "synthetic", "--dim", "8", "--trials", str(N),
-            "--epoch-scale", "0.2", "--threads", "1", "--pruner", "none", "--heartbeat", "2",
-            "--storage", postgres_url, "--study", name, "--json")
+    args = (
+        "tune",
+        "mf",
+        "--dataset",
+        "synthetic",
+        "--dim",
+        "8",
+        "--trials",
+        str(N),
+        "--epoch-scale",
+        "0.2",
+        "--threads",
+        "1",
+        "--pruner",
+        "none",
+        "--heartbeat",
+        "2",
+        "--storage",
+        postgres_url,
+        "--study",
+        name,
+        "--json",
+    )
     workers = [start_dotrec(*args, "--out", str(tmp_path / str(i))) for i in range(2)]
     outputs = [w.communicate(timeout=240) for w in workers]
     storage = open_storage(postgres_url)

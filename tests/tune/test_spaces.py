@@ -28,8 +28,13 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "tuning.md"
 
 
 def test_sizes_follow_the_paper_accounting() -> None:
-    assert [width_for_size(m, 192) for m in ("mf", "ials", "gmf", "mlp", "neumf")] == \
-        [192, 192, 192, 96, 64]
+    assert [width_for_size(m, 192) for m in ("mf", "ials", "gmf", "mlp", "neumf")] == [
+        192,
+        192,
+        192,
+        96,
+        64,
+    ]
     assert (width_for_size("neumf", 64), counted_size("neumf", 64)) == (21, 63)
     assert width_for_size("neumf", 1) == 1
     with pytest.raises(ConfigError):
@@ -74,5 +79,6 @@ def test_docs_list_every_searched_parameter() -> None:
     rows = [r for r in DOCS.read_text().splitlines() if r.startswith("| ")]
     for model, params in SPACES.items():
         for name in params:
-            assert any(model in r.split("|")[1] and f"| {name} |" in r for r in rows), \
+            assert any(model in r.split("|")[1] and f"| {name} |" in r for r in rows), (
                 f"docs/tuning.md does not list {model}.{name}"
+            )

@@ -23,8 +23,24 @@ from dotrec.approx.grid import GridSpec, RunKey, baseline_rmse, run_grid
 from dotrec.approx.report import aggregate, summary_markdown, trends, verdict, write_outputs
 
 __all__ = [
-    "LABEL_STD", "N_FRESH", "PAIRS_PER_USER", "TARGET_STD", "TEST_FRACTION", "DotDataset",
-    "GridSpec", "RunKey", "aggregate", "baseline_rmse", "embedding_sigma", "make_dataset",
-    "pair_dots", "rmse", "run_grid", "sample_pairs", "summary_markdown", "trends", "verdict",
+    "LABEL_STD",
+    "N_FRESH",
+    "PAIRS_PER_USER",
+    "TARGET_STD",
+    "TEST_FRACTION",
+    "DotDataset",
+    "GridSpec",
+    "RunKey",
+    "aggregate",
+    "baseline_rmse",
+    "embedding_sigma",
+    "make_dataset",
+    "pair_dots",
+    "rmse",
+    "run_grid",
+    "sample_pairs",
+    "summary_markdown",
+    "trends",
+    "verdict",
     "write_outputs",
 ]

@@ -56,8 +56,9 @@ def _sorted_unique(codes: IntArray) -> IntArray:
     return codes[keep]
 
 
-def sample_pairs(n_users: int, n_items: int, n_pairs: int,
-                 generator: np.random.Generator) -> tuple[IntArray, IntArray]:
+def sample_pairs(
+    n_users: int, n_items: int, n_pairs: int, generator: np.random.Generator
+) -> tuple[IntArray, IntArray]:
     """Draw ``n_pairs`` distinct (user, item) pairs uniformly, in random order.
 
     Vectorized: pair codes ``user * n_items + item`` are drawn in batches, deduplicated (sort,
@@ -70,8 +71,10 @@ def sample_pairs(n_users: int, n_items: int, n_pairs: int,
     """
     total = n_users * n_items
     if n_pairs < 0 or n_pairs > total:
-        raise ConfigError(f"cannot draw {n_pairs} distinct pairs from {n_users} users x "
-                          f"{n_items} items ({total} pairs)")
+        raise ConfigError(
+            f"cannot draw {n_pairs} distinct pairs from {n_users} users x "
+            f"{n_items} items ({total} pairs)"
+        )
     if 2 * n_pairs >= total:
         codes = generator.permutation(total)[:n_pairs]
     else:
@@ -88,9 +91,13 @@ def sample_pairs(n_users: int, n_items: int, n_pairs: int,
     return codes // n_items, codes % n_items
 
 
-def pair_dots(user_factors: FloatArray, item_factors: FloatArray,
-              users: IntArray | None = None, items: IntArray | None = None,
-              chunk: int = 1 << 16) -> FloatArray:
+def pair_dots(
+    user_factors: FloatArray,
+    item_factors: FloatArray,
+    users: IntArray | None = None,
+    items: IntArray | None = None,
+    chunk: int = 1 << 16,
+) -> FloatArray:
     """Dot products ``<user_factors[users[k]], item_factors[items[k]]>`` for every ``k``.
 
     Without indices, row ``k`` of one matrix meets row ``k`` of the other. Rows are gathered in
@@ -99,9 +106,9 @@ def pair_dots(user_factors: FloatArray, item_factors: FloatArray,
     n = user_factors.shape[0] if users is None else users.shape[0]
     out = np.empty(n, dtype=np.float64)
     for s in range(0, n, chunk):
-        a = user_factors[s:s + chunk] if users is None else user_factors[users[s:s + chunk]]
-        b = item_factors[s:s + chunk] if items is None else item_factors[items[s:s + chunk]]
-        out[s:s + chunk] = np.einsum("ij,ij->i", a, b)
+        a = user_factors[s : s + chunk] if users is None else user_factors[users[s : s + chunk]]
+        b = item_factors[s : s + chunk] if items is None else item_factors[items[s : s + chunk]]
+        out[s : s + chunk] = np.einsum("ij,ij->i", a, b)
     return out
 
 
@@ -157,8 +164,9 @@ class DotDataset:
         return self.fresh_labels if part == "fresh" else self.part(part)[2]
 
 
-def make_dataset(d: int, n_users: int, seed: int, *, repeat: int = 0,
-                 n_fresh: int = N_FRESH) -> DotDataset:
+def make_dataset(
+    d: int, n_users: int, seed: int, *, repeat: int = 0, n_fresh: int = N_FRESH
+) -> DotDataset:
     """Draw the data of one grid cell (``n_items = n_users``), deterministic in its arguments."""
     if n_users < 1:
         raise ConfigError(f"n_users must be >= 1, got {n_users}")
@@ -167,8 +175,10 @@ def make_dataset(d: int, n_users: int, seed: int, *, repeat: int = 0,
     n_items = n_users
     n_pairs = PAIRS_PER_USER * n_users
     if n_pairs > n_users * n_items:
-        raise ConfigError(f"n_users must be >= {PAIRS_PER_USER} to draw {PAIRS_PER_USER} "
-                          f"distinct pairs per user from n_items = n_users, got {n_users}")
+        raise ConfigError(
+            f"n_users must be >= {PAIRS_PER_USER} to draw {PAIRS_PER_USER} "
+            f"distinct pairs per user from n_items = n_users, got {n_users}"
+        )
     sigma = embedding_sigma(d)
     keys = (d, n_users, repeat)
     emb = rng(seed, "approx-dot/embeddings", *keys)
@@ -185,8 +195,15 @@ def make_dataset(d: int, n_users: int, seed: int, *, repeat: int = 0,
     fresh_i = fresh.normal(0.0, sigma, size=(n_fresh, d))
     fresh_y = pair_dots(fresh_u, fresh_i) + fresh.normal(0.0, LABEL_STD, size=n_fresh)
     return DotDataset(
-        user_factors=user_factors, item_factors=item_factors,
-        train_users=users[:n_train], train_items=items[:n_train], train_labels=labels[:n_train],
-        test_users=users[n_train:], test_items=items[n_train:], test_labels=labels[n_train:],
-        fresh_user_factors=fresh_u, fresh_item_factors=fresh_i, fresh_labels=fresh_y,
+        user_factors=user_factors,
+        item_factors=item_factors,
+        train_users=users[:n_train],
+        train_items=items[:n_train],
+        train_labels=labels[:n_train],
+        test_users=users[n_train:],
+        test_items=items[n_train:],
+        test_labels=labels[n_train:],
+        fresh_user_factors=fresh_u,
+        fresh_item_factors=fresh_i,
+        fresh_labels=fresh_y,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,8 +55,7 @@ class RunKey(NamedTuple):
     repeat: int
 
 
-def _positive_distinct(name: str, values: tuple[int, ...], minimum: int = 1,
-                       why: str = "") -> None:
+def _positive_distinct(name: str, values: tuple[int, ...], minimum: int = 1, why: str = "") -> None:
     if not values:
         raise ConfigError(f"{name}: needs at least one value")
     if len(set(values)) != len(values):
@@ -81,8 +81,12 @@ class GridSpec:
 
     def __post_init__(self) -> None:
         _positive_distinct("dims", self.dims)
-        _positive_distinct("users", self.users, PAIRS_PER_USER,
-                           f" ({PAIRS_PER_USER} distinct pairs per user, n_items = n_users)")
+        _positive_distinct(
+            "users",
+            self.users,
+            PAIRS_PER_USER,
+            f" ({PAIRS_PER_USER} distinct pairs per user, n_items = n_users)",
+        )
         _positive_distinct("first_layer_mults", self.first_layer_mults)
         for name in ("repeats", "epochs", "batch_size", "n_fresh"):
             if getattr(self, name) < 1:
@@ -100,13 +104,22 @@ class GridSpec:
 
     def runs(self) -> list[RunKey]:
         """Every run of the grid, in the order :func:`run_grid` computes them."""
-        return [RunKey(d, n, m, r) for d in self.dims for n in self.users
-                for r in range(self.repeats) for m in self.first_layer_mults]
+        return [
+            RunKey(d, n, m, r)
+            for d in self.dims
+            for n in self.users
+            for r in range(self.repeats)
+            for m in self.first_layer_mults
+        ]
 
 
 def _key_of(record: dict[str, Any]) -> RunKey:
-    return RunKey(int(record["d"]), int(record["n_users"]), int(record["first_layer_mult"]),
-                  int(record["repeat"]))
+    return RunKey(
+        int(record["d"]),
+        int(record["n_users"]),
+        int(record["first_layer_mult"]),
+        int(record["repeat"]),
+    )
 
 
 def load_runs(path: Path, settings: dict[str, Any]) -> dict[RunKey, dict[str, Any]]:
@@ -119,23 +132,38 @@ def load_runs(path: Path, settings: dict[str, Any]) -> dict[RunKey, dict[str, An
             raise ArtifactError(f"{path}: not a {FORMAT} results file")
         runs = {_key_of(r): r for r in doc["runs"]}
         recorded = doc["settings"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError,
-            AttributeError) as e:
-        raise ArtifactError(f"{path}: unreadable results file ({e}); move it away to start "
-                            "afresh") from None
+    except (
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+    ) as e:
+        raise ArtifactError(
+            f"{path}: unreadable results file ({e}); move it away to start afresh"
+        ) from None
     if recorded != settings:
-        diff = ", ".join(f"{k}={recorded.get(k)!r} (now {settings.get(k)!r})"
-                         for k in sorted(set(recorded) | set(settings))
-                         if recorded.get(k) != settings.get(k))
-        raise ConfigError(f"{path} holds results computed with other settings: {diff}; use "
-                          "another --out directory or the same settings")
+        diff = ", ".join(
+            f"{k}={recorded.get(k)!r} (now {settings.get(k)!r})"
+            for k in sorted(set(recorded) | set(settings))
+            if recorded.get(k) != settings.get(k)
+        )
+        raise ConfigError(
+            f"{path} holds results computed with other settings: {diff}; use "
+            "another --out directory or the same settings"
+        )
     return runs
 
 
 def save_runs(path: Path, settings: dict[str, Any], runs: dict[RunKey, dict[str, Any]]) -> None:
     """Write every recorded run to ``path`` atomically, in grid order."""
-    doc = {"format": FORMAT, "dotrec_version": __version__, "settings": settings,
-           "runs": [runs[k] for k in sorted(runs)]}
+    doc = {
+        "format": FORMAT,
+        "dotrec_version": __version__,
+        "settings": settings,
+        "runs": [runs[k] for k in sorted(runs)],
+    }
     atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
 
 
@@ -149,10 +177,19 @@ def baseline_rmse(data: DotDataset) -> dict[str, float]:
     return out
 
 
-def run_grid(spec: GridSpec, out_dir: str | Path, *, device: str = "cpu", threads: int = 1,
-             on_epoch: Callable[[RunKey, int], Any] | None = None,
-             on_run: Callable[[RunKey, dict[str, Any], bool], Any] | None = None,
-             ) -> list[dict[str, Any]]:
+def _report_epoch(on_epoch: Callable[[RunKey, int], Any], key: RunKey, epoch: int) -> None:
+    on_epoch(key, epoch)
+
+
+def run_grid(
+    spec: GridSpec,
+    out_dir: str | Path,
+    *,
+    device: str = "cpu",
+    threads: int = 1,
+    on_epoch: Callable[[RunKey, int], Any] | None = None,
+    on_run: Callable[[RunKey, dict[str, Any], bool], Any] | None = None,
+) -> list[dict[str, Any]]:
     """Run every run of ``spec`` not yet recorded in ``out_dir/results.json``; return all of them.
 
     ``on_epoch(key, epoch)`` reports training progress; ``on_run(key, record, cached)`` is
@@ -176,20 +213,35 @@ def run_grid(spec: GridSpec, out_dir: str | Path, *, device: str = "cpu", thread
             continue
         if data_key != (key.d, key.n_users, key.repeat):
             data = None  # free the previous cell's data before drawing the next
-            data = make_dataset(key.d, key.n_users, spec.seed, repeat=key.repeat,
-                                n_fresh=spec.n_fresh)
+            data = make_dataset(
+                key.d, key.n_users, spec.seed, repeat=key.repeat, n_fresh=spec.n_fresh
+            )
             data_key = (key.d, key.n_users, key.repeat)
             baseline = baseline_rmse(data)
         assert data is not None
         fit = train_mlp(
-            data, key.first_layer_mult, seed=spec.seed, repeat=key.repeat, epochs=spec.epochs,
-            batch_size=spec.batch_size, learning_rate=spec.learning_rate, device=device,
+            data,
+            key.first_layer_mult,
+            seed=spec.seed,
+            repeat=key.repeat,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            learning_rate=spec.learning_rate,
+            device=device,
             threads=threads,
-            on_epoch=None if on_epoch is None else (lambda e, k=key: on_epoch(k, e)))
-        record = {**key._asdict(), "mlp_train": fit.train_rmse, "mlp_test": fit.test_rmse,
-                  "mlp_fresh": fit.fresh_rmse, **baseline, "seconds": round(fit.seconds, 3),
-                  "cpu_seconds": round(fit.cpu_seconds, 3),
-                  "device": device, "threads": threads}
+            on_epoch=None if on_epoch is None else partial(_report_epoch, on_epoch, key),
+        )
+        record = {
+            **key._asdict(),
+            "mlp_train": fit.train_rmse,
+            "mlp_test": fit.test_rmse,
+            "mlp_fresh": fit.fresh_rmse,
+            **baseline,
+            "seconds": round(fit.seconds, 3),
+            "cpu_seconds": round(fit.cpu_seconds, 3),
+            "device": device,
+            "threads": threads,
+        }
         runs[key] = record
         save_runs(path, settings, runs)
         if on_run is not None:

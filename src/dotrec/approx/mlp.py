@@ -69,8 +69,13 @@ def _build_mlp(sizes: list[int], generator: torch.Generator) -> torch.nn.Sequent
     return torch.nn.Sequential(*layers)
 
 
-def _predict(net: torch.nn.Module, user_f: torch.Tensor, item_f: torch.Tensor,
-             users: IntArray | None = None, items: IntArray | None = None) -> FloatArray:
+def _predict(
+    net: torch.nn.Module,
+    user_f: torch.Tensor,
+    item_f: torch.Tensor,
+    users: IntArray | None = None,
+    items: IntArray | None = None,
+) -> FloatArray:
     """MLP outputs for pairs ``(user_f[users[k]], item_f[items[k]])``, or row k with row k."""
     import torch
 
@@ -79,20 +84,29 @@ def _predict(net: torch.nn.Module, user_f: torch.Tensor, item_f: torch.Tensor,
 
     def rows(f: torch.Tensor, idx: IntArray | None, s: int) -> torch.Tensor:
         if idx is None:
-            return f[s:s + EVAL_BATCH]
-        return f[torch.as_tensor(idx[s:s + EVAL_BATCH], device=f.device)]
+            return f[s : s + EVAL_BATCH]
+        return f[torch.as_tensor(idx[s : s + EVAL_BATCH], device=f.device)]
 
     with torch.inference_mode():
         for s in range(0, size, EVAL_BATCH):
             x = torch.cat((rows(user_f, users, s), rows(item_f, items, s)), dim=1)
-            out[s:s + EVAL_BATCH] = net(x).squeeze(1).double().cpu().numpy()
+            out[s : s + EVAL_BATCH] = net(x).squeeze(1).double().cpu().numpy()
     return out
 
 
-def train_mlp(data: DotDataset, first_layer_mult: int, *, seed: int, repeat: int = 0,
-              epochs: int = 32, batch_size: int = 256, learning_rate: float = 1e-3,
-              device: str = "cpu", threads: int = 1,
-              on_epoch: Callable[[int], Any] | None = None) -> MLPFit:
+def train_mlp(
+    data: DotDataset,
+    first_layer_mult: int,
+    *,
+    seed: int,
+    repeat: int = 0,
+    epochs: int = 32,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    device: str = "cpu",
+    threads: int = 1,
+    on_epoch: Callable[[int], Any] | None = None,
+) -> MLPFit:
     """Train the MLP on ``data``'s train pairs and return its RMSE on train, test and fresh.
 
     ``on_epoch(epoch)`` is called after each epoch (1-based). ``threads`` sets torch's intra-op
@@ -101,8 +115,10 @@ def train_mlp(data: DotDataset, first_layer_mult: int, *, seed: int, repeat: int
     import torch
 
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
-        raise ConfigError(f"need epochs >= 1, batch_size >= 1 and learning_rate > 0, got "
-                          f"{epochs}, {batch_size}, {learning_rate}")
+        raise ConfigError(
+            f"need epochs >= 1, batch_size >= 1 and learning_rate > 0, got "
+            f"{epochs}, {batch_size}, {learning_rate}"
+        )
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     dev_name = resolve_device(device)
@@ -116,14 +132,16 @@ def train_mlp(data: DotDataset, first_layer_mult: int, *, seed: int, repeat: int
         dev = torch.device(dev_name)
 
         def tensor(a: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(a, device=dev,
-                                   dtype=torch.float32 if a.dtype.kind == "f" else torch.long)
+            return torch.as_tensor(
+                a, device=dev, dtype=torch.float32 if a.dtype.kind == "f" else torch.long
+            )
 
         user_f, item_f = tensor(data.user_factors), tensor(data.item_factors)
         users, items = tensor(data.train_users), tensor(data.train_items)
         labels = tensor(data.train_labels)
-        net = _build_mlp(sizes, torch.Generator().manual_seed(
-            int_seed(seed, "approx-dot/mlp-init", *keys))).to(dev)
+        net = _build_mlp(
+            sizes, torch.Generator().manual_seed(int_seed(seed, "approx-dot/mlp-init", *keys))
+        ).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=learning_rate, fused=True)
         order = torch.Generator().manual_seed(int_seed(seed, "approx-dot/mlp-order", *keys))
         n = users.shape[0]
@@ -131,9 +149,13 @@ def train_mlp(data: DotDataset, first_layer_mult: int, *, seed: int, repeat: int
             perm = torch.randperm(n, generator=order).to(dev)
             ep_users, ep_items, ep_labels = users[perm], items[perm], labels[perm]
             for s in range(0, n, batch_size):
-                x = torch.cat((user_f[ep_users[s:s + batch_size]],
-                               item_f[ep_items[s:s + batch_size]]), dim=1)
-                loss = torch.nn.functional.mse_loss(net(x).squeeze(1), ep_labels[s:s + batch_size])
+                x = torch.cat(
+                    (user_f[ep_users[s : s + batch_size]], item_f[ep_items[s : s + batch_size]]),
+                    dim=1,
+                )
+                loss = torch.nn.functional.mse_loss(
+                    net(x).squeeze(1), ep_labels[s : s + batch_size]
+                )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -141,14 +163,22 @@ def train_mlp(data: DotDataset, first_layer_mult: int, *, seed: int, repeat: int
                 on_epoch(epoch)
 
         net.eval()
-        result = {part: rmse(_predict(net, user_f, item_f, *data.part(part)[:2]),
-                             data.labels(part)) for part in ("train", "test")}
-        result["fresh"] = rmse(_predict(net, tensor(data.fresh_user_factors),
-                                        tensor(data.fresh_item_factors)), data.fresh_labels)
+        result = {
+            part: rmse(_predict(net, user_f, item_f, *data.part(part)[:2]), data.labels(part))
+            for part in ("train", "test")
+        }
+        result["fresh"] = rmse(
+            _predict(net, tensor(data.fresh_user_factors), tensor(data.fresh_item_factors)),
+            data.fresh_labels,
+        )
         if not all(np.isfinite(v) for v in result.values()):
             raise DotrecError(f"MLP training diverged (RMSE {result}); lower the learning rate")
-        return MLPFit(train_rmse=result["train"], test_rmse=result["test"],
-                      fresh_rmse=result["fresh"], seconds=time.perf_counter() - start,
-                      cpu_seconds=time.process_time() - cpu_start)
+        return MLPFit(
+            train_rmse=result["train"],
+            test_rmse=result["test"],
+            fresh_rmse=result["fresh"],
+            seconds=time.perf_counter() - start,
+            cpu_seconds=time.process_time() - cpu_start,
+        )
     finally:
         torch.set_num_threads(old_threads)

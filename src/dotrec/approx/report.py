@@ -63,15 +63,18 @@ def cells_csv(cells: Sequence[Cell]) -> str:
         writer = csv.DictWriter(buf, fieldnames=list(cells[0]), lineterminator="\n")
         writer.writeheader()
         for c in cells:
-            writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v
-                             for k, v in c.items()})
+            writer.writerow(
+                {k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in c.items()}
+            )
     return buf.getvalue()
 
 
 def cells_json(cells: Sequence[Cell], meta: dict[str, Any]) -> str:
     """The cells and ``meta`` as JSON text (NaN written as null)."""
-    clean = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in c.items()}
-             for c in cells]
+    clean = [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in c.items()}
+        for c in cells
+    ]
     return json.dumps({**meta, "cells": clean}, indent=1) + "\n"
 
 
@@ -124,10 +127,16 @@ def trends(cells: Sequence[Cell]) -> list[Trends]:
     out = []
     for m in sorted({c["first_layer_mult"] for c in cells}):
         dims, users, t = _excess_table(cells, m)
-        along_d = [Change(n, dims[0], dims[-1], t[0, j], t[-1, j])
-                   for j, n in enumerate(users) if len(dims) > 1]
-        along_users = [Change(d, users[0], users[-1], t[k, 0], t[k, -1])
-                       for k, d in enumerate(dims) if len(users) > 1]
+        along_d = [
+            Change(n, dims[0], dims[-1], t[0, j], t[-1, j])
+            for j, n in enumerate(users)
+            if len(dims) > 1
+        ]
+        along_users = [
+            Change(d, users[0], users[-1], t[k, 0], t[k, -1])
+            for k, d in enumerate(dims)
+            if len(users) > 1
+        ]
         reference = float(t[0, 0])
         needed: dict[int, int | None] = {}
         for k, d in enumerate(dims):
@@ -142,15 +151,19 @@ def verdict(tr: Sequence[Trends]) -> str:
     along_d = [c for t in tr for c in t.along_d]
     along_users = [c for t in tr for c in t.along_users]
     if not along_d or not along_users:
-        return ("not judged: the grid needs at least two values of d and two of n_users to "
-                "compare trends")
+        return (
+            "not judged: the grid needs at least two values of d and two of n_users to "
+            "compare trends"
+        )
     grows = sum(c.delta > 0 for c in along_d)
     shrinks = sum(c.delta < 0 for c in along_users)
-    detail = (f"the excess grows from the smallest to the largest d in {grows} of "
-              f"{len(along_d)} comparisons and shrinks from the fewest to the most users in "
-              f"{shrinks} of {len(along_users)}")
+    detail = (
+        f"the excess grows from the smallest to the largest d in {grows} of "
+        f"{len(along_d)} comparisons and shrinks from the fewest to the most users in "
+        f"{shrinks} of {len(along_users)}"
+    )
     if grows == len(along_d) and shrinks == len(along_users):
-        return (f"matches the paper's finding (an MLP needs far more data as d grows): {detail}")
+        return f"matches the paper's finding (an MLP needs far more data as d grows): {detail}"
     if grows == 0 and shrinks == 0:
         return f"does not match the paper's finding: {detail}"
     return f"matches the paper's finding only in part: {detail}"
@@ -163,8 +176,11 @@ def _pm(mean: float, std: float, digits: int = 4) -> str:
 def _within(cells: Sequence[Cell], key: str, target: float) -> str:
     vals = [c[key] for c in cells]
     outside = sum(abs(v - target) > BASELINE_TOLERANCE for v in vals)
-    status = (f"all {len(vals)} cells within {target} ± {BASELINE_TOLERANCE}" if not outside
-              else f"{outside} of {len(vals)} cells outside {target} ± {BASELINE_TOLERANCE}")
+    status = (
+        f"all {len(vals)} cells within {target} ± {BASELINE_TOLERANCE}"
+        if not outside
+        else f"{outside} of {len(vals)} cells outside {target} ± {BASELINE_TOLERANCE}"
+    )
     return f"{min(vals):.4f} to {max(vals):.4f} ({status})"
 
 
@@ -207,24 +223,37 @@ def summary_markdown(cells: Sequence[Cell], meta: dict[str, Any]) -> str:
         lines.append(f"first_layer_mult = {t.first_layer_mult}:")
         lines.append("")
         if t.along_d:
-            parts = ", ".join(f"{c.fixed} users {c.start_excess:.4f} → {c.end_excess:.4f} "
-                              f"({c.delta:+.4f})" for c in t.along_d)
-            lines.append(f"- With d (d = {t.along_d[0].start} → {t.along_d[0].end}): grows in "
-                         f"{t.grows_with_d} of {len(t.along_d)} user counts; {parts}.")
+            parts = ", ".join(
+                f"{c.fixed} users {c.start_excess:.4f} → {c.end_excess:.4f} ({c.delta:+.4f})"
+                for c in t.along_d
+            )
+            lines.append(
+                f"- With d (d = {t.along_d[0].start} → {t.along_d[0].end}): grows in "
+                f"{t.grows_with_d} of {len(t.along_d)} user counts; {parts}."
+            )
         if t.along_users:
-            parts = ", ".join(f"d = {c.fixed} {c.start_excess:.4f} → {c.end_excess:.4f} "
-                              f"({c.delta:+.4f})" for c in t.along_users)
-            lines.append(f"- With n_users ({t.along_users[0].start} → {t.along_users[0].end}): "
-                         f"shrinks in {t.shrinks_with_users} of {len(t.along_users)} "
-                         f"dimensions; {parts}.")
+            parts = ", ".join(
+                f"d = {c.fixed} {c.start_excess:.4f} → {c.end_excess:.4f} ({c.delta:+.4f})"
+                for c in t.along_users
+            )
+            lines.append(
+                f"- With n_users ({t.along_users[0].start} → {t.along_users[0].end}): "
+                f"shrinks in {t.shrinks_with_users} of {len(t.along_users)} "
+                f"dimensions; {parts}."
+            )
         largest_users = max(c["n_users"] for c in cells)
         d0 = min(t.users_needed)
         n0 = min(c["n_users"] for c in cells if c["first_layer_mult"] == t.first_layer_mult)
-        needed = "; ".join(f"d = {d}: {n} users" if n is not None else
-                           f"d = {d}: more than {largest_users} users (not reached)"
-                           for d, n in t.users_needed.items())
-        lines.append(f"- Data needed to bring the excess down to {t.reference:.4f} (d = {d0} at "
-                     f"{n0} users): {needed}.")
+        needed = "; ".join(
+            f"d = {d}: {n} users"
+            if n is not None
+            else f"d = {d}: more than {largest_users} users (not reached)"
+            for d, n in t.users_needed.items()
+        )
+        lines.append(
+            f"- Data needed to bring the excess down to {t.reference:.4f} (d = {d0} at "
+            f"{n0} users): {needed}."
+        )
         lines.append("")
     lines += ["## Verdict", "", f"This grid {verdict(tr)}.", ""]
     return "\n".join(lines)
@@ -267,8 +296,9 @@ def plot_heatmaps(cells: Sequence[Cell], out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | Path, spec: GridSpec,
-                  device: str) -> dict[str, Path]:
+def write_outputs(
+    records: Sequence[dict[str, Any]], out_dir: str | Path, spec: GridSpec, device: str
+) -> dict[str, Path]:
     """Write ``cells.csv``, ``cells.json``, ``summary.md`` and the heatmaps; return their paths."""
     out = Path(out_dir)
     cells = aggregate(records)

@@ -5,21 +5,21 @@ from __future__ import annotations
 import importlib
 import sys
 
-from dotrec.cli.app import STATE, app, err_console
-from dotrec.errors import DotrecError
+from dotrec.cli import approx as _approx  # noqa: E402,F401
+from dotrec.cli import bench as _bench  # noqa: E402,F401
+from dotrec.cli import compare as _compare  # noqa: E402,F401
 
 # Subcommand modules register their commands on `app` when imported (one line each).
 from dotrec.cli import data as _data  # noqa: E402,F401
-from dotrec.cli import train as _train  # noqa: E402,F401
 from dotrec.cli import evaluate as _evaluate  # noqa: E402,F401
-from dotrec.cli import compare as _compare  # noqa: E402,F401
-from dotrec.cli import approx as _approx  # noqa: E402,F401
-from dotrec.cli import tune as _tune  # noqa: E402,F401
-from dotrec.cli import study as _study  # noqa: E402,F401
 from dotrec.cli import index as _index  # noqa: E402,F401
 from dotrec.cli import recommend as _recommend  # noqa: E402,F401
 from dotrec.cli import serve as _serve  # noqa: E402,F401
-from dotrec.cli import bench as _bench  # noqa: E402,F401
+from dotrec.cli import study as _study  # noqa: E402,F401
+from dotrec.cli import train as _train  # noqa: E402,F401
+from dotrec.cli import tune as _tune  # noqa: E402,F401
+from dotrec.cli.app import STATE, app, err_console
+from dotrec.errors import DotrecError
 
 
 def main() -> None:
@@ -42,9 +42,11 @@ def main() -> None:
         if isinstance(e, usage) and not verbose:
             ctx = getattr(e, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            err_console.print(f"[bold red]error:[/] {e.format_message()}{hint}",
-                              highlight=False, soft_wrap=True)
-            sys.exit(2 if e.exit_code == 2 else e.exit_code)
+            message = e.format_message()  # type: ignore[attr-defined]
+            err_console.print(
+                f"[bold red]error:[/] {message}{hint}", highlight=False, soft_wrap=True
+            )
+            sys.exit(int(getattr(e, "exit_code", 2)))
         if isinstance(e, abort):
             sys.exit(1)
         raise

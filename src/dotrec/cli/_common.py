@@ -23,8 +23,7 @@ from dotrec.data.splits import Split
 from dotrec.errors import ConfigError
 
 
-def load_split(dataset: str, data_dir: Path | None, seed: int = 0,
-               fmt: str | None = None) -> Split:
+def load_split(dataset: str, data_dir: Path | None, seed: int = 0, fmt: str | None = None) -> Split:
     """Load ``--dataset`` with a status line on stderr (large files take a second or two)."""
     with err_console.status(f"loading {dataset} ..."):
         return load_dataset(dataset, data_dir, seed=seed, fmt=fmt)
@@ -39,19 +38,25 @@ def check_model_out(out: Path | None, force: bool) -> None:
     if out is None or not (out.exists() or out.is_symlink()):
         return
     if not written_by_dotrec(out, META_FILE, FORMAT):
-        raise ConfigError(f"--out {out} exists and is not a dotrec model directory; choose "
-                          "another path (nothing there was changed)")
+        raise ConfigError(
+            f"--out {out} exists and is not a dotrec model directory; choose "
+            "another path (nothing there was changed)"
+        )
     if not force:
-        raise ConfigError(f"--out {out} already holds a dotrec model; pass --force to replace "
-                          "it")
+        raise ConfigError(f"--out {out} already holds a dotrec model; pass --force to replace it")
 
 
 def epoch_progress(transient: bool = False) -> Progress:
     """A Rich progress bar for epochs (on stderr, so --json output stays clean)."""
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err_console, transient=transient,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
     )
 
 
@@ -60,12 +65,16 @@ def fmt_metric(summary: dict[str, Any], key: str) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def results_table(rows: Iterable[tuple[str, dict[str, dict[str, Any]], float | None]],
-                  k: int, title: str = "Evaluation") -> Table:
+def results_table(
+    rows: Iterable[tuple[str, dict[str, dict[str, Any]], float | None]],
+    k: int,
+    title: str = "Evaluation",
+) -> Table:
     """A table with one row per model: sampled HR/NDCG, full HR/NDCG/MRR, fit time."""
     rows = list(rows)
-    ses = [se for _, res, _ in rows for s in res.values()
-           for se in (s.get("stderr") or {}).values()]
+    ses = [
+        se for _, res, _ in rows for s in res.values() for se in (s.get("stderr") or {}).values()
+    ]
     caption = f"standard errors over users <= {max(ses):.4f}" if ses else None
     t = Table(title=title, caption=caption)
     t.add_column("model", no_wrap=True)
@@ -77,9 +86,15 @@ def results_table(rows: Iterable[tuple[str, dict[str, dict[str, Any]], float | N
     t.add_column("fit s", justify="right")
     for name, res, fit_s in rows:
         s, f = res.get("sampled", {}), res.get("full", {})
-        t.add_row(name, fmt_metric(s, f"hr@{k}"), fmt_metric(s, f"ndcg@{k}"),
-                  fmt_metric(f, f"hr@{k}"), fmt_metric(f, f"ndcg@{k}"),
-                  fmt_metric(f, "mrr"), "-" if fit_s is None else f"{fit_s:.1f}")
+        t.add_row(
+            name,
+            fmt_metric(s, f"hr@{k}"),
+            fmt_metric(s, f"ndcg@{k}"),
+            fmt_metric(f, f"hr@{k}"),
+            fmt_metric(f, f"ndcg@{k}"),
+            fmt_metric(f, "mrr"),
+            "-" if fit_s is None else f"{fit_s:.1f}",
+        )
     return t
 
 

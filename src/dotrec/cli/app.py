@@ -19,7 +19,7 @@ from dotrec.errors import ConfigError
 app = typer.Typer(
     name="dotrec",
     help="Recommendation with embeddings: dot product vs learned similarity, tuned fairly, "
-         "evaluated exactly, served with MIPS.",
+    "evaluated exactly, served with MIPS.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,39 +40,54 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v",
-                                       help="Show tracebacks on errors."),
-          version: bool = typer.Option(False, "--version", is_eager=True,
-                                       callback=_print_version,
-                                       help="Print dotrec's version and exit.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print dotrec's version and exit.",
+    ),
+) -> None:
     STATE["verbose"] = verbose
 
 
 def data_dir_option() -> Path | None:
     """The ``--data-dir`` option shared by commands that read datasets."""
-    return typer.Option(None, "--data-dir", envvar="DOTREC_DATA_DIR",
-                        help="Where dataset files live (default: $DOTREC_DATA_DIR, else a "
-                             "per-user cache directory).")
+    return typer.Option(
+        None,
+        "--data-dir",
+        envvar="DOTREC_DATA_DIR",
+        help="Where dataset files live (default: $DOTREC_DATA_DIR, else a "
+        "per-user cache directory).",
+    )
 
 
 def optimizer_option(default: str | None = "adam") -> Any:
     """``--optimizer`` of the torch models (GMF, MLP, NeuMF)."""
-    return typer.Option(default, "--optimizer",
-                        help="GMF/MLP/NeuMF optimizer: adam (dense, the paper's) or lazy_adam "
-                             "(touched embedding rows only; faster).")
+    return typer.Option(
+        default,
+        "--optimizer",
+        help="GMF/MLP/NeuMF optimizer: adam (dense, the paper's) or lazy_adam "
+        "(touched embedding rows only; faster).",
+    )
 
 
 def precision_option(default: str | None = "fp32") -> Any:
     """``--precision`` of the torch models."""
-    return typer.Option(default, "--precision",
-                        help="GMF/MLP/NeuMF: fp32, or bf16 for the MLP tower's products.")
+    return typer.Option(
+        default, "--precision", help="GMF/MLP/NeuMF: fp32, or bf16 for the MLP tower's products."
+    )
 
 
 def device_option(default: str | None = "cpu") -> Any:
     """``--device`` of the torch models."""
-    return typer.Option(default, "--device",
-                        help="GMF/MLP/NeuMF training device: cpu, cuda or auto (CUDA when "
-                             "torch sees a GPU).")
+    return typer.Option(
+        default,
+        "--device",
+        help="GMF/MLP/NeuMF training device: cpu, cuda or auto (CUDA when torch sees a GPU).",
+    )
 
 
 def torch_options(model: str, optimizer: str, precision: str, device: str) -> dict[str, str]:
@@ -82,17 +97,18 @@ def torch_options(model: str, optimizer: str, precision: str, device: str) -> di
     from dotrec.models.ncf import OPTIMIZERS
 
     if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                          f"got {optimizer!r}")
+        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     check_precision(precision)
     check_device(device)
     chosen = {"optimizer": optimizer, "precision": precision, "device": device}
     if model not in ("gmf", "mlp", "neumf"):
-        changed = [k for k, v in chosen.items() if v != {"optimizer": "adam", "precision": "fp32",
-                                                          "device": "cpu"}[k]]
+        changed = [
+            k
+            for k, v in chosen.items()
+            if v != {"optimizer": "adam", "precision": "fp32", "device": "cpu"}[k]
+        ]
         if changed:
-            raise ConfigError(f"--{changed[0]} applies to gmf, mlp and neumf only, not "
-                              f"{model!r}")
+            raise ConfigError(f"--{changed[0]} applies to gmf, mlp and neumf only, not {model!r}")
     return chosen
 
 

@@ -30,22 +30,26 @@ QUICK_SETTINGS: dict[str, dict[str, Any]] = {
 @app.command("compare")
 def compare_cmd(
     models: str = typer.Option("popularity,mf", help="Comma-separated model names."),
-    dataset: str = typer.Option("synthetic", "--dataset", "-d",
-                                help="Registry name, NCF prefix, or ratings file."),
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
+    ),
     data_dir: Path | None = data_dir_option(),
     seed: int = typer.Option(0, help="Random seed for every model and the split."),
     threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
     k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
-    out: Path | None = typer.Option(None, "--out", "-o",
-                                    help="Directory for one saved model per name."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Directory for one saved model per name."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Train MODELS with quick settings on one dataset and print both protocols side by side."""
     names = [m.strip() for m in models.split(",") if m.strip()]
     unknown = [n for n in names if n not in MODELS]
     if unknown or not names:
-        raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from "
-                          f"{', '.join(sorted(MODELS))}")
+        raise ConfigError(
+            f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from "
+            f"{', '.join(sorted(MODELS))}"
+        )
     split = load_split(dataset, data_dir, seed)
     rows = []
     for name in names:
@@ -68,5 +72,11 @@ def compare_cmd(
     if as_json:
         console.out(json.dumps({n: {"results": r, "fit_seconds": t} for n, r, t in rows}))
         return
-    print_table(results_table(rows, k, title=f"{split.name}: sampled ({split.negatives.shape[1]} "
-                                             "negatives) and full-catalog leave-one-out"))
+    print_table(
+        results_table(
+            rows,
+            k,
+            title=f"{split.name}: sampled ({split.negatives.shape[1]} "
+            "negatives) and full-catalog leave-one-out",
+        )
+    )

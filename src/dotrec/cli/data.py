@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from dotrec.cli._common import load_split
@@ -35,20 +36,26 @@ def list_cmd(data_dir: Path | None = data_dir_option()) -> None:
 
 
 @data_app.command("info")
-def info_cmd(name: str = typer.Argument(..., help="Registry name or path."),
-             data_dir: Path | None = data_dir_option(),
-             seed: int = typer.Option(0, help="Split seed (raw and synthetic datasets)."),
-             as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def info_cmd(
+    name: str = typer.Argument(..., help="Registry name or path."),
+    data_dir: Path | None = data_dir_option(),
+    seed: int = typer.Option(0, help="Split seed (raw and synthetic datasets)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Print users, items, interactions, density and split sizes of a dataset."""
     split = load_split(name, data_dir, seed)
     tr = split.train
     info = {
-        "name": split.name, "users": tr.n_users, "items": tr.n_items,
+        "name": split.name,
+        "users": tr.n_users,
+        "items": tr.n_items,
         "interactions": tr.n_interactions + split.n_test,
-        "train_interactions": tr.n_interactions, "test_users": split.n_test,
+        "train_interactions": tr.n_interactions,
+        "test_users": split.n_test,
         "eval_negatives": int(split.negatives.shape[1]),
         "density": (tr.n_interactions + split.n_test) / max(1, tr.n_users * tr.n_items),
-        "timestamps": tr.timestamps is not None, "duplicates_merged": tr.n_duplicates_merged,
+        "timestamps": tr.timestamps is not None,
+        "duplicates_merged": tr.n_duplicates_merged,
     }
     if as_json:
         console.print_json(json.dumps(info))
@@ -60,20 +67,26 @@ def info_cmd(name: str = typer.Argument(..., help="Registry name or path."),
 
 
 @data_app.command("download")
-def download_cmd(name: str = typer.Argument(..., help="Registered dataset name."),
-                 data_dir: Path | None = data_dir_option(),
-                 mirror: str | None = typer.Option(None, help="Base URL serving NAME/FILE "
-                                                   "directly, instead of the upstream URLs."),
-                 force: bool = typer.Option(False, help="Fetch even if a verified copy exists.")
-                 ) -> None:
+def download_cmd(
+    name: str = typer.Argument(..., help="Registered dataset name."),
+    data_dir: Path | None = data_dir_option(),
+    mirror: str | None = typer.Option(
+        None, help="Base URL serving NAME/FILE directly, instead of the upstream URLs."
+    ),
+    force: bool = typer.Option(False, help="Fetch even if a verified copy exists."),
+) -> None:
     """Fetch a dataset's public files with a checksum check and atomic writes."""
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
     from dotrec.data.download import download
 
-    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-                  console=err_console) as progress:
-        tasks: dict[str, int] = {}
+    with Progress(
+        *Progress.get_default_columns(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
 
         def report(label: str, done: int, total: int | None) -> None:
             if label not in tasks:

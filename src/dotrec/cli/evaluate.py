@@ -35,8 +35,10 @@ def evaluate_cmd(
     split = load_split(dataset, data_dir, seed, fmt)
     check_compatible(model, split.train, str(model_dir))
     if model.train_fingerprint and model.train_fingerprint != split.train.fingerprint():
-        err_console.print(f"warning: {model_dir} was trained on different interactions than "
-                          f"{split.name}'s training set")
+        err_console.print(
+            f"warning: {model_dir} was trained on different interactions than "
+            f"{split.name}'s training set"
+        )
     res = {p: r.summary() for p, r in evaluate(model, split, protocol=protocol, k=k).items()}
     if as_json:
         for r in res.values():

@@ -17,10 +17,12 @@ def recommend_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory written by `dotrec train`."),
     user: str = typer.Option(..., "--user", "-u", help="Raw user id."),
     k: int = typer.Option(10, "-k", help="Number of items."),
-    index: str | None = typer.Option(None, "--index", help="Saved index to search: exact, "
-                                                           "hnsw or ivf (default exact)."),
-    include_seen: bool = typer.Option(False, "--include-seen",
-                                      help="Also return the user's training items."),
+    index: str | None = typer.Option(
+        None, "--index", help="Saved index to search: exact, hnsw or ivf (default exact)."
+    ),
+    include_seen: bool = typer.Option(
+        False, "--include-seen", help="Also return the user's training items."
+    ),
     threads: int | None = typer.Option(None, help="Search threads (default: up to 2)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -28,12 +30,24 @@ def recommend_cmd(
     rec = Recommender.from_dir(model_dir, index, threads=threads or default_threads())
     items, scores = rec.recommend(user, k, exclude_seen=not include_seen)
     if as_json:
-        console.out(json.dumps({"user_id": user, "k": k, "exclude_seen": not include_seen,
-                                "items": [{"item_id": i, "score": float(s)} for i, s in
-                                          zip(items.tolist(), scores.tolist())]}))
+        console.out(
+            json.dumps(
+                {
+                    "user_id": user,
+                    "k": k,
+                    "exclude_seen": not include_seen,
+                    "items": [
+                        {"item_id": i, "score": float(s)}
+                        for i, s in zip(items.tolist(), scores.tolist())
+                    ],
+                }
+            )
+        )
         return
-    t = Table(title=f"top {k} for user {user} ({rec.model.name}, "
-                    f"{'score_all' if rec.index is None else rec.index.kind})")
+    t = Table(
+        title=f"top {k} for user {user} ({rec.model.name}, "
+        f"{'score_all' if rec.index is None else rec.index.kind})"
+    )
     t.add_column("rank", justify="right")
     t.add_column("item_id")
     t.add_column("score", justify="right")

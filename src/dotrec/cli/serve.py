@@ -13,14 +13,20 @@ from dotrec.errors import ConfigError
 @app.command("serve")
 def serve_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory written by `dotrec train`."),
-    index: str | None = typer.Option(None, "--index", help="Saved index to search: exact, "
-                                                           "hnsw or ivf (default exact)."),
+    index: str | None = typer.Option(
+        None, "--index", help="Saved index to search: exact, hnsw or ivf (default exact)."
+    ),
     host: str | None = typer.Option(
-        None, help="Address to listen on (default 127.0.0.1). Anything beyond loopback makes "
-                   "the service, which has no authentication, reachable from other machines."),
+        None,
+        help="Address to listen on (default 127.0.0.1). Anything beyond loopback makes "
+        "the service, which has no authentication, reachable from other machines.",
+    ),
     port: int = typer.Option(8000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="Worker processes (each loads the model); with 2 or "
-                                        "more, SIGHUP reloads the model without downtime."),
+    workers: int = typer.Option(
+        1,
+        help="Worker processes (each loads the model); with 2 or "
+        "more, SIGHUP reloads the model without downtime.",
+    ),
     threads: int = typer.Option(1, help="Threads one request's search may use."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
 ) -> None:
@@ -35,9 +41,21 @@ def serve_cmd(
     explicit = host is not None
     address = host if host is not None else server.DEFAULT_HOST
     if explicit and not server.resolves_to_loopback(address):
-        err_console.print(f"warning: listening on {address}, reachable beyond this machine; "
-                          "the service has no authentication")
-    err_console.print(f"serving {model_dir} on http://{address}:{port} "
-                      f"(docs at /docs, {workers} worker{'s' if workers > 1 else ''})")
-    server.serve(model_dir, index=index, host=address, port=port, workers=workers,
-                 threads=threads, log_level=log_level, allow_remote=explicit)
+        err_console.print(
+            f"warning: listening on {address}, reachable beyond this machine; "
+            "the service has no authentication"
+        )
+    err_console.print(
+        f"serving {model_dir} on http://{address}:{port} "
+        f"(docs at /docs, {workers} worker{'s' if workers > 1 else ''})"
+    )
+    server.serve(
+        model_dir,
+        index=index,
+        host=address,
+        port=port,
+        workers=workers,
+        threads=threads,
+        log_level=log_level,
+        allow_remote=explicit,
+    )

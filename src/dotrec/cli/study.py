@@ -16,8 +16,16 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from dotrec.cli._common import load_split, print_table
-from dotrec.cli.app import (app, console, data_dir_option, default_threads, device_option,
-                            optimizer_option, precision_option, torch_options)
+from dotrec.cli.app import (
+    app,
+    console,
+    data_dir_option,
+    default_threads,
+    device_option,
+    optimizer_option,
+    precision_option,
+    torch_options,
+)
 from dotrec.cli.train import parse_int_list
 from dotrec.cli.tune import TrialDisplay, load_optuna, trial_progress
 from dotrec.errors import ConfigError
@@ -46,8 +54,9 @@ class StudyDisplay:
         return self.step
 
     def cell_started(self, index: int, total: int, model: str, size: int) -> None:
-        self.progress.update(self.cells, total=total, completed=index,
-                             info=f"{model} at size {size}")
+        self.progress.update(
+            self.cells, total=total, completed=index, info=f"{model} at size {size}"
+        )
         task = self._replace_step(f"tune {model} d{size}", None)
         self.trials = TrialDisplay(self.progress, task, self.metric)
 
@@ -55,14 +64,19 @@ class StudyDisplay:
         if self.trials is not None:
             self.trials(progress)
 
-    def retraining(self, seed_index: int, n_seeds: int, phase: str, epoch: int,
-                   epochs: int) -> None:
+    def retraining(
+        self, seed_index: int, n_seeds: int, phase: str, epoch: int, epochs: int
+    ) -> None:
         if self.trials is not None:
             self._replace_step("retrain", epochs)
             self.trials = None
         assert self.step is not None
-        self.progress.update(self.step, total=epochs, completed=epoch,
-                             info=f"seed {seed_index + 1} of {n_seeds}, {phase} epochs")
+        self.progress.update(
+            self.step,
+            total=epochs,
+            completed=epoch,
+            info=f"seed {seed_index + 1} of {n_seeds}, {phase} epochs",
+        )
 
     def cell_finished(self, cell: Cell, reused: int) -> None:
         self.progress.advance(self.cells)
@@ -71,31 +85,40 @@ class StudyDisplay:
             f"{cell.model} size {cell.counted_size}: holdout {self.metric} "
             f"{cell.tuning.best_value:.4f} (best of {cell.tuning.finished} trials), test "
             f"sampled HR@{self.k} {hr.mean():.4f} over {len(hr)} seeds"
-            + (f" ({reused} reused)" if reused else ""))
+            + (f" ({reused} reused)" if reused else "")
+        )
         self.trials = None
 
 
 @app.command("study")
 def study_cmd(
-    dataset: str = typer.Option("synthetic", "--dataset", "-d",
-                                help="Registry name, NCF prefix, or ratings file."),
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
+    ),
     data_dir: Path | None = data_dir_option(),
     models: str = typer.Option("mf,ials,gmf,mlp,neumf", help="Comma-separated models."),
-    dims: str = typer.Option("16,32,64,128,192", help="Comma-separated embedding sizes "
-                                                      "(paper accounting: GMF k, MLP 2k, "
-                                                      "NeuMF 3k)."),
+    dims: str = typer.Option(
+        "16,32,64,128,192",
+        help="Comma-separated embedding sizes (paper accounting: GMF k, MLP 2k, NeuMF 3k).",
+    ),
     trials: int = typer.Option(50, "--trials", "-n", help="Finished trials per cell."),
     seeds: int = typer.Option(3, help="Seeds per cell for the final fits."),
-    out: Path = typer.Option(Path("runs/study"), "--out", "-o",
-                             help="Folder of the storage, the cell records and the report."),
-    storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite file "
-                                                  "OUT/optuna.db)."),
+    out: Path = typer.Option(
+        Path("runs/study"),
+        "--out",
+        "-o",
+        help="Folder of the storage, the cell records and the report.",
+    ),
+    storage: str | None = typer.Option(
+        None, help="Optuna storage URL (default: SQLite file OUT/optuna.db)."
+    ),
     metric: str = typer.Option("ndcg", help="Tuning objective on the holdout: ndcg, hr, rr."),
     k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
     seed: int = typer.Option(0, help="Seed of the tuning, the holdout and the first final fit."),
     pruner: str = typer.Option("median", help="Per-epoch pruning: median, halving or none."),
-    epoch_scale: float = typer.Option(1.0, help="Multiply the searched epoch ranges (e.g. "
-                                                "0.25 for a quick study)."),
+    epoch_scale: float = typer.Option(
+        1.0, help="Multiply the searched epoch ranges (e.g. 0.25 for a quick study)."
+    ),
     threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
     holdout_negatives: int = typer.Option(99, help="Sampled negatives per holdout user."),
     heartbeat: int = typer.Option(10, help="Seconds between trial heartbeats."),
@@ -108,32 +131,53 @@ def study_cmd(
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ConfigError("the study report needs matplotlib: pip install 'dotrec[plots]'"
-                          ) from None
+        raise ConfigError(
+            "the study report needs matplotlib: pip install 'dotrec[plots]'"
+        ) from None
     from dotrec.study import StudyConfig, run_study, write_report
     from dotrec.study.report import results_table
 
     config = StudyConfig(
         models=tuple(m.strip() for m in models.split(",") if m.strip()),
-        dims=tuple(parse_int_list(dims, "--dims")), n_trials=trials, n_seeds=seeds,
-        metric=metric, k=k, seed=seed, pruner=pruner, epoch_scale=epoch_scale,
-        threads=threads or default_threads(), storage=storage, heartbeat=heartbeat,
+        dims=tuple(parse_int_list(dims, "--dims")),
+        n_trials=trials,
+        n_seeds=seeds,
+        metric=metric,
+        k=k,
+        seed=seed,
+        pruner=pruner,
+        epoch_scale=epoch_scale,
+        threads=threads or default_threads(),
+        storage=storage,
+        heartbeat=heartbeat,
         holdout_negatives=holdout_negatives,
-        **torch_options("neumf", optimizer, precision, device))
+        **torch_options("neumf", optimizer, precision, device),
+    )
     split = load_split(dataset, data_dir, seed)
     with trial_progress() as progress:
         result = run_study(split, config, out, StudyDisplay(progress, metric, k))
     md, page = write_report(result, out)
     table = results_table(result, compact=True)
-    sd = max((float(c.metric(p, f"{m}@{k}").std(ddof=1)) for c in result.cells
-              for p in ("sampled", "full") for m in ("hr", "ndcg") if len(c.runs) > 1),
-             default=0.0)
-    t = Table(title=f"{result.dataset}: test set, mean over {seeds} seed(s)",
-              caption=f"standard deviation over seeds <= {sd:.4f}; {md.name} has each one, the "
-                      "paired comparison and the citations of published rows")
+    sd = max(
+        (
+            float(c.metric(p, f"{m}@{k}").std(ddof=1))
+            for c in result.cells
+            for p in ("sampled", "full")
+            for m in ("hr", "ndcg")
+            if len(c.runs) > 1
+        ),
+        default=0.0,
+    )
+    t = Table(
+        title=f"{result.dataset}: test set, mean over {seeds} seed(s)",
+        caption=f"standard deviation over seeds <= {sd:.4f}; {md.name} has each one, the "
+        "paired comparison and the citations of published rows",
+    )
     for h in table.headers:
-        t.add_column(h.replace(" ", "\n", 1) if "@" in h else h,
-                     justify="left" if h in ("model", "source") else "right")
+        t.add_column(
+            h.replace(" ", "\n", 1) if "@" in h else h,
+            justify="left" if h in ("model", "source") else "right",
+        )
     for row in table.rows:
         t.add_row(*row)
     print_table(t)

@@ -15,10 +15,22 @@ from typing import Any
 import typer
 
 from dotrec.artifacts import FORMAT, META_FILE, written_by_dotrec
-from dotrec.cli._common import (check_model_out, epoch_progress, load_split, print_table,
-                               results_table)
-from dotrec.cli.app import (app, console, data_dir_option, default_threads, device_option,
-                            optimizer_option, precision_option)
+from dotrec.cli._common import (
+    check_model_out,
+    epoch_progress,
+    load_split,
+    print_table,
+    results_table,
+)
+from dotrec.cli.app import (
+    app,
+    console,
+    data_dir_option,
+    default_threads,
+    device_option,
+    optimizer_option,
+    precision_option,
+)
 from dotrec.data.splits import Split
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
@@ -42,15 +54,17 @@ def build_model(model_name: str, options: dict[str, Any], seed: int | None = Non
     ``seed`` is passed to models that take one (Popularity does not).
     """
     if model_name not in MODELS:
-        raise ConfigError(f"unknown model {model_name!r}; choose one of "
-                          f"{', '.join(sorted(MODELS))}")
+        raise ConfigError(
+            f"unknown model {model_name!r}; choose one of {', '.join(sorted(MODELS))}"
+        )
     cls = MODELS[model_name]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     given = {k: v for k, v in options.items() if v is not None}
     foreign = sorted(set(given) - accepted)
     if foreign:
-        flags = ", ".join("--" + k.replace("_", "-").replace("n-negatives", "negatives")
-                          for k in foreign)
+        flags = ", ".join(
+            "--" + k.replace("_", "-").replace("n-negatives", "negatives") for k in foreign
+        )
         raise ConfigError(f"{flags} does not apply to model {model_name!r}")
     if "threads" in accepted and "threads" not in given:
         given["threads"] = default_threads()
@@ -68,20 +82,26 @@ def resume_from(ckpt: Path, requested: Model, split: Split) -> Model:
     """Load a checkpoint and check it continues exactly the requested run."""
     model = load_model(ckpt)
     if type(model) is not type(requested) or model.config() != requested.config():
-        raise ConfigError(f"{ckpt}: the checkpoint is for {model!r}, not the requested "
-                          f"{requested!r}; remove it or rerun with the same settings")
+        raise ConfigError(
+            f"{ckpt}: the checkpoint is for {model!r}, not the requested "
+            f"{requested!r}; remove it or rerun with the same settings"
+        )
     if model.train_fingerprint != split.train.fingerprint():
-        raise ConfigError(f"{ckpt}: the checkpoint was trained on other interactions than "
-                          f"{split.name}'s training set")
+        raise ConfigError(
+            f"{ckpt}: the checkpoint was trained on other interactions than "
+            f"{split.name}'s training set"
+        )
     return model
 
 
 @app.command("train")
 def train_cmd(
-    model_name: str = typer.Argument(..., metavar="MODEL",
-                                     help="Model: popularity, mf, and the others registered."),
-    dataset: str = typer.Option("synthetic", "--dataset", "-d",
-                                help="Registry name, NCF prefix, or ratings file."),
+    model_name: str = typer.Argument(
+        ..., metavar="MODEL", help="Model: popularity, mf, and the others registered."
+    ),
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
+    ),
     data_dir: Path | None = data_dir_option(),
     fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Model directory to write."),
@@ -89,12 +109,14 @@ def train_cmd(
     epochs: int | None = typer.Option(None, help="Training epochs."),
     learning_rate: float | None = typer.Option(None, help="Learning rate."),
     regularization: float | None = typer.Option(None, help="L2 regularization weight."),
-    negatives: int | None = typer.Option(None, "--negatives",
-                                         help="Sampled negatives per positive."),
+    negatives: int | None = typer.Option(
+        None, "--negatives", help="Sampled negatives per positive."
+    ),
     stddev: float | None = typer.Option(None, help="Std. dev. of the initialisation."),
     unobserved_weight: float | None = typer.Option(None, help="iALS weight of unobserved pairs."),
     regularization_exponent: float | None = typer.Option(
-        None, help="iALS frequency scaling exponent of the regularization."),
+        None, help="iALS frequency scaling exponent of the regularization."
+    ),
     solver: str | None = typer.Option(None, help="iALS solver."),
     factor: int | None = typer.Option(None, help="NCF predictive factor k."),
     layers: str | None = typer.Option(None, help="MLP tower, e.g. 128,64,32 (overrides --factor)."),
@@ -105,24 +127,38 @@ def train_cmd(
     device: str | None = device_option(None),
     seed: int = typer.Option(0, help="Random seed (model and, for raw data, the split)."),
     threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
-    eval_every: int = typer.Option(0, help="Evaluate on the test split every N epochs "
-                                           "(display only; 0 = at the end only)."),
+    eval_every: int = typer.Option(
+        0, help="Evaluate on the test split every N epochs (display only; 0 = at the end only)."
+    ),
     k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
     protocol: str = typer.Option("both", help="Final evaluation: sampled|full|both|none."),
-    checkpoint_every: int = typer.Option(0, help="Write OUT.ckpt (atomically) every N epochs "
-                                                  "(needs --out; 0 = never)."),
-    resume: bool = typer.Option(False, help="Continue from OUT.ckpt if it exists (same "
-                                            "model, settings and data)."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it holds a dotrec "
-                                                      "model (never anything else)."),
+    checkpoint_every: int = typer.Option(
+        0, help="Write OUT.ckpt (atomically) every N epochs (needs --out; 0 = never)."
+    ),
+    resume: bool = typer.Option(
+        False, help="Continue from OUT.ckpt if it exists (same model, settings and data)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace --out if it holds a dotrec model (never anything else)."
+    ),
 ) -> None:
     """Train MODEL on a dataset, print its evaluation, and save it to --out."""
     options: dict[str, Any] = dict(
-        embedding_dim=embedding_dim, epochs=epochs, learning_rate=learning_rate,
-        regularization=regularization, n_negatives=negatives, stddev=stddev,
-        unobserved_weight=unobserved_weight, regularization_exponent=regularization_exponent,
-        solver=solver, factor=factor, batch_size=batch_size, threads=threads,
-        optimizer=optimizer, precision=precision, device=device,
+        embedding_dim=embedding_dim,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        regularization=regularization,
+        n_negatives=negatives,
+        stddev=stddev,
+        unobserved_weight=unobserved_weight,
+        regularization_exponent=regularization_exponent,
+        solver=solver,
+        factor=factor,
+        batch_size=batch_size,
+        threads=threads,
+        optimizer=optimizer,
+        precision=precision,
+        device=device,
         layers=None if layers is None else parse_int_list(layers, "--layers"),
     )
     model = build_model(model_name, options, seed)
@@ -160,8 +196,12 @@ def train_cmd(
                 info.append(f"HR@{k} {s[f'hr@{k}']:.4f} NDCG@{k} {s[f'ndcg@{k}']:.4f}")
                 progress.console.print(f"epoch {epoch}: " + "  ".join(info))
             progress.update(task, completed=epoch, info="  ".join(info))
-            if ckpt is not None and checkpoint_every and epoch % checkpoint_every == 0 \
-                    and epoch < n_epochs:
+            if (
+                ckpt is not None
+                and checkpoint_every
+                and epoch % checkpoint_every == 0
+                and epoch < n_epochs
+            ):
                 m.save(ckpt, dataset=split.name)
 
         progress.update(task, completed=model.epochs_done)
@@ -174,5 +214,8 @@ def train_cmd(
         console.print(f"saved {model_name} to {out}")
     if protocol != "none":
         res = {p: r.summary() for p, r in evaluate(model, split, protocol=protocol, k=k).items()}
-        print_table(results_table([(model_name, res, model.fit_info.get("fit_seconds"))], k,
-                                  title=f"{split.name}"))
+        print_table(
+            results_table(
+                [(model_name, res, model.fit_info.get("fit_seconds"))], k, title=f"{split.name}"
+            )
+        )

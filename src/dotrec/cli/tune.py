@@ -27,8 +27,17 @@ from rich.table import Table
 
 from dotrec.artifacts import atomic_write_bytes
 from dotrec.cli._common import load_split, print_table
-from dotrec.cli.app import (app, console, data_dir_option, default_threads, device_option,
-                            err_console, optimizer_option, precision_option, torch_options)
+from dotrec.cli.app import (
+    app,
+    console,
+    data_dir_option,
+    default_threads,
+    device_option,
+    err_console,
+    optimizer_option,
+    precision_option,
+    torch_options,
+)
 from dotrec.errors import ConfigError
 
 if TYPE_CHECKING:  # Optuna (the `tune` extra) is imported only when a command needs it
@@ -38,9 +47,14 @@ if TYPE_CHECKING:  # Optuna (the `tune` extra) is imported only when a command n
 def trial_progress() -> Progress:
     """A Rich progress display for trials (on stderr): n of N, best so far, ETA."""
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-        TimeRemainingColumn(), console=err_console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
     )
 
 
@@ -53,8 +67,11 @@ class TrialDisplay:
         self.metric = metric
 
     def __call__(self, p: TuneProgress) -> None:
-        info = ("best -" if p.best_value is None
-                else f"best {self.metric} {p.best_value:.4f} (trial {p.best_trial})")
+        info = (
+            "best -"
+            if p.best_value is None
+            else f"best {self.metric} {p.best_value:.4f} (trial {p.best_trial})"
+        )
         if p.event is not None:
             e = p.event
             info += f" | trial {e.trial} {e.phase} epoch {e.epoch}/{e.epochs}"
@@ -70,12 +87,18 @@ def result_table(result: TuneResult, metric: str) -> Table:
     t = Table(title=f"study {result.study_name}", show_header=False)
     t.add_column("key", style="bold")
     t.add_column("value")
-    t.add_row("finished trials", f"{result.finished} of {result.n_trials} "
-                                 f"({result.complete} complete, {result.pruned} pruned; "
-                                 f"{result.failed} failed, not counted)")
-    t.add_row(f"best holdout {metric}",
-              "-" if result.best_value is None
-              else f"{result.best_value:.4f} (trial {result.best_trial})")
+    t.add_row(
+        "finished trials",
+        f"{result.finished} of {result.n_trials} "
+        f"({result.complete} complete, {result.pruned} pruned; "
+        f"{result.failed} failed, not counted)",
+    )
+    t.add_row(
+        f"best holdout {metric}",
+        "-"
+        if result.best_value is None
+        else f"{result.best_value:.4f} (trial {result.best_trial})",
+    )
     for name, value in sorted(result.best_params.items()):
         t.add_row(name, f"{value:.4g}" if isinstance(value, float) else str(value))
     t.add_row("storage", result.storage)
@@ -93,33 +116,51 @@ def load_optuna() -> None:
 
 @app.command("tune")
 def tune_cmd(
-    model_name: str = typer.Argument(..., metavar="MODEL",
-                                     help="Model to tune: mf, ials, gmf, mlp or neumf."),
-    dataset: str = typer.Option("synthetic", "--dataset", "-d",
-                                help="Registry name, NCF prefix, or ratings file."),
+    model_name: str = typer.Argument(
+        ..., metavar="MODEL", help="Model to tune: mf, ials, gmf, mlp or neumf."
+    ),
+    dataset: str = typer.Option(
+        "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
+    ),
     data_dir: Path | None = data_dir_option(),
-    trials: int = typer.Option(..., "--trials", "-n",
-                               help="Finished trials to reach in total (all workers and runs)."),
-    dim: int = typer.Option(64, "--dim", help="Embedding size, fixed while tuning (paper "
-                                              "accounting: GMF k, MLP 2k, NeuMF 3k)."),
+    trials: int = typer.Option(
+        ..., "--trials", "-n", help="Finished trials to reach in total (all workers and runs)."
+    ),
+    dim: int = typer.Option(
+        64,
+        "--dim",
+        help="Embedding size, fixed while tuning (paper accounting: GMF k, MLP 2k, NeuMF 3k).",
+    ),
     timeout: float | None = typer.Option(None, help="Start no new trial after S seconds."),
-    storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite file "
-                                                  "OUT/optuna.db; postgresql://... for "
-                                                  "several workers)."),
-    study: str | None = typer.Option(None, "--study",
-                                     help="Study name (default: DATASET:MODEL:dDIM)."),
-    out: Path = typer.Option(Path("runs/tune"), "--out", "-o",
-                             help="Folder of the default storage and of the result JSON."),
+    storage: str | None = typer.Option(
+        None,
+        help="Optuna storage URL (default: SQLite file "
+        "OUT/optuna.db; postgresql://... for "
+        "several workers).",
+    ),
+    study: str | None = typer.Option(
+        None, "--study", help="Study name (default: DATASET:MODEL:dDIM)."
+    ),
+    out: Path = typer.Option(
+        Path("runs/tune"),
+        "--out",
+        "-o",
+        help="Folder of the default storage and of the result JSON.",
+    ),
     metric: str = typer.Option("ndcg", help="Objective on the holdout: ndcg, hr or rr."),
     k: int = typer.Option(10, "-k", help="Cut-off of the objective metric."),
     seed: int = typer.Option(0, help="Seed of the sampler, the holdout and the models."),
     pruner: str = typer.Option("median", help="Per-epoch pruning: median, halving or none."),
-    epoch_scale: float = typer.Option(1.0, help="Multiply the searched epoch ranges (e.g. "
-                                                "0.25 for a quick study)."),
+    epoch_scale: float = typer.Option(
+        1.0, help="Multiply the searched epoch ranges (e.g. 0.25 for a quick study)."
+    ),
     threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
     holdout_negatives: int = typer.Option(99, help="Sampled negatives per holdout user."),
-    heartbeat: int = typer.Option(10, help="Seconds between heartbeats; a trial silent for "
-                                           "two is retried by another run or worker."),
+    heartbeat: int = typer.Option(
+        10,
+        help="Seconds between heartbeats; a trial silent for "
+        "two is retried by another run or worker.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
@@ -134,13 +175,24 @@ def tune_cmd(
     split = load_split(dataset, data_dir, seed)
     with trial_progress() as progress:
         task = progress.add_task(f"tune {model_name} d{dim}", total=trials, info="")
-        result = tune(split, model_name, size=dim, n_trials=trials, storage=rdb,
-                      study_name=study, metric=metric, k=k, seed=seed,
-                      threads=threads or default_threads(), pruner=pruner,
-                      epoch_scale=epoch_scale, timeout=timeout,
-                      holdout_negatives=holdout_negatives,
-                      on_progress=TrialDisplay(progress, task, metric),
-                      torch_options=torch_options(model_name, optimizer, precision, device))
+        result = tune(
+            split,
+            model_name,
+            size=dim,
+            n_trials=trials,
+            storage=rdb,
+            study_name=study,
+            metric=metric,
+            k=k,
+            seed=seed,
+            threads=threads or default_threads(),
+            pruner=pruner,
+            epoch_scale=epoch_scale,
+            timeout=timeout,
+            holdout_negatives=holdout_negatives,
+            on_progress=TrialDisplay(progress, task, metric),
+            torch_options=torch_options(model_name, optimizer, precision, device),
+        )
     path = out / (re.sub(r"[^A-Za-z0-9_.-]+", "_", result.study_name) + ".json")
     atomic_write_bytes(path, json.dumps(asdict(result), indent=1, default=str).encode())
     if as_json:
@@ -148,7 +200,9 @@ def tune_cmd(
         return
     print_table(result_table(result, f"{metric}@{k}"))
     if result.timed_out and not result.done:
-        console.print(f"stopped by --timeout after {result.seconds:.0f} s with "
-                      f"{result.finished} of {result.n_trials} trials finished; rerun the same "
-                      "command to continue")
+        console.print(
+            f"stopped by --timeout after {result.seconds:.0f} s with "
+            f"{result.finished} of {result.n_trials} trials finished; rerun the same "
+            "command to continue"
+        )
     console.print(f"result written to {path} (storage {redact(url)})")

@@ -15,7 +15,20 @@ from dotrec.data.splits import Split, leave_one_out, sample_negatives
 from dotrec.data.synthetic import SyntheticConfig, generate
 
 __all__ = [
-    "DATASETS", "IdMap", "Interactions", "Split", "SyntheticConfig", "default_data_dir",
-    "generate", "leave_one_out", "load_dataset", "read_movielens_dat", "read_ncf",
-    "read_ratings_csv", "read_ratings_file", "read_table", "read_udata", "sample_negatives",
+    "DATASETS",
+    "IdMap",
+    "Interactions",
+    "Split",
+    "SyntheticConfig",
+    "default_data_dir",
+    "generate",
+    "leave_one_out",
+    "load_dataset",
+    "read_movielens_dat",
+    "read_ncf",
+    "read_ratings_csv",
+    "read_ratings_file",
+    "read_table",
+    "read_udata",
+    "sample_negatives",
 ]

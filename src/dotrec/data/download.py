@@ -59,8 +59,14 @@ def _fetch(url: str, progress: Progress | None, label: str, timeout: float) -> b
     return data
 
 
-def download_file(rf: RemoteFile, dest: Path, *, url: str | None = None,
-                  progress: Progress | None = None, timeout: float = 60.0) -> Path:
+def download_file(
+    rf: RemoteFile,
+    dest: Path,
+    *,
+    url: str | None = None,
+    progress: Progress | None = None,
+    timeout: float = 60.0,
+) -> Path:
     """Fetch one file (from ``url`` if given, else ``rf.url``), verify it, write it atomically."""
     src = url or rf.url
     data = _fetch(src, progress, rf.name, timeout)
@@ -72,16 +78,22 @@ def download_file(rf: RemoteFile, dest: Path, *, url: str | None = None,
             raise DownloadError(f"{src}: cannot extract {rf.member} ({e})") from None
     problem = verify_checksum(data, rf.checksum)
     if problem:
-        raise DownloadError(f"{src}: checksum mismatch for {rf.name} ({problem}); "
-                            "nothing was written")
+        raise DownloadError(
+            f"{src}: checksum mismatch for {rf.name} ({problem}); nothing was written"
+        )
     target = dest / rf.name
     atomic_write_bytes(target, data)
     return target
 
 
-def download(name: str, data_dir: str | os.PathLike[str] | None = None, *,
-             mirror: str | None = None, progress: Progress | None = None,
-             force: bool = False) -> list[Path]:
+def download(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    mirror: str | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> list[Path]:
     """Download every file of dataset ``name`` into ``DATA_DIR/NAME``.
 
     ``mirror``: a base URL serving ``NAME/FILE`` directly (the extracted files), used instead
@@ -98,8 +110,11 @@ def download(name: str, data_dir: str | os.PathLike[str] | None = None, *,
     written = []
     for rf in spec.files:
         target = dest / rf.name
-        if target.exists() and not force and verify_checksum(target.read_bytes(),
-                                                             rf.checksum) is None:
+        if (
+            target.exists()
+            and not force
+            and verify_checksum(target.read_bytes(), rf.checksum) is None
+        ):
             written.append(target)
             continue
         url = f"{mirror.rstrip('/')}/{name}/{rf.name}" if mirror else None

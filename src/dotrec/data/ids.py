@@ -43,8 +43,11 @@ class IdMap:
         return len(self.ids)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, IdMap) and self.ids.dtype.kind == other.ids.dtype.kind and \
-            np.array_equal(self.ids, other.ids)
+        return (
+            isinstance(other, IdMap)
+            and self.ids.dtype.kind == other.ids.dtype.kind
+            and np.array_equal(self.ids, other.ids)
+        )
 
     def __repr__(self) -> str:
         return f"IdMap(n={len(self)}, dtype={self.ids.dtype})"

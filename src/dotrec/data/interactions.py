@@ -66,21 +66,35 @@ class Interactions:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_indices(cls, user_index: npt.ArrayLike, item_index: npt.ArrayLike, *,
-                     n_users: int | None = None, n_items: int | None = None,
-                     timestamps: npt.ArrayLike | None = None,
-                     ratings: npt.ArrayLike | None = None,
-                     users: IdMap | None = None, items: IdMap | None = None,
-                     source: str | None = None, warn_duplicates: bool = True) -> Interactions:
+    def from_indices(
+        cls,
+        user_index: npt.ArrayLike,
+        item_index: npt.ArrayLike,
+        *,
+        n_users: int | None = None,
+        n_items: int | None = None,
+        timestamps: npt.ArrayLike | None = None,
+        ratings: npt.ArrayLike | None = None,
+        users: IdMap | None = None,
+        items: IdMap | None = None,
+        source: str | None = None,
+        warn_duplicates: bool = True,
+    ) -> Interactions:
         """Build from index arrays, grouping rows by user and merging duplicate pairs."""
         u = np.asarray(user_index, dtype=np.int64)
         i = np.asarray(item_index, dtype=np.int64)
         t = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
         r = None if ratings is None else np.asarray(ratings, dtype=np.float32)
-        n_users = int(n_users if n_users is not None else (len(users) if users is not None
-                                                          else (u.max() + 1 if len(u) else 0)))
-        n_items = int(n_items if n_items is not None else (len(items) if items is not None
-                                                          else (i.max() + 1 if len(i) else 0)))
+        n_users = int(
+            n_users
+            if n_users is not None
+            else (len(users) if users is not None else (u.max() + 1 if len(u) else 0))
+        )
+        n_items = int(
+            n_items
+            if n_items is not None
+            else (len(items) if items is not None else (i.max() + 1 if len(i) else 0))
+        )
         # Stable sort by user keeps the input order inside each user.
         order = np.argsort(u, kind="stable")
         u, i = u[order], i[order]
@@ -90,31 +104,46 @@ class Interactions:
         n_dup = int(len(u) - keep.sum())
         if n_dup:
             if warn_duplicates:
-                warnings.warn(f"{source or 'interactions'}: merged {n_dup} duplicate "
-                              "(user, item) rows, keeping the latest of each pair",
-                              DotrecWarning, stacklevel=2)
+                warnings.warn(
+                    f"{source or 'interactions'}: merged {n_dup} duplicate "
+                    "(user, item) rows, keeping the latest of each pair",
+                    DotrecWarning,
+                    stacklevel=2,
+                )
             u, i = u[keep], i[keep]
             t = None if t is None else t[keep]
             r = None if r is None else r[keep]
         return cls(
-            user_index=u.astype(np.int32), item_index=i.astype(np.int32),
-            n_users=n_users, n_items=n_items,
+            user_index=u.astype(np.int32),
+            item_index=i.astype(np.int32),
+            n_users=n_users,
+            n_items=n_items,
             users=users if users is not None else IdMap.identity(n_users),
             items=items if items is not None else IdMap.identity(n_items),
-            timestamps=t, ratings=r, n_duplicates_merged=n_dup, source=source,
+            timestamps=t,
+            ratings=r,
+            n_duplicates_merged=n_dup,
+            source=source,
         )
 
     @classmethod
-    def from_ids(cls, user_ids: npt.ArrayLike, item_ids: npt.ArrayLike, *,
-                 timestamps: npt.ArrayLike | None = None, ratings: npt.ArrayLike | None = None,
-                 source: str | None = None) -> Interactions:
+    def from_ids(
+        cls,
+        user_ids: npt.ArrayLike,
+        item_ids: npt.ArrayLike,
+        *,
+        timestamps: npt.ArrayLike | None = None,
+        ratings: npt.ArrayLike | None = None,
+        source: str | None = None,
+    ) -> Interactions:
         """Build from external ids; indices follow the order of first appearance."""
         uid = np.asarray(user_ids)
         iid = np.asarray(item_ids)
         users, u = _factorize(uid)
         items, i = _factorize(iid)
-        return cls.from_indices(u, i, timestamps=timestamps, ratings=ratings,
-                                users=users, items=items, source=source)
+        return cls.from_indices(
+            u, i, timestamps=timestamps, ratings=ratings, users=users, items=items, source=source
+        )
 
     # ------------------------------------------------------------------ views
     def __len__(self) -> int:
@@ -154,7 +183,7 @@ class Interactions:
     def items_of(self, user_index: int) -> np.ndarray:
         """Item indices of one user, sorted ascending."""
         m = self.csr
-        return m.indices[m.indptr[user_index]:m.indptr[user_index + 1]]
+        return m.indices[m.indptr[user_index] : m.indptr[user_index + 1]]
 
     def fingerprint(self) -> str:
         """sha256 of the (user, item) pairs and the index-space sizes; identifies a training set."""
@@ -168,29 +197,36 @@ class Interactions:
     def select(self, mask: np.ndarray) -> Interactions:
         """Rows where ``mask`` is true; index spaces and id maps unchanged."""
         return Interactions(
-            user_index=self.user_index[mask], item_index=self.item_index[mask],
-            n_users=self.n_users, n_items=self.n_items, users=self.users, items=self.items,
+            user_index=self.user_index[mask],
+            item_index=self.item_index[mask],
+            n_users=self.n_users,
+            n_items=self.n_items,
+            users=self.users,
+            items=self.items,
             timestamps=None if self.timestamps is None else self.timestamps[mask],
             ratings=None if self.ratings is None else self.ratings[mask],
             source=self.source,
         )
 
     def __repr__(self) -> str:
-        return (f"Interactions(n_users={self.n_users}, n_items={self.n_items}, "
-                f"n_interactions={len(self)}, timestamps={self.timestamps is not None})")
+        return (
+            f"Interactions(n_users={self.n_users}, n_items={self.n_items}, "
+            f"n_interactions={len(self)}, timestamps={self.timestamps is not None})"
+        )
 
 
 def _factorize(ids: np.ndarray) -> tuple[IdMap, np.ndarray]:
     """Map ids to 0..n-1 in order of first appearance."""
     uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")          # unique ids by first appearance
+    order = np.argsort(first, kind="stable")  # unique ids by first appearance
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return IdMap(uniq[order]), rank[inverse.reshape(-1)]
 
 
-def _last_of_duplicates(u: np.ndarray, i: np.ndarray, t: np.ndarray | None,
-                        n_items: int) -> np.ndarray:
+def _last_of_duplicates(
+    u: np.ndarray, i: np.ndarray, t: np.ndarray | None, n_items: int
+) -> np.ndarray:
     """Mask keeping one row per (user, item): the latest timestamp, ties to the last row."""
     n = len(u)
     if n == 0:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dotrec.data.interactions import Interactions
 from dotrec.errors import DataError
+
+if TYPE_CHECKING:
+    from dotrec.data.splits import Split
 
 PathLike = str | os.PathLike[str]
 # Ids must fit the int32 indices used everywhere downstream.
@@ -89,8 +93,13 @@ class _Table:
 _INT_MAX_TS = 2**62
 
 
-def _parse_table(path: PathLike, sep: str, allowed_cols: tuple[int, ...],
-                 header: bool = False, skip_first: int = 0) -> _Table:
+def _parse_table(
+    path: PathLike,
+    sep: str,
+    allowed_cols: tuple[int, ...],
+    header: bool = False,
+    skip_first: int = 0,
+) -> _Table:
     """Parse ``user sep item [sep rating [sep timestamp]]`` rows, checking every line.
 
     ``allowed_cols`` lists acceptable column counts; the first data line fixes the count and
@@ -105,9 +114,11 @@ def _parse_table(path: PathLike, sep: str, allowed_cols: tuple[int, ...],
     first = lines[start].split(sep)
     ncols = len(first)
     if ncols not in allowed_cols:
-        raise DataError(f"{ncols} columns, expected "
-                        f"{' or '.join(map(str, allowed_cols))} separated by {sep!r}",
-                        path, start + 1)
+        raise DataError(
+            f"{ncols} columns, expected {' or '.join(map(str, allowed_cols))} separated by {sep!r}",
+            path,
+            start + 1,
+        )
     fast = _parse_table_fast(lines[start:], sep, ncols) if text.isascii() else None
     if fast is not None:
         return fast
@@ -122,8 +133,9 @@ def _parse_table(path: PathLike, sep: str, allowed_cols: tuple[int, ...],
         if len(parts) != ncols:
             if len(parts) == 1 and not parts[0].strip():
                 raise DataError("blank line", path, lineno)
-            raise DataError(f"{len(parts)} columns, expected {ncols} like line {start + 1}",
-                            path, lineno)
+            raise DataError(
+                f"{len(parts)} columns, expected {ncols} like line {start + 1}", path, lineno
+            )
         users[k] = _parse_int(parts[0], "user id", path, lineno)
         items[k] = _parse_int(parts[1], "item id", path, lineno)
         if ratings is not None:
@@ -192,7 +204,8 @@ class NCFFiles:
 
     @classmethod
     def from_prefix(cls, prefix: PathLike) -> NCFFiles:
-        """Locate ``PREFIX.train.rating`` (else ``.train.pairs``), ``.test.rating``, ``.test.negative``."""
+        """Locate ``PREFIX.train.rating`` (else ``.train.pairs``), ``.test.rating`` and
+        ``.test.negative``."""
         p = str(prefix)
         train = Path(p + ".train.rating")
         if not train.exists():
@@ -203,17 +216,21 @@ class NCFFiles:
         return cls(train, Path(p + ".test.rating"), neg if neg.exists() else None)
 
 
-def _parse_negatives(path: PathLike, test_users: np.ndarray, test_items: np.ndarray,
-                     test_path: PathLike) -> np.ndarray:
+def _parse_negatives(
+    path: PathLike, test_users: np.ndarray, test_items: np.ndarray, test_path: PathLike
+) -> np.ndarray:
     text = _read_text(path)
     lines = _split_lines(text)
     fast = _parse_negatives_fast(lines, test_users, test_items)
     if fast is not None:
         return fast
     if len(lines) != len(test_users):
-        raise DataError(f"{len(lines)} lines, but its test file {test_path} has "
-                        f"{len(test_users)}; the negatives file does not match its test file",
-                        path, min(len(lines), len(test_users)) + 1)
+        raise DataError(
+            f"{len(lines)} lines, but its test file {test_path} has "
+            f"{len(test_users)}; the negatives file does not match its test file",
+            path,
+            min(len(lines), len(test_users)) + 1,
+        )
     width = None
     rows: list[list[int]] = []
     for k, raw in enumerate(lines):
@@ -221,15 +238,20 @@ def _parse_negatives(path: PathLike, test_users: np.ndarray, test_items: np.ndar
         parts = raw.split("\t")
         head = parts[0].strip()
         if not (head.startswith("(") and head.endswith(")") and head.count(",") == 1):
-            raise DataError(f"expected '(user,item)' as the first field, got {parts[0]!r:.40}",
-                            path, lineno)
+            raise DataError(
+                f"expected '(user,item)' as the first field, got {parts[0]!r:.40}", path, lineno
+            )
         u_s, i_s = head[1:-1].split(",")
         u = _parse_int(u_s, "user id", path, lineno)
         i = _parse_int(i_s, "item id", path, lineno)
         if u != test_users[k] or i != test_items[k]:
-            raise DataError(f"pair ({u},{i}) does not match line {lineno} of {test_path} "
-                            f"({test_users[k]},{test_items[k]}); the negatives file does not "
-                            "match its test file", path, lineno)
+            raise DataError(
+                f"pair ({u},{i}) does not match line {lineno} of {test_path} "
+                f"({test_users[k]},{test_items[k]}); the negatives file does not "
+                "match its test file",
+                path,
+                lineno,
+            )
         negs = parts[1:]
         if negs and not negs[-1].strip():  # tolerate one trailing tab
             negs = negs[:-1]
@@ -241,8 +263,9 @@ def _parse_negatives(path: PathLike, test_users: np.ndarray, test_items: np.ndar
     return np.asarray(rows, dtype=np.int64).reshape(len(lines), width or 0)
 
 
-def _parse_negatives_fast(lines: list[str], test_users: np.ndarray,
-                          test_items: np.ndarray) -> np.ndarray | None:
+def _parse_negatives_fast(
+    lines: list[str], test_users: np.ndarray, test_items: np.ndarray
+) -> np.ndarray | None:
     """Vectorized parse of a well-formed negatives file; None sends it to the checked path."""
     if len(lines) != len(test_users) or not lines:
         return None
@@ -264,7 +287,7 @@ def _parse_negatives_fast(lines: list[str], test_users: np.ndarray,
     return None if vals is None else vals.reshape(len(lines), width)
 
 
-def read_ncf(prefix: PathLike, *, name: str | None = None):  # -> Split (import cycle)
+def read_ncf(prefix: PathLike, *, name: str | None = None) -> Split:
     """Read an NCF split into a :class:`~dotrec.data.splits.Split`.
 
     Ids are the files' 0-based ids (identity id maps). The item universe is every id seen in
@@ -280,43 +303,69 @@ def read_ncf(prefix: PathLike, *, name: str | None = None):  # -> Split (import 
     if len(dup):
         u = np.sort(test.user)[dup[0]]
         line = int(np.flatnonzero(test.user == u)[1]) + 1
-        raise DataError(f"user {u} has a second test line; leave-one-out needs one", files.test,
-                        line)
-    negatives = (None if files.negatives is None else
-                 _parse_negatives(files.negatives, test.user, test.item, files.test))
+        raise DataError(
+            f"user {u} has a second test line; leave-one-out needs one", files.test, line
+        )
+    negatives = (
+        None
+        if files.negatives is None
+        else _parse_negatives(files.negatives, test.user, test.item, files.test)
+    )
     n_users = int(max(train.user.max(), test.user.max()) + 1)
-    n_items = int(max(train.item.max(), test.item.max(),
-                      negatives.max() if negatives is not None and negatives.size else -1) + 1)
+    n_items = int(
+        max(
+            train.item.max(),
+            test.item.max(),
+            negatives.max() if negatives is not None and negatives.size else -1,
+        )
+        + 1
+    )
     train_keys = np.sort(train.user * n_items + train.item)
     test_keys = test.user * n_items + test.item
     pos = np.minimum(np.searchsorted(train_keys, test_keys), len(train_keys) - 1)
     clash = train_keys[pos] == test_keys
     if clash.any():
         k = int(np.flatnonzero(clash)[0])
-        raise DataError(f"test pair ({test.user[k]},{test.item[k]}) is also in the training "
-                        f"file {files.train}", files.test, k + 1)
+        raise DataError(
+            f"test pair ({test.user[k]},{test.item[k]}) is also in the training file {files.train}",
+            files.test,
+            k + 1,
+        )
     inter = Interactions.from_indices(
-        train.user, train.item, n_users=n_users, n_items=n_items,
-        timestamps=train.timestamp, ratings=train.rating, source=str(files.train))
+        train.user,
+        train.item,
+        n_users=n_users,
+        n_items=n_items,
+        timestamps=train.timestamp,
+        ratings=train.rating,
+        source=str(files.train),
+    )
     if negatives is None:
         negatives = np.zeros((len(test.user), 0), dtype=np.int64)
-    return Split(train=inter, test_users=test.user, test_items=test.item,
-                 negatives=negatives, name=name or Path(str(prefix)).name)
+    return Split(
+        train=inter,
+        test_users=test.user,
+        test_items=test.item,
+        negatives=negatives,
+        name=name or Path(str(prefix)).name,
+    )
 
 
 # ---------------------------------------------------------------------------- raw ratings
 def read_movielens_dat(path: PathLike) -> Interactions:
     """MovieLens ``ratings.dat``: ``UserID::MovieID::Rating::Timestamp``."""
     t = _parse_table(path, "::", (4,))
-    return Interactions.from_ids(t.user, t.item, timestamps=t.timestamp, ratings=t.rating,
-                                 source=str(path))
+    return Interactions.from_ids(
+        t.user, t.item, timestamps=t.timestamp, ratings=t.rating, source=str(path)
+    )
 
 
 def read_udata(path: PathLike) -> Interactions:
     """MovieLens 100K ``u.data``: ``user \\t item \\t rating \\t timestamp``."""
     t = _parse_table(path, "\t", (4,))
-    return Interactions.from_ids(t.user, t.item, timestamps=t.timestamp, ratings=t.rating,
-                                 source=str(path))
+    return Interactions.from_ids(
+        t.user, t.item, timestamps=t.timestamp, ratings=t.rating, source=str(path)
+    )
 
 
 def read_ratings_csv(path: PathLike) -> Interactions:
@@ -326,12 +375,20 @@ def read_ratings_csv(path: PathLike) -> Interactions:
     if cols[:2] != ["userid", "movieid"]:
         raise DataError(f"header {text_head!r:.60} does not start with userId,movieId", path, 1)
     t = _parse_table(path, ",", (4,), header=True)
-    return Interactions.from_ids(t.user, t.item, timestamps=t.timestamp, ratings=t.rating,
-                                 source=str(path))
+    return Interactions.from_ids(
+        t.user, t.item, timestamps=t.timestamp, ratings=t.rating, source=str(path)
+    )
 
 
-def read_table(path: PathLike, *, user: str, item: str, timestamp: str | None = None,
-               rating: str | None = None, sep: str | None = None) -> Interactions:
+def read_table(
+    path: PathLike,
+    *,
+    user: str,
+    item: str,
+    timestamp: str | None = None,
+    rating: str | None = None,
+    sep: str | None = None,
+) -> Interactions:
     """Any CSV/TSV/Parquet file with a header, given the names of its columns.
 
     Ids may be integers or strings; indices follow the order of first appearance. A missing
@@ -353,16 +410,27 @@ def read_table(path: PathLike, *, user: str, item: str, timestamp: str | None = 
             _read_text(p)  # empty / binary / encoding checks with line numbers
             if sep is None:
                 sep = "\t" if suffix in (".tsv", ".tab") else ","
-            df = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False,
-                             skip_blank_lines=False, engine="c", on_bad_lines="error")
+            df = pd.read_csv(
+                p,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=False,
+                engine="c",
+                on_bad_lines="error",
+            )
     except DataError:
         raise
     except Exception as e:  # noqa: BLE001 - pandas/pyarrow raise many types; re-raise as ours
         raise DataError(f"cannot parse: {e}".splitlines()[0], p) from None
     missing = [c for c in wanted if c not in df.columns]
     if missing:
-        raise DataError(f"missing column(s) {', '.join(map(repr, missing))}; "
-                        f"file has {', '.join(map(str, df.columns))}", p, None if is_parquet else 1)
+        raise DataError(
+            f"missing column(s) {', '.join(map(repr, missing))}; "
+            f"file has {', '.join(map(str, df.columns))}",
+            p,
+            None if is_parquet else 1,
+        )
     if len(df) == 0:
         raise DataError("no data rows", p)
 
@@ -398,7 +466,8 @@ def read_table(path: PathLike, *, user: str, item: str, timestamp: str | None = 
         return num.to_numpy(dtype=np.int64 if integer else np.float32)
 
     return Interactions.from_ids(
-        col_ids(user), col_ids(item),
+        col_ids(user),
+        col_ids(item),
         timestamps=None if timestamp is None else col_num(timestamp, True),
         ratings=None if rating is None else col_num(rating, False),
         source=str(p),
@@ -413,8 +482,11 @@ def read_ratings_file(path: PathLike, fmt: str | None = None) -> Interactions:
         if p.suffix.lower() == ".dat":
             fmt = "dat"
         else:
-            raise DataError("cannot tell the format from the file name; pass --format "
-                            "dat|udata|csv (or read_table for other tables)", p)
+            raise DataError(
+                "cannot tell the format from the file name; pass --format "
+                "dat|udata|csv (or read_table for other tables)",
+                p,
+            )
     readers = {"dat": read_movielens_dat, "udata": read_udata, "csv": read_ratings_csv}
     if fmt not in readers:
         raise DataError(f"unknown format {fmt!r}; expected one of {', '.join(readers)}", p)

@@ -16,8 +16,10 @@ from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split, leave_one_out
 from dotrec.data.synthetic import SyntheticConfig, generate
 from dotrec.errors import DatasetNotFoundError
 
-NCF_BASE = ("https://raw.githubusercontent.com/hexiangnan/neural_collaborative_filtering/"
-            "4aab159e81c44b062c091bdaed0ab54ac632371f/Data/")
+NCF_BASE = (
+    "https://raw.githubusercontent.com/hexiangnan/neural_collaborative_filtering/"
+    "4aab159e81c44b062c091bdaed0ab54ac632371f/Data/"
+)
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 
 
@@ -51,54 +53,96 @@ class DatasetSpec:
     notes: list[str] = field(default_factory=list)
 
 
-def _ncf(name: str, train_blob: str, test_sha: str, neg_sha: str | None, neg_blob: str,
-         description: str) -> DatasetSpec:
+def _ncf(
+    name: str, train_blob: str, test_sha: str, neg_sha: str | None, neg_blob: str, description: str
+) -> DatasetSpec:
     files = (
-        RemoteFile(f"{name}.train.rating", NCF_BASE + f"{name}.train.rating",
-                   f"gitblob:{train_blob}"),
+        RemoteFile(
+            f"{name}.train.rating", NCF_BASE + f"{name}.train.rating", f"gitblob:{train_blob}"
+        ),
         RemoteFile(f"{name}.test.rating", NCF_BASE + f"{name}.test.rating", f"sha256:{test_sha}"),
-        RemoteFile(f"{name}.test.negative", NCF_BASE + f"{name}.test.negative",
-                   f"sha256:{neg_sha}" if neg_sha else f"gitblob:{neg_blob}"),
+        RemoteFile(
+            f"{name}.test.negative",
+            NCF_BASE + f"{name}.test.negative",
+            f"sha256:{neg_sha}" if neg_sha else f"gitblob:{neg_blob}",
+        ),
     )
-    return DatasetSpec(name, "ncf", description, files,
-                       citation="He et al., Neural Collaborative Filtering, WWW 2017")
+    return DatasetSpec(
+        name,
+        "ncf",
+        description,
+        files,
+        citation="He et al., Neural Collaborative Filtering, WWW 2017",
+    )
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "ml-1m": _ncf(
-        "ml-1m", "31ba384fd58dac8fbd09d2dfc6616431f3563ab5",
+        "ml-1m",
+        "31ba384fd58dac8fbd09d2dfc6616431f3563ab5",
         "231ae11eb060b643a8c58c063cd17ffc743b54f569afb073d1abb6cf126b88b5",
         "127853228a76b7d21c0481e8ef8d00dd009cd5c88670dbdd9e9debfdb9f93de4",
         "c82844fb99d021f94751a6f915a230a1e8b8da92",
-        "MovieLens-1M, the NCF leave-one-out split with 99 negatives (He et al. 2017)"),
+        "MovieLens-1M, the NCF leave-one-out split with 99 negatives (He et al. 2017)",
+    ),
     "pinterest-20": _ncf(
-        "pinterest-20", "99813f8ed7486c36fa0f405e3f400db5d6fed0be",
-        "3a8a8f7eb8e21cc5928b8259dd2c265269ecfa219d92ba829249956aa293d732", None,
+        "pinterest-20",
+        "99813f8ed7486c36fa0f405e3f400db5d6fed0be",
+        "3a8a8f7eb8e21cc5928b8259dd2c265269ecfa219d92ba829249956aa293d732",
+        None,
         "b752ccdc14df423b9484771440ff4a73e4a4a304",
-        "Pinterest (users with >= 20 pins), the NCF leave-one-out split"),
+        "Pinterest (users with >= 20 pins), the NCF leave-one-out split",
+    ),
     "ml-1m-u3k": DatasetSpec(
-        "ml-1m-u3k", "ncf", "The NCF ml-1m split restricted to its first 2,999 users "
-        "(a faithful subset for fast tests; not comparable with published numbers)"),
+        "ml-1m-u3k",
+        "ncf",
+        "The NCF ml-1m split restricted to its first 2,999 users "
+        "(a faithful subset for fast tests; not comparable with published numbers)",
+    ),
     "ml-100k": DatasetSpec(
-        "ml-100k", "raw", "MovieLens 100K u.data, leave-one-out by time, 99 seeded negatives",
-        (RemoteFile("u.data", GROUPLENS + "ml-100k.zip",
-                    "sha256:06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
-                    member="ml-100k/u.data"),),
-        raw_file="u.data", citation="Harper & Konstan, ACM TiiS 5(4):19, 2015"),
+        "ml-100k",
+        "raw",
+        "MovieLens 100K u.data, leave-one-out by time, 99 seeded negatives",
+        (
+            RemoteFile(
+                "u.data",
+                GROUPLENS + "ml-100k.zip",
+                "sha256:06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+                member="ml-100k/u.data",
+            ),
+        ),
+        raw_file="u.data",
+        citation="Harper & Konstan, ACM TiiS 5(4):19, 2015",
+    ),
     "ml-latest-small": DatasetSpec(
-        "ml-latest-small", "raw",
+        "ml-latest-small",
+        "raw",
         "MovieLens latest-small ratings.csv, leave-one-out by time, 99 seeded negatives",
-        (RemoteFile("ratings.csv", GROUPLENS + "ml-latest-small.zip",
-                    "sha256:aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
-                    member="ml-latest-small/ratings.csv"),),
-        raw_file="ratings.csv", citation="Harper & Konstan, ACM TiiS 5(4):19, 2015"),
+        (
+            RemoteFile(
+                "ratings.csv",
+                GROUPLENS + "ml-latest-small.zip",
+                "sha256:aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
+                member="ml-latest-small/ratings.csv",
+            ),
+        ),
+        raw_file="ratings.csv",
+        citation="Harper & Konstan, ACM TiiS 5(4):19, 2015",
+    ),
     "synthetic": DatasetSpec(
-        "synthetic", "synthetic", "Built-in synthetic data, dot-product ground truth "
-        "(2,000 users, 1,000 items, long-tail popularity)", synthetic=SyntheticConfig()),
+        "synthetic",
+        "synthetic",
+        "Built-in synthetic data, dot-product ground truth "
+        "(2,000 users, 1,000 items, long-tail popularity)",
+        synthetic=SyntheticConfig(),
+    ),
     "synthetic-mlp": DatasetSpec(
-        "synthetic-mlp", "synthetic", "Built-in synthetic data whose ground-truth similarity is "
+        "synthetic-mlp",
+        "synthetic",
+        "Built-in synthetic data whose ground-truth similarity is "
         "a random MLP (where a learned similarity could win)",
-        synthetic=SyntheticConfig(similarity="mlp")),
+        synthetic=SyntheticConfig(similarity="mlp"),
+    ),
 }
 
 
@@ -121,9 +165,14 @@ def dataset_path(name: str, data_dir: str | os.PathLike[str] | None = None) -> P
     return resolve_data_dir(data_dir) / name
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *, seed: int = 0,
-                 fmt: str | None = None,
-                 n_negatives: int = DEFAULT_EVAL_NEGATIVES) -> Split:
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    seed: int = 0,
+    fmt: str | None = None,
+    n_negatives: int = DEFAULT_EVAL_NEGATIVES,
+) -> Split:
     """Load a registered dataset or a path as a leave-one-out :class:`Split`.
 
     ``seed`` drives the leave-one-out and negative sampling of raw and synthetic datasets (NCF
@@ -134,8 +183,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *, s
         return _load_path(name, seed=seed, fmt=fmt, n_negatives=n_negatives)
     if spec.kind == "synthetic":
         assert spec.synthetic is not None
-        return leave_one_out(generate(spec.synthetic), seed=seed, n_negatives=n_negatives,
-                             name=name)
+        return leave_one_out(
+            generate(spec.synthetic), seed=seed, n_negatives=n_negatives, name=name
+        )
     folder = dataset_path(name, data_dir)
     if spec.kind == "ncf":
         files = NCFFiles.from_prefix(folder / name)
@@ -154,8 +204,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *, s
 
 def _missing_message(name: str, folder: Path, missing: list[Path]) -> str:
     names = ", ".join(p.name for p in missing)
-    return (f"dataset {name!r}: {names} not found in {folder}; run `dotrec data download {name}` "
-            "or point --data-dir / DOTREC_DATA_DIR at a folder that holds it")
+    return (
+        f"dataset {name!r}: {names} not found in {folder}; run `dotrec data download {name}` "
+        "or point --data-dir / DOTREC_DATA_DIR at a folder that holds it"
+    )
 
 
 def _load_path(path_str: str, *, seed: int, fmt: str | None, n_negatives: int) -> Split:
@@ -163,8 +215,11 @@ def _load_path(path_str: str, *, seed: int, fmt: str | None, n_negatives: int) -
     if NCFFiles.from_prefix(p).train.exists() and fmt in (None, "ncf"):
         return read_ncf(p, name=p.name)
     if p.is_file():
-        return leave_one_out(read_ratings_file(p, fmt), seed=seed, n_negatives=n_negatives,
-                             name=p.name)
+        return leave_one_out(
+            read_ratings_file(p, fmt), seed=seed, n_negatives=n_negatives, name=p.name
+        )
     known = ", ".join(DATASETS)
-    raise DatasetNotFoundError(f"{path_str!r} is neither a registered dataset ({known}) nor an "
-                               "existing NCF prefix or ratings file")
+    raise DatasetNotFoundError(
+        f"{path_str!r} is neither a registered dataset ({known}) nor an "
+        "existing NCF prefix or ratings file"
+    )

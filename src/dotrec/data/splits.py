@@ -62,16 +62,24 @@ class Split:
 
     def holdout(self, seed: int = 0, n_negatives: int = DEFAULT_EVAL_NEGATIVES) -> Split:
         """The tuning split: leave-one-out applied to ``train`` alone (test data unread)."""
-        return leave_one_out(self.train, seed=seed, n_negatives=n_negatives,
-                             name=f"{self.name}/holdout")
+        return leave_one_out(
+            self.train, seed=seed, n_negatives=n_negatives, name=f"{self.name}/holdout"
+        )
 
     def __repr__(self) -> str:
-        return (f"Split(name={self.name!r}, train={self.train!r}, n_test={self.n_test}, "
-                f"n_negatives={self.negatives.shape[1]})")
+        return (
+            f"Split(name={self.name!r}, train={self.train!r}, n_test={self.n_test}, "
+            f"n_negatives={self.negatives.shape[1]})"
+        )
 
 
-def leave_one_out(data: Interactions, *, seed: int = 0,
-                  n_negatives: int = DEFAULT_EVAL_NEGATIVES, name: str = "split") -> Split:
+def leave_one_out(
+    data: Interactions,
+    *,
+    seed: int = 0,
+    n_negatives: int = DEFAULT_EVAL_NEGATIVES,
+    name: str = "split",
+) -> Split:
     """Hold out each user's latest interaction and sample evaluation negatives (see module doc)."""
     if n_negatives < 0:
         raise ConfigError("n_negatives must be >= 0")
@@ -93,12 +101,14 @@ def leave_one_out(data: Interactions, *, seed: int = 0,
     train = data.select(mask)
     test_items = data.item_index[rows].astype(np.int64)
     negatives = sample_negatives(data, test_users, n_negatives, seed=seed)
-    return Split(train=train, test_users=test_users, test_items=test_items, negatives=negatives,
-                 name=name)
+    return Split(
+        train=train, test_users=test_users, test_items=test_items, negatives=negatives, name=name
+    )
 
 
-def sample_negatives(data: Interactions, users: np.ndarray, n_negatives: int, *,
-                     seed: int = 0) -> np.ndarray:
+def sample_negatives(
+    data: Interactions, users: np.ndarray, n_negatives: int, *, seed: int = 0
+) -> np.ndarray:
     """For each user, ``n_negatives`` distinct items the user never interacted with in ``data``.
 
     Uniform without replacement over the complement of the user's items. Each user's draw is a
@@ -112,11 +122,13 @@ def sample_negatives(data: Interactions, users: np.ndarray, n_negatives: int, *,
     r = make_rng(seed, "eval_negatives")
     n_items = data.n_items
     for k, u in enumerate(users):
-        pos = csr.indices[csr.indptr[u]:csr.indptr[u + 1]]  # sorted ascending
+        pos = csr.indices[csr.indptr[u] : csr.indptr[u + 1]]  # sorted ascending
         free = n_items - len(pos)
         if free < n_negatives:
-            raise ConfigError(f"user {u} has only {free} items it never interacted with; "
-                              f"cannot sample {n_negatives} negatives")
+            raise ConfigError(
+                f"user {u} has only {free} items it never interacted with; "
+                f"cannot sample {n_negatives} negatives"
+            )
         ranks = np.sort(r.choice(free, size=n_negatives, replace=False))
         # The j-th free item is j + (number of positives p with p - index(p) <= j).
         shift = np.searchsorted(pos - np.arange(len(pos)), ranks, side="right")

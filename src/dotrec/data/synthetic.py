@@ -61,8 +61,8 @@ def _mlp_similarity(r: np.random.Generator, U: np.ndarray, V: np.ndarray) -> np.
     a_u, a_v = U @ w_u, V @ w_v + b1
     out = np.empty((len(U), len(V)))
     for s in range(0, len(U), 256):
-        hid = np.maximum(a_u[s:s + 256, None, :] + a_v[None, :, :], 0.0)
-        out[s:s + 256] = hid @ w2
+        hid = np.maximum(a_u[s : s + 256, None, :] + a_v[None, :, :], 0.0)
+        out[s : s + 256] = hid @ w2
     out -= out.mean()
     return out / (out.std() + 1e-12) * (1.0 / np.sqrt(d))
 
@@ -75,8 +75,7 @@ def generate(config: SyntheticConfig | None = None) -> Interactions:
     V = r.standard_normal((c.n_items, c.dim)) / np.sqrt(np.sqrt(c.dim))
     pop_rank = r.permutation(c.n_items)
     bias = -c.popularity * np.log1p(pop_rank)
-    counts = np.minimum(1 + r.poisson(c.interactions_per_user - 1, size=c.n_users),
-                        c.n_items - 1)
+    counts = np.minimum(1 + r.poisson(c.interactions_per_user - 1, size=c.n_users), c.n_items - 1)
     sim = U @ V.T if c.similarity == "dot" else _mlp_similarity(r, U, V)
     logits = (sim + bias[None, :]) / c.temperature
     gumbel = r.gumbel(size=logits.shape)
@@ -87,5 +86,11 @@ def generate(config: SyntheticConfig | None = None) -> Interactions:
     items = order[users, rank_in_user]
     # A random time order inside each user: distinct timestamps, so leave-one-out is exact.
     times = r.permutation(len(users)).astype(np.int64)
-    return Interactions.from_indices(users, items, n_users=c.n_users, n_items=c.n_items,
-                                     timestamps=times, source=f"synthetic({c.similarity})")
+    return Interactions.from_indices(
+        users,
+        items,
+        n_users=c.n_users,
+        n_items=c.n_items,
+        timestamps=times,
+        source=f"synthetic({c.similarity})",
+    )

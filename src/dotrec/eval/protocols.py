@@ -21,6 +21,7 @@ pairwise on the same users. Protocol versions are stored with results (``PROTOCO
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,13 +74,14 @@ class EvalResult:
         return out
 
 
-def _batches(n: int, size: int):
+def _batches(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
 
 
-def evaluate_sampled(model: Any, split: Split, *, k: int = 10,
-                     batch_size: int = 1024) -> EvalResult:
+def evaluate_sampled(
+    model: Any, split: Split, *, k: int = 10, batch_size: int = 1024
+) -> EvalResult:
     """NCF sampled leave-one-out evaluation of ``model`` on ``split`` (see module doc)."""
     negs = split.negatives
     if negs.shape[1] == 0:
@@ -95,17 +97,19 @@ def evaluate_sampled(model: Any, split: Split, *, k: int = 10,
         if hasattr(model, "score_candidates"):
             scores = np.asarray(model.score_candidates(users, cand), dtype=np.float64)
         else:
-            scores = np.asarray(model.score(np.repeat(users, m + 1), cand.reshape(-1)),
-                                dtype=np.float64).reshape(len(users), m + 1)
+            scores = np.asarray(
+                model.score(np.repeat(users, m + 1), cand.reshape(-1)), dtype=np.float64
+            ).reshape(len(users), m + 1)
         sp, sn = scores[:, :1], scores[:, 1:]
         valid = negs[sl] != pos[:, None]
         n_self += int((~valid).sum())
-        beats = ~(sn < sp) & valid          # >= (and NaN) counts against the held-out item
+        beats = ~(sn < sp) & valid  # >= (and NaN) counts against the held-out item
         ties = (sn == sp) & valid
         ranks[sl] = beats.sum(axis=1)
         tie_users += int(ties.any(axis=1).sum())
-    return EvalResult("sampled", k, split.test_users.copy(), ranks, ties=tie_users,
-                      self_negatives=n_self)
+    return EvalResult(
+        "sampled", k, split.test_users.copy(), ranks, ties=tie_users, self_negatives=n_self
+    )
 
 
 def evaluate_full(model: Any, split: Split, *, k: int = 10, batch_size: int = 1024) -> EvalResult:
@@ -127,8 +131,9 @@ def evaluate_full(model: Any, split: Split, *, k: int = 10, batch_size: int = 10
     return EvalResult("full", k, split.test_users.copy(), ranks)
 
 
-def evaluate(model: Any, split: Split, *, protocol: str = "both",
-             k: int = 10) -> dict[str, EvalResult]:
+def evaluate(
+    model: Any, split: Split, *, protocol: str = "both", k: int = 10
+) -> dict[str, EvalResult]:
     """Run ``sampled``, ``full`` or ``both`` protocols; returns results keyed by protocol."""
     if protocol not in ("sampled", "full", "both"):
         raise ValueError(f"unknown protocol {protocol!r}; expected sampled, full or both")
@@ -149,5 +154,10 @@ def paired_difference(a: EvalResult, b: EvalResult, metric: str = "ndcg") -> dic
         raise ValueError("paired comparison needs results over the same users")
     d = getattr(a, metric) - getattr(b, metric)
     mean, se = mean_and_stderr(d)
-    return {"mean": mean, "stderr": se, "ci_low": mean - 1.959964 * se,
-            "ci_high": mean + 1.959964 * se, "n": int(len(d))}
+    return {
+        "mean": mean,
+        "stderr": se,
+        "ci_low": mean - 1.959964 * se,
+        "ci_high": mean + 1.959964 * se,
+        "n": int(len(d)),
+    }

@@ -6,5 +6,16 @@ from dotrec.models.mf import MatrixFactorization
 from dotrec.models.ncf import GMF, MLP, NeuMF  # torch is imported only when training
 from dotrec.models.popularity import Popularity
 
-__all__ = ["GMF", "IALS", "MLP", "MODELS", "DotProductModel", "MatrixFactorization", "Model",
-           "NeuMF", "Popularity", "load_model", "load_seen"]
+__all__ = [
+    "GMF",
+    "IALS",
+    "MLP",
+    "MODELS",
+    "DotProductModel",
+    "MatrixFactorization",
+    "Model",
+    "NeuMF",
+    "Popularity",
+    "load_model",
+    "load_seen",
+]

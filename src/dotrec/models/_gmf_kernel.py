@@ -21,13 +21,32 @@ from dotrec.models._row_optim import _adam_row, _coalesce
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def gmf_lazy_adam_epoch(P: np.ndarray, Q: np.ndarray, w: np.ndarray, b: np.ndarray,
-                        mP: np.ndarray, vP: np.ndarray, mQ: np.ndarray, vQ: np.ndarray,
-                        mw: np.ndarray, vw: np.ndarray, mb: np.ndarray, vb: np.ndarray,
-                        users: np.ndarray, items: np.ndarray, labels: np.ndarray,
-                        batch_size: int, lr: float, beta1: float, beta2: float, eps: float,
-                        weight_decay: float, step: int, slot_u: np.ndarray,
-                        slot_i: np.ndarray) -> tuple[float, int]:  # pragma: no cover
+def gmf_lazy_adam_epoch(
+    P: np.ndarray,
+    Q: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    mP: np.ndarray,
+    vP: np.ndarray,
+    mQ: np.ndarray,
+    vQ: np.ndarray,
+    mw: np.ndarray,
+    vw: np.ndarray,
+    mb: np.ndarray,
+    vb: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    step: int,
+    slot_u: np.ndarray,
+    slot_i: np.ndarray,
+) -> tuple[float, int]:  # pragma: no cover
     """Train one epoch in place; returns (summed loss, step count after the epoch).
 
     ``w`` has shape (k,) and ``b`` (1,); ``slot_u``/``slot_i`` are -1 filled, one per row.
@@ -51,8 +70,8 @@ def gmf_lazy_adam_epoch(P: np.ndarray, Q: np.ndarray, w: np.ndarray, b: np.ndarr
         m = stop - start
         inv_m = np.float32(1.0 / m)
         step += 1
-        step_size = np.float32(lr / (1.0 - beta1 ** step))
-        inv_bc2 = np.float32(1.0 / math.sqrt(1.0 - beta2 ** step))
+        step_size = np.float32(lr / (1.0 - beta1**step))
+        inv_bc2 = np.float32(1.0 / math.sqrt(1.0 - beta2**step))
         gw[:] = zero
         gbias = 0.0
         for j in range(m):
@@ -73,7 +92,7 @@ def gmf_lazy_adam_epoch(P: np.ndarray, Q: np.ndarray, w: np.ndarray, b: np.ndarr
                 sig = z / (1.0 + z)
                 total += math.log1p(z) - y * s
             d = np.float32(sig - y) * inv_m
-            gbias += d
+            gbias += float(d)
             for f in range(k):
                 pf = P[u, f]
                 qf = Q[i, f]
@@ -81,8 +100,10 @@ def gmf_lazy_adam_epoch(P: np.ndarray, Q: np.ndarray, w: np.ndarray, b: np.ndarr
                 gu[j, f] = d * w[f] * qf
                 gi[j, f] = d * w[f] * pf
         gb[0] = np.float32(gbias)
-        for table, ma, va, rows, grads, slot in ((P, mP, vP, users, gu, slot_u),
-                                                 (Q, mQ, vQ, items, gi, slot_i)):
+        for table, ma, va, rows, grads, slot in (
+            (P, mP, vP, users, gu, slot_u),
+            (Q, mQ, vQ, items, gi, slot_i),
+        ):
             cnt = _coalesce(rows[start:stop], grads[:m], slot, acc, uniq)
             for q in range(cnt):
                 r = uniq[q]

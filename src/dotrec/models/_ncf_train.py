@@ -33,25 +33,25 @@ from dotrec.models._row_optim import NumbaRows, TorchRows
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
-TABLES = ("gmf.user_embedding", "gmf.item_embedding", "mlp.user_embedding",
-          "mlp.item_embedding")
+TABLES = ("gmf.user_embedding", "gmf.item_embedding", "mlp.user_embedding", "mlp.item_embedding")
 
 
 @dataclass(frozen=True)
 class StepConfig:
     """What a training step needs besides the weights."""
 
-    optimizer: str          # "adam" or "lazy_adam"
-    sgd: bool               # plain SGD (NeuMF with pretraining) instead of Adam
+    optimizer: str  # "adam" or "lazy_adam"
+    sgd: bool  # plain SGD (NeuMF with pretraining) instead of Adam
     learning_rate: float
     regularization: float
     batch_size: int
     n_hidden: int
-    precision: str          # "fp32" or "bf16"
+    precision: str  # "fp32" or "bf16"
 
 
-def forward_backward(torch: Any, w: dict[str, Any], users: Any, items: Any, labels: Any,
-                     tower: list[tuple[Any, Any]]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def forward_backward(
+    torch: Any, w: dict[str, Any], users: Any, items: Any, labels: Any, tower: list[tuple[Any, Any]]
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Summed loss, per-example embedding gradients and dense gradients of one batch.
 
     Gradients are of the batch's *mean* loss. ``w`` holds the float32 parameters; ``tower``
@@ -67,8 +67,13 @@ def forward_backward(torch: Any, w: dict[str, Any], users: Any, items: Any, labe
         parts.append(pu * qi)
     if tower:
         dtype = tower[0][0].dtype
-        x = torch.cat([w["mlp.user_embedding"].index_select(0, users),
-                       w["mlp.item_embedding"].index_select(0, items)], dim=1).to(dtype)
+        x = torch.cat(
+            [
+                w["mlp.user_embedding"].index_select(0, users),
+                w["mlp.item_embedding"].index_select(0, items),
+            ],
+            dim=1,
+        ).to(dtype)
         zs = [x]
         for weight, bias in tower:
             zs.append(torch.addmm(bias, zs[-1], weight.t()).relu_())
@@ -111,8 +116,14 @@ class Trainer:
     of the tower are one conversion.
     """
 
-    def __init__(self, torch: Any, weights: dict[str, np.ndarray], cfg: StepConfig,
-                 device: str, saved_state: dict[str, dict[str, np.ndarray]]) -> None:
+    def __init__(
+        self,
+        torch: Any,
+        weights: dict[str, np.ndarray],
+        cfg: StepConfig,
+        device: str,
+        saved_state: dict[str, dict[str, np.ndarray]],
+    ) -> None:
         self.torch, self.cfg = torch, cfg
         self.device = torch.device(device)
         on_cpu = self.device.type == "cpu"
@@ -124,34 +135,49 @@ class Trainer:
         offset = 0
         for name in dense:
             size = weights[name].size
-            flat[offset:offset + size] = weights[name].reshape(-1)
+            flat[offset : offset + size] = weights[name].reshape(-1)
             self.slices[name] = (offset, offset + size)
             if on_cpu:  # the model's arrays become views of the buffer the optimizer updates
-                weights[name] = flat[offset:offset + size].reshape(weights[name].shape)
+                weights[name] = flat[offset : offset + size].reshape(weights[name].shape)
             offset += size
         # On the CPU the tensors share memory with ``weights``: steps update the arrays.
         self.flat = torch.from_numpy(flat).to(self.device)
-        self.params = {name: (torch.from_numpy(a) if on_cpu else torch.from_numpy(a).to(device))
-                       for name, a in weights.items() if name in TABLES}
+        self.params = {
+            name: (torch.from_numpy(a) if on_cpu else torch.from_numpy(a).to(device))
+            for name, a in weights.items()
+            if name in TABLES
+        }
         for name, (lo, hi) in self.slices.items():
             self.params[name] = self.flat[lo:hi].view(weights[name].shape)
         self.grad_flat = torch.zeros_like(self.flat)
         self.mm_dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
-        self.grads = {name: self.grad_flat[lo:hi].view(weights[name].shape)
-                      for name, (lo, hi) in self.slices.items()}
+        self.grads = {
+            name: self.grad_flat[lo:hi].view(weights[name].shape)
+            for name, (lo, hi) in self.slices.items()
+        }
         # The tower's weights and biases, as float32 views or views of a low-precision copy
         # of their span of the flat buffer (refreshed by one conversion per step).
         names = [n for i in range(cfg.n_hidden) for n in (f"mlp.{i}.weight", f"mlp.{i}.bias")]
-        self.tower_span = (min((self.slices[n][0] for n in names), default=0),
-                           max((self.slices[n][1] for n in names), default=0))
+        self.tower_span = (
+            min((self.slices[n][0] for n in names), default=0),
+            max((self.slices[n][1] for n in names), default=0),
+        )
         lo = self.tower_span[0]
-        self.low = (None if self.mm_dtype == torch.float32 else
-                    torch.empty(self.tower_span[1] - lo, dtype=self.mm_dtype, device=self.device))
-        source = self.params if self.low is None else {
-            n: self.low[a - lo:b - lo].view(weights[n].shape)
-            for n, (a, b) in self.slices.items() if n in names}
-        self.tower = [(source[names[2 * i]], source[names[2 * i + 1]])
-                      for i in range(cfg.n_hidden)]
+        self.low = (
+            None
+            if self.mm_dtype == torch.float32
+            else torch.empty(self.tower_span[1] - lo, dtype=self.mm_dtype, device=self.device)
+        )
+        source = (
+            self.params
+            if self.low is None
+            else {
+                n: self.low[a - lo : b - lo].view(weights[n].shape)
+                for n, (a, b) in self.slices.items()
+                if n in names
+            }
+        )
+        self.tower = [(source[names[2 * i]], source[names[2 * i + 1]]) for i in range(cfg.n_hidden)]
         self.lazy = cfg.optimizer == "lazy_adam"
         self.steps: NumbaRows | TorchRows = TorchRows(torch)
         if on_cpu:
@@ -175,16 +201,24 @@ class Trainer:
                         self.state[name][m].view(-1)[:] = value.to(self.device)
                 self.step_count = max(self.step_count, int(saved["step"]))
         # GMF with lazy Adam on the CPU: the whole epoch in one compiled loop (same step).
-        self.gmf_kernel = (on_cpu and self.lazy and not cfg.sgd and cfg.n_hidden == 0
-                           and "gmf.user_embedding" in weights)
+        self.gmf_kernel = (
+            on_cpu
+            and self.lazy
+            and not cfg.sgd
+            and cfg.n_hidden == 0
+            and "gmf.user_embedding" in weights
+        )
         dense_tables = not self.lazy and (not cfg.sgd or cfg.regularization > 0)
-        self._dense_grad = {name: torch.zeros_like(p) for name, p in self.params.items()
-                            if name in TABLES and dense_tables}
+        self._dense_grad = {
+            name: torch.zeros_like(p)
+            for name, p in self.params.items()
+            if name in TABLES and dense_tables
+        }
 
     def _tower(self) -> list[tuple[Any, Any]]:
         """The MLP layers' (weight, bias) in the dtype of the tower's products."""
         if self.low is not None:
-            self.low.copy_(self.flat[self.tower_span[0]:self.tower_span[1]])
+            self.low.copy_(self.flat[self.tower_span[0] : self.tower_span[1]])
         return self.tower
 
     def epoch(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray) -> float:
@@ -198,9 +232,10 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         bs = cfg.batch_size
         for s in range(0, len(users), bs):
-            u, i = u_all[s:s + bs], i_all[s:s + bs]
-            loss, emb, dense = forward_backward(torch, self.params, u, i, y_all[s:s + bs],
-                                                self._tower())
+            u, i = u_all[s : s + bs], i_all[s : s + bs]
+            loss, emb, dense = forward_backward(
+                torch, self.params, u, i, y_all[s : s + bs], self._tower()
+            )
             total += loss
             self.step_count += 1
             for name, g in emb.items():
@@ -223,36 +258,72 @@ class Trainer:
         flat, m, v = self.flat.numpy(), st["dense"]["exp_avg"], st["dense"]["exp_avg_sq"]
         slots = [np.full(w[n].shape[0], -1, dtype=np.int64) for n in (pu, qi)]
         total, self.step_count = gmf_lazy_adam_epoch(
-            w[pu], w[qi], flat[w_lo:w_hi], flat[b_lo:b_hi],
-            st[pu]["exp_avg"], st[pu]["exp_avg_sq"], st[qi]["exp_avg"], st[qi]["exp_avg_sq"],
-            m[w_lo:w_hi], v[w_lo:w_hi], m[b_lo:b_hi], v[b_lo:b_hi], users, items, labels,
-            cfg.batch_size, cfg.learning_rate, BETAS[0], BETAS[1], EPS, cfg.regularization,
-            self.step_count, *slots)
+            w[pu],
+            w[qi],
+            flat[w_lo:w_hi],
+            flat[b_lo:b_hi],
+            st[pu]["exp_avg"],
+            st[pu]["exp_avg_sq"],
+            st[qi]["exp_avg"],
+            st[qi]["exp_avg_sq"],
+            m[w_lo:w_hi],
+            v[w_lo:w_hi],
+            m[b_lo:b_hi],
+            v[b_lo:b_hi],
+            users,
+            items,
+            labels,
+            cfg.batch_size,
+            cfg.learning_rate,
+            BETAS[0],
+            BETAS[1],
+            EPS,
+            cfg.regularization,
+            self.step_count,
+            *slots,
+        )
         return float(total) / max(1, len(users))
 
     def _update_rows(self, name: str, rows: Any, g: Any) -> None:
         cfg = self.cfg
         if cfg.sgd:
-            self.steps.sgd(self.params[name], rows, g, lr=cfg.learning_rate,
-                           weight_decay=cfg.regularization)
+            self.steps.sgd(
+                self.params[name], rows, g, lr=cfg.learning_rate, weight_decay=cfg.regularization
+            )
         else:
             st = self.state[name]
-            self.steps.adam(self.params[name], st["exp_avg"], st["exp_avg_sq"], rows, g,
-                            lr=cfg.learning_rate, betas=BETAS, eps=EPS,
-                            weight_decay=cfg.regularization, step=self.step_count)
+            self.steps.adam(
+                self.params[name],
+                st["exp_avg"],
+                st["exp_avg_sq"],
+                rows,
+                g,
+                lr=cfg.learning_rate,
+                betas=BETAS,
+                eps=EPS,
+                weight_decay=cfg.regularization,
+                step=self.step_count,
+            )
 
     def _update_table(self, name: str, grad: Any) -> None:
         """Dense update of a whole table from its full-size gradient."""
         cfg = self.cfg
         p = self.params[name]
         if cfg.sgd:
-            p.mul_(1.0 - cfg.learning_rate * cfg.regularization).sub_(grad,
-                                                                     alpha=cfg.learning_rate)
+            p.mul_(1.0 - cfg.learning_rate * cfg.regularization).sub_(grad, alpha=cfg.learning_rate)
         else:
             st = self.state[name]
-            self.steps.dense_adam(p, st["exp_avg"], st["exp_avg_sq"], grad,
-                                  lr=cfg.learning_rate, betas=BETAS, eps=EPS,
-                                  weight_decay=cfg.regularization, step=self.step_count)
+            self.steps.dense_adam(
+                p,
+                st["exp_avg"],
+                st["exp_avg_sq"],
+                grad,
+                lr=cfg.learning_rate,
+                betas=BETAS,
+                eps=EPS,
+                weight_decay=cfg.regularization,
+                step=self.step_count,
+            )
 
     def _update_dense(self) -> None:
         """Update the flat dense buffer: L2 on the weights [0, n_decayed), none on biases."""
@@ -267,9 +338,17 @@ class Trainer:
         m, v = self.state["dense"]["exp_avg"], self.state["dense"]["exp_avg_sq"]
         for lo, hi, decay in ((0, cut, wd), (cut, len(p), 0.0)):
             if hi > lo:
-                self.steps.dense_adam(p[lo:hi], m[lo:hi], v[lo:hi], g[lo:hi], lr=lr,
-                                      betas=BETAS, eps=EPS, weight_decay=decay,
-                                      step=self.step_count)
+                self.steps.dense_adam(
+                    p[lo:hi],
+                    m[lo:hi],
+                    v[lo:hi],
+                    g[lo:hi],
+                    lr=lr,
+                    betas=BETAS,
+                    eps=EPS,
+                    weight_decay=decay,
+                    step=self.step_count,
+                )
 
     def sync_weights(self) -> None:
         """Copy device parameters back into the NumPy weights (a no-op on the CPU)."""

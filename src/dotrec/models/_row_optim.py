@@ -31,8 +31,9 @@ import numpy as np
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _coalesce(rows: np.ndarray, grads: np.ndarray, slot: np.ndarray, acc: np.ndarray,
-              uniq: np.ndarray) -> int:  # pragma: no cover - compiled
+def _coalesce(
+    rows: np.ndarray, grads: np.ndarray, slot: np.ndarray, acc: np.ndarray, uniq: np.ndarray
+) -> int:  # pragma: no cover - compiled
     """Sum the gradient rows of repeated indices into ``acc``; returns the number of rows.
 
     ``slot`` (one entry per table row, -1 when free) maps a row to its place in ``acc``;
@@ -56,9 +57,18 @@ def _coalesce(rows: np.ndarray, grads: np.ndarray, slot: np.ndarray, acc: np.nda
 
 
 @numba.njit(inline="always", fastmath=True, error_model="numpy")
-def _adam_row(theta: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, g: np.ndarray,
-              b1: np.float32, b2: np.float32, step_size: np.float32, inv_bc2_sqrt: np.float32,
-              eps: np.float32, wd: np.float32) -> None:  # pragma: no cover - compiled
+def _adam_row(
+    theta: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    g: np.ndarray,
+    b1: np.float32,
+    b2: np.float32,
+    step_size: np.float32,
+    inv_bc2_sqrt: np.float32,
+    eps: np.float32,
+    wd: np.float32,
+) -> None:  # pragma: no cover - compiled
     for f in range(len(theta)):
         gf = g[f] + wd * theta[f]
         m = b1 * exp_avg[f] + (np.float32(1.0) - b1) * gf
@@ -68,43 +78,73 @@ def _adam_row(theta: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, g:
         theta[f] -= step_size * m / (np.sqrt(v) * inv_bc2_sqrt + eps)
 
 
-def _constants(lr: float, betas: tuple[float, float], eps: float, weight_decay: float,
-               step: int) -> tuple[np.float32, ...]:
+def _constants(
+    lr: float, betas: tuple[float, float], eps: float, weight_decay: float, step: int
+) -> tuple[np.float32, ...]:
     """Adam's per-step scalars in float32: beta1, beta2, step size, 1/sqrt(bc2), eps, wd."""
     bc1 = 1.0 - betas[0] ** step
     bc2 = 1.0 - betas[1] ** step
-    return tuple(np.float32(x) for x in (betas[0], betas[1], lr / bc1, 1.0 / math.sqrt(bc2),
-                                         eps, weight_decay))
+    return tuple(
+        np.float32(x)
+        for x in (betas[0], betas[1], lr / bc1, 1.0 / math.sqrt(bc2), eps, weight_decay)
+    )
 
 
 # fastmath lets LLVM vectorize the row loops (the square root and division); results stay
 # deterministic for a given build.
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _lazy_adam(table: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
-               rows: np.ndarray, grads: np.ndarray, slot: np.ndarray, acc: np.ndarray,
-               uniq: np.ndarray, b1: np.float32, b2: np.float32, step_size: np.float32,
-               inv_bc2_sqrt: np.float32, eps: np.float32,
-               wd: np.float32) -> None:  # pragma: no cover - compiled
+def _lazy_adam(
+    table: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    rows: np.ndarray,
+    grads: np.ndarray,
+    slot: np.ndarray,
+    acc: np.ndarray,
+    uniq: np.ndarray,
+    b1: np.float32,
+    b2: np.float32,
+    step_size: np.float32,
+    inv_bc2_sqrt: np.float32,
+    eps: np.float32,
+    wd: np.float32,
+) -> None:  # pragma: no cover - compiled
     n = _coalesce(rows, grads, slot, acc, uniq)
     for q in range(n):
         r = uniq[q]
         slot[r] = -1
-        _adam_row(table[r], exp_avg[r], exp_avg_sq[r], acc[q], b1, b2, step_size,
-                  inv_bc2_sqrt, eps, wd)
+        _adam_row(
+            table[r], exp_avg[r], exp_avg_sq[r], acc[q], b1, b2, step_size, inv_bc2_sqrt, eps, wd
+        )
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
-def _dense_adam(theta: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, g: np.ndarray,
-                b1: np.float32, b2: np.float32, step_size: np.float32,
-                inv_bc2_sqrt: np.float32, eps: np.float32,
-                wd: np.float32) -> None:  # pragma: no cover - compiled
+def _dense_adam(
+    theta: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    g: np.ndarray,
+    b1: np.float32,
+    b2: np.float32,
+    step_size: np.float32,
+    inv_bc2_sqrt: np.float32,
+    eps: np.float32,
+    wd: np.float32,
+) -> None:  # pragma: no cover - compiled
     _adam_row(theta, exp_avg, exp_avg_sq, g, b1, b2, step_size, inv_bc2_sqrt, eps, wd)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _row_sgd(table: np.ndarray, rows: np.ndarray, grads: np.ndarray, slot: np.ndarray,
-             acc: np.ndarray, uniq: np.ndarray, lr: float,
-             weight_decay: float) -> None:  # pragma: no cover - compiled
+def _row_sgd(
+    table: np.ndarray,
+    rows: np.ndarray,
+    grads: np.ndarray,
+    slot: np.ndarray,
+    acc: np.ndarray,
+    uniq: np.ndarray,
+    lr: float,
+    weight_decay: float,
+) -> None:  # pragma: no cover - compiled
     n = _coalesce(rows, grads, slot, acc, uniq)
     width = table.shape[1]
     for q in range(n):
@@ -122,26 +162,67 @@ class NumbaRows:
         self.acc = np.empty((batch_size, width), dtype=np.float32)
         self.uniq = np.empty(batch_size, dtype=np.int64)
 
-    def adam(self, table: Any, exp_avg: Any, exp_avg_sq: Any, rows: Any, grads: Any, *,
-             lr: float, betas: tuple[float, float], eps: float, weight_decay: float,
-             step: int) -> None:
+    def adam(
+        self,
+        table: Any,
+        exp_avg: Any,
+        exp_avg_sq: Any,
+        rows: Any,
+        grads: Any,
+        *,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float,
+        step: int,
+    ) -> None:
         """One lazy Adam step on the rows of ``table`` named by ``rows``."""
-        _lazy_adam(table.numpy(), exp_avg.numpy(), exp_avg_sq.numpy(), rows.numpy(),
-                   grads.numpy(), self.slot, self.acc, self.uniq,
-                   *_constants(lr, betas, eps, weight_decay, step))
+        _lazy_adam(
+            table.numpy(),
+            exp_avg.numpy(),
+            exp_avg_sq.numpy(),
+            rows.numpy(),
+            grads.numpy(),
+            self.slot,
+            self.acc,
+            self.uniq,
+            *_constants(lr, betas, eps, weight_decay, step),
+        )
 
-    def dense_adam(self, param: Any, exp_avg: Any, exp_avg_sq: Any, grad: Any, *, lr: float,
-                   betas: tuple[float, float], eps: float, weight_decay: float,
-                   step: int) -> None:
+    def dense_adam(
+        self,
+        param: Any,
+        exp_avg: Any,
+        exp_avg_sq: Any,
+        grad: Any,
+        *,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float,
+        step: int,
+    ) -> None:
         """One Adam step on every element of ``param``."""
-        _dense_adam(param.numpy().reshape(-1), exp_avg.numpy().reshape(-1),
-                    exp_avg_sq.numpy().reshape(-1), grad.contiguous().numpy().reshape(-1),
-                    *_constants(lr, betas, eps, weight_decay, step))
+        _dense_adam(
+            param.numpy().reshape(-1),
+            exp_avg.numpy().reshape(-1),
+            exp_avg_sq.numpy().reshape(-1),
+            grad.contiguous().numpy().reshape(-1),
+            *_constants(lr, betas, eps, weight_decay, step),
+        )
 
     def sgd(self, table: Any, rows: Any, grads: Any, *, lr: float, weight_decay: float) -> None:
         """One SGD step on the rows of ``table`` named by ``rows``."""
-        _row_sgd(table.numpy(), rows.numpy(), grads.numpy(), self.slot, self.acc, self.uniq,
-                 lr, weight_decay)
+        _row_sgd(
+            table.numpy(),
+            rows.numpy(),
+            grads.numpy(),
+            self.slot,
+            self.acc,
+            self.uniq,
+            lr,
+            weight_decay,
+        )
 
 
 class TorchRows:
@@ -152,13 +233,23 @@ class TorchRows:
 
     def _coalesce(self, rows: Any, grads: Any) -> tuple[Any, Any]:
         uniq, inverse = self.torch.unique(rows, return_inverse=True)
-        acc = self.torch.zeros((len(uniq), grads.shape[1]), dtype=grads.dtype,
-                               device=grads.device)
+        acc = self.torch.zeros((len(uniq), grads.shape[1]), dtype=grads.dtype, device=grads.device)
         return uniq, acc.index_add_(0, inverse, grads)
 
-    def adam(self, table: Any, exp_avg: Any, exp_avg_sq: Any, rows: Any, grads: Any, *,
-             lr: float, betas: tuple[float, float], eps: float, weight_decay: float,
-             step: int) -> None:
+    def adam(
+        self,
+        table: Any,
+        exp_avg: Any,
+        exp_avg_sq: Any,
+        rows: Any,
+        grads: Any,
+        *,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float,
+        step: int,
+    ) -> None:
         """One lazy Adam step on the rows of ``table`` named by ``rows``."""
         uniq, g = self._coalesce(rows, grads)
         theta = table[uniq]
@@ -172,9 +263,19 @@ class TorchRows:
         exp_avg_sq[uniq] = v
         table[uniq] = theta
 
-    def dense_adam(self, param: Any, exp_avg: Any, exp_avg_sq: Any, grad: Any, *, lr: float,
-                   betas: tuple[float, float], eps: float, weight_decay: float,
-                   step: int) -> None:
+    def dense_adam(
+        self,
+        param: Any,
+        exp_avg: Any,
+        exp_avg_sq: Any,
+        grad: Any,
+        *,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float,
+        step: int,
+    ) -> None:
         """One Adam step on every element of ``param``."""
         g = grad.add(param, alpha=weight_decay) if weight_decay else grad
         exp_avg.mul_(betas[0]).add_(g, alpha=1.0 - betas[0])

@@ -78,8 +78,9 @@ class Model(ABC):
         return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ training
-    def fit(self: M, train: Interactions, *, on_epoch: EpochCallback | None = None,
-            resume: bool = False) -> M:
+    def fit(
+        self: M, train: Interactions, *, on_epoch: EpochCallback | None = None, resume: bool = False
+    ) -> M:
         """Train on ``train`` and return ``self``.
 
         With ``resume=True`` a model loaded from a checkpoint continues from ``epochs_done``
@@ -113,8 +114,9 @@ class Model(ABC):
     def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
         """Scores of equal-length arrays of (user, item) index pairs, as float32 of shape (n,)."""
 
-    def score_candidates(self, user_indices: npt.ArrayLike,
-                         item_indices: npt.ArrayLike) -> np.ndarray:
+    def score_candidates(
+        self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike
+    ) -> np.ndarray:
         """Scores of a candidate list per user: ``items`` has shape (n_users, m) -> (n_users, m).
 
         Used by the sampled protocol; models override it with a faster batched path.
@@ -135,9 +137,10 @@ class Model(ABC):
         items = np.arange(self.n_items, dtype=np.int64)
         per = max(1, (batch_size or 1 << 20) // max(1, self.n_items))
         for s in range(0, len(users), per):
-            u = users[s:s + per]
-            out[s:s + len(u)] = self.score(np.repeat(u, self.n_items),
-                                           np.tile(items, len(u))).reshape(len(u), -1)
+            u = users[s : s + per]
+            out[s : s + len(u)] = self.score(
+                np.repeat(u, self.n_items), np.tile(items, len(u))
+            ).reshape(len(u), -1)
         return out
 
     # ------------------------------------------------------------------ artifacts
@@ -149,8 +152,14 @@ class Model(ABC):
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         """Set fitted state from :meth:`_arrays` output."""
 
-    def save(self, path: str | os.PathLike[str], *, dataset: str | None = None,
-             train: Interactions | None = None, extra: dict[str, Any] | None = None) -> None:
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        dataset: str | None = None,
+        train: Interactions | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """Write the artifact directory atomically (``model.json`` + ``arrays.npz``).
 
         With ``train``, the id maps and each user's training items are stored beside the
@@ -161,8 +170,12 @@ class Model(ABC):
             "model": self.name,
             "config": self.config(),
             "seed": self.config().get("seed"),
-            "dataset": {"name": dataset, "fingerprint": self.train_fingerprint,
-                        "n_users": self.n_users, "n_items": self.n_items},
+            "dataset": {
+                "name": dataset,
+                "fingerprint": self.train_fingerprint,
+                "n_users": self.n_users,
+                "n_items": self.n_items,
+            },
             "fit": self.fit_info,
             **(extra or {}),
         }
@@ -209,8 +222,12 @@ SEEN_FILE = "seen.npz"
 
 def _seen_arrays(train: Interactions) -> dict[str, np.ndarray]:
     csr = train.csr
-    return {"user_ids": train.users.ids, "item_ids": train.items.ids,
-            "indptr": csr.indptr.astype(np.int64), "indices": csr.indices.astype(np.int32)}
+    return {
+        "user_ids": train.users.ids,
+        "item_ids": train.items.ids,
+        "indptr": csr.indptr.astype(np.int64),
+        "indices": csr.indices.astype(np.int32),
+    }
 
 
 def load_seen(path: str | os.PathLike[str]) -> Interactions | None:
@@ -223,9 +240,15 @@ def load_seen(path: str | os.PathLike[str]) -> Interactions | None:
         users = IdMap(arrays["user_ids"])
         items = IdMap(arrays["item_ids"])
         user_index = np.repeat(np.arange(len(users)), np.diff(indptr))
-        return Interactions.from_indices(user_index, indices, n_users=len(users),
-                                         n_items=len(items), users=users, items=items,
-                                         source=f"{path}/{SEEN_FILE}")
+        return Interactions.from_indices(
+            user_index,
+            indices,
+            n_users=len(users),
+            n_items=len(items),
+            users=users,
+            items=items,
+            source=f"{path}/{SEEN_FILE}",
+        )
     except (KeyError, ValueError) as e:
         raise ArtifactError(f"{path}/{SEEN_FILE}: inconsistent ({e})") from None
 
@@ -235,7 +258,8 @@ def check_compatible(model: Model, train: Interactions, where: str = "model") ->
     if model.n_users != train.n_users or model.n_items != train.n_items:
         raise ArtifactError(
             f"{where}: fitted on {model.n_users} users x {model.n_items} items, but the dataset "
-            f"has {train.n_users} x {train.n_items}; wrong dataset for this model?")
+            f"has {train.n_users} x {train.n_items}; wrong dataset for this model?"
+        )
 
 
 class DotProductModel(Model):
@@ -260,8 +284,9 @@ class DotProductModel(Model):
         out = np.einsum("ij,ij->i", self.user_factors[u], self.item_factors[i])
         return (out + self.user_bias[u] + self.item_bias[i] + self.global_bias).astype(np.float32)
 
-    def score_candidates(self, user_indices: npt.ArrayLike,
-                         item_indices: npt.ArrayLike) -> np.ndarray:
+    def score_candidates(
+        self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike
+    ) -> np.ndarray:
         self._check_fitted()
         u = np.asarray(user_indices, dtype=np.int64)
         i = np.asarray(item_indices, dtype=np.int64)
@@ -279,8 +304,10 @@ class DotProductModel(Model):
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {
-            "user_factors": self.user_factors, "item_factors": self.item_factors,
-            "user_bias": self.user_bias, "item_bias": self.item_bias,
+            "user_factors": self.user_factors,
+            "item_factors": self.item_factors,
+            "user_bias": self.user_bias,
+            "item_bias": self.item_bias,
             "global_bias": np.asarray(self.global_bias, dtype=np.float32),
         }
 
@@ -289,8 +316,10 @@ class DotProductModel(Model):
         if uf.ndim != 2 or itf.ndim != 2 or uf.shape[1] != itf.shape[1]:
             raise ValueError("factor matrices must be 2-D with equal widths")
         if uf.shape[0] != self.n_users or itf.shape[0] != self.n_items:
-            raise ValueError(f"factors {uf.shape} / {itf.shape} do not match "
-                             f"{self.n_users} users x {self.n_items} items in model.json")
+            raise ValueError(
+                f"factors {uf.shape} / {itf.shape} do not match "
+                f"{self.n_users} users x {self.n_items} items in model.json"
+            )
         self.user_factors = uf.astype(np.float32, copy=False)
         self.item_factors = itf.astype(np.float32, copy=False)
         self.user_bias = arrays["user_bias"].astype(np.float32, copy=False)

@@ -62,6 +62,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from dotrec._numba import numba_threads
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError
 from dotrec.models.base import DotProductModel, EpochCallback, check_positive, register
@@ -206,8 +207,13 @@ def _observed_sq_error(W, H, indptr, indices):  # pragma: no cover - compiled
     return out
 
 
-def frequency_regularization(counts: np.ndarray, n_other: int, regularization: float,
-                             unobserved_weight: float, exponent: float) -> np.ndarray:
+def frequency_regularization(
+    counts: np.ndarray,
+    n_other: int,
+    regularization: float,
+    unobserved_weight: float,
+    exponent: float,
+) -> np.ndarray:
     """Per-row L2 weights ``regularization * (counts + unobserved_weight * n_other) ** exponent``.
 
     Parameters
@@ -222,7 +228,7 @@ def frequency_regularization(counts: np.ndarray, n_other: int, regularization: f
     float64 array of shape (rows,)
     """
     base = np.asarray(counts, dtype=np.float64) + unobserved_weight * n_other
-    return regularization * base ** exponent
+    return regularization * base**exponent
 
 
 def _gramian(X: np.ndarray) -> np.ndarray:
@@ -284,10 +290,19 @@ class IALS(DotProductModel):
 
     name = "ials"
 
-    def __init__(self, embedding_dim: int = 64, epochs: int = 12, regularization: float = 0.007,
-                 regularization_exponent: float = 1.0, unobserved_weight: float = 0.3,
-                 stddev: float = 0.1, solver: str = "cg", cg_steps: int = 3, seed: int = 0,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        embedding_dim: int = 64,
+        epochs: int = 12,
+        regularization: float = 0.007,
+        regularization_exponent: float = 1.0,
+        unobserved_weight: float = 0.3,
+        stddev: float = 0.1,
+        solver: str = "cg",
+        cg_steps: int = 3,
+        seed: int = 0,
+        threads: int | None = None,
+    ) -> None:
         super().__init__()
         check_positive("embedding_dim", embedding_dim)
         check_positive("epochs", epochs, allow_zero=True)
@@ -298,8 +313,11 @@ class IALS(DotProductModel):
         check_positive("cg_steps", cg_steps)
         if threads is not None:
             check_positive("threads", threads)
-        for key, value in (("embedding_dim", embedding_dim), ("epochs", epochs),
-                           ("cg_steps", cg_steps)):
+        for key, value in (
+            ("embedding_dim", embedding_dim),
+            ("epochs", epochs),
+            ("cg_steps", cg_steps),
+        ):
             if int(value) != value:
                 raise ConfigError(f"{key} must be an integer, got {value!r}")
         if solver not in SOLVERS:
@@ -316,12 +334,18 @@ class IALS(DotProductModel):
         self.threads = None if threads is None else int(threads)
 
     def config(self) -> dict[str, Any]:
-        return {"embedding_dim": self.embedding_dim, "epochs": self.epochs,
-                "regularization": self.regularization,
-                "regularization_exponent": self.regularization_exponent,
-                "unobserved_weight": self.unobserved_weight, "stddev": self.stddev,
-                "solver": self.solver, "cg_steps": self.cg_steps, "seed": self.seed,
-                "threads": self.threads}
+        return {
+            "embedding_dim": self.embedding_dim,
+            "epochs": self.epochs,
+            "regularization": self.regularization,
+            "regularization_exponent": self.regularization_exponent,
+            "unobserved_weight": self.unobserved_weight,
+            "stddev": self.stddev,
+            "solver": self.solver,
+            "cg_steps": self.cg_steps,
+            "seed": self.seed,
+            "threads": self.threads,
+        }
 
     # ------------------------------------------------------------------ state
     def initialize(self, n_users: int, n_items: int) -> None:
@@ -338,23 +362,30 @@ class IALS(DotProductModel):
 
     def row_regularization(self, counts: np.ndarray, n_other: int) -> np.ndarray:
         """The L2 weight of each row: see :func:`frequency_regularization`."""
-        return frequency_regularization(counts, n_other, self.regularization,
-                                        self.unobserved_weight, self.regularization_exponent)
+        return frequency_regularization(
+            counts,
+            n_other,
+            self.regularization,
+            self.unobserved_weight,
+            self.regularization_exponent,
+        )
 
     # ------------------------------------------------------------------ training
     def _fit(self, train: Interactions, on_epoch: EpochCallback | None) -> None:
-        fresh = (self.epochs_done == 0
-                 or self.user_factors.shape != (train.n_users, self.embedding_dim)
-                 or self.item_factors.shape != (train.n_items, self.embedding_dim))
+        fresh = (
+            self.epochs_done == 0
+            or self.user_factors.shape != (train.n_users, self.embedding_dim)
+            or self.item_factors.shape != (train.n_items, self.embedding_dim)
+        )
         if fresh:
             self.initialize(train.n_users, train.n_items)
         self._train_epochs(train, self.epochs, on_epoch)
 
-    def _train_epochs(self, train: Interactions, until: int,
-                      on_epoch: EpochCallback | None) -> None:
+    def _train_epochs(
+        self, train: Interactions, until: int, on_epoch: EpochCallback | None
+    ) -> None:
         sides = _Sides(train, self)
-        threads = min(self.threads or numba.config.NUMBA_NUM_THREADS,
-                      numba.config.NUMBA_NUM_THREADS)
+        threads = numba_threads(self.threads)
         item_gramian = None
         while self.epochs_done < until:
             # BLAS stays single-threaded: the Gramians are small, the Cholesky solver calls
@@ -370,10 +401,12 @@ class IALS(DotProductModel):
                 loss = self._objective(sides, user_gramian, item_gramian)
             epoch = self.epochs_done + 1
             if not np.isfinite(loss):
-                raise ConfigError(f"ials: the objective became {loss} in epoch {epoch}; the "
-                                  "row systems are too ill-conditioned for float32, raise "
-                                  f"regularization (now {self.regularization}) or "
-                                  f"unobserved_weight (now {self.unobserved_weight})")
+                raise ConfigError(
+                    f"ials: the objective became {loss} in epoch {epoch}; the "
+                    "row systems are too ill-conditioned for float32, raise "
+                    f"regularization (now {self.regularization}) or "
+                    f"unobserved_weight (now {self.unobserved_weight})"
+                )
             self.epochs_done = epoch
             self.fit_info["epochs"] = epoch
             self.fit_info["loss"] = loss
@@ -381,15 +414,34 @@ class IALS(DotProductModel):
                 on_epoch(epoch, self)
 
     def _solve_users(self, sides: _Sides, item_gramian: np.ndarray) -> None:
-        self._solve(self.user_factors, self.item_factors, sides.user_indptr,
-                    sides.user_indices, item_gramian, sides.user_reg)
+        self._solve(
+            self.user_factors,
+            self.item_factors,
+            sides.user_indptr,
+            sides.user_indices,
+            item_gramian,
+            sides.user_reg,
+        )
 
     def _solve_items(self, sides: _Sides, user_gramian: np.ndarray) -> None:
-        self._solve(self.item_factors, self.user_factors, sides.item_indptr,
-                    sides.item_indices, user_gramian, sides.item_reg)
+        self._solve(
+            self.item_factors,
+            self.user_factors,
+            sides.item_indptr,
+            sides.item_indices,
+            user_gramian,
+            sides.item_reg,
+        )
 
-    def _solve(self, X: np.ndarray, Y: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
-               gramian: np.ndarray, reg: np.ndarray) -> None:
+    def _solve(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        gramian: np.ndarray,
+        reg: np.ndarray,
+    ) -> None:
         """One half-step: every row of X given Y (``gramian`` = Y^T Y)."""
         G = (self.unobserved_weight * gramian).astype(np.float32)
         with numba.parallel_chunksize(_CHUNK):
@@ -403,7 +455,8 @@ class IALS(DotProductModel):
                     raise ConfigError(
                         "ials: a row system is not positive definite in float32; raise "
                         f"regularization (now {self.regularization}) or unobserved_weight "
-                        f"(now {self.unobserved_weight})") from None
+                        f"(now {self.unobserved_weight})"
+                    ) from None
 
     # ------------------------------------------------------------------ objective
     def objective(self, train: Interactions) -> float:
@@ -412,11 +465,13 @@ class IALS(DotProductModel):
         sides = _Sides(train, self)
         return self._objective(sides, _gramian(self.user_factors), _gramian(self.item_factors))
 
-    def _objective(self, sides: _Sides, user_gramian: np.ndarray,
-                   item_gramian: np.ndarray) -> float:
+    def _objective(
+        self, sides: _Sides, user_gramian: np.ndarray, item_gramian: np.ndarray
+    ) -> float:
         # sum over all pairs of <w_u, h_i>^2 = trace(W^T W H^T H): no n_users x n_items matrix.
-        observed = _observed_sq_error(self.user_factors, self.item_factors, sides.user_indptr,
-                                      sides.user_indices).sum()
+        observed = _observed_sq_error(
+            self.user_factors, self.item_factors, sides.user_indptr, sides.user_indices
+        ).sum()
         unobserved = self.unobserved_weight * float(np.sum(user_gramian * item_gramian))
         w_sq = np.square(self.user_factors, dtype=np.float64).sum(axis=1)
         h_sq = np.square(self.item_factors, dtype=np.float64).sum(axis=1)

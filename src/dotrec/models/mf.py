@@ -51,6 +51,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from dotrec._numba import numba_threads
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError
 from dotrec.models.base import DotProductModel, EpochCallback, check_positive, register
@@ -76,7 +77,7 @@ def _mix(z: np.uint64) -> np.uint64:
 
 
 @numba.njit(inline="always")
-def _below(x: np.uint64, n: int) -> int:
+def _below(x: np.uint64, n: int) -> np.int64:
     """The top 32 bits of ``x`` mapped to ``[0, n)``, ``n <= 2**32`` (Lemire's multiply-shift)."""
     return np.int64(((x >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
 
@@ -94,9 +95,17 @@ def _shuffle(order: np.ndarray, seed: np.uint64) -> None:
 
 
 @numba.njit(inline="always")
-def _draw(state: np.uint64, left: int, k: int, stop: int, pos_users: np.ndarray,
-          pos_items: np.ndarray, users: np.ndarray, next_user: int,
-          n_items: int) -> tuple[np.uint64, int, int, int, np.float32, int]:
+def _draw(
+    state: np.uint64,
+    left: int,
+    k: int,
+    stop: int,
+    pos_users: np.ndarray,
+    pos_items: np.ndarray,
+    users: np.ndarray,
+    next_user: int,
+    n_items: int,
+) -> tuple[np.uint64, int, Any, Any, np.float32, Any]:
     """The next example of a chunk with ``left`` slots and the positives ``k:stop`` to go.
 
     The slot is a positive with probability ``(stop - k) / left`` (selection sampling), else a
@@ -107,18 +116,33 @@ def _draw(state: np.uint64, left: int, k: int, stop: int, pos_users: np.ndarray,
     """
     state += _GOLDEN
     x = _mix(state)
-    if np.float64(x >> np.uint64(11)) * (2.0 ** -53) * left < stop - k:
+    if np.float64(x >> np.uint64(11)) * (2.0**-53) * left < stop - k:
         return state, k + 1, pos_users[k], pos_items[k], _ONE, next_user
     state += _GOLDEN
     x = _mix(state)
-    return (state, k, next_user, _below(x, n_items), _ZERO,
-            users[_below(x << np.uint64(32), len(users))])
+    return (
+        state,
+        k,
+        next_user,
+        _below(x, n_items),
+        _ZERO,
+        users[_below(x << np.uint64(32), len(users))],
+    )
 
 
 @numba.njit(inline="always")
-def _step(pu: np.ndarray, qi: np.ndarray, bu: np.ndarray, bi: np.ndarray, u: int, i: int,
-          gb: np.float32, y: np.float32, lr: np.float32,
-          decay: np.float32) -> tuple[np.float32, np.float32, np.float32]:
+def _step(
+    pu: np.ndarray,
+    qi: np.ndarray,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    u: int,
+    i: int,
+    gb: np.float32,
+    y: np.float32,
+    lr: np.float32,
+    decay: np.float32,
+) -> tuple[np.float32, np.float32, np.float32]:
     """One SGD step on the rows ``pu = P[u]``, ``qi = Q[i]`` and the biases, in float32.
 
     ``theta + lr * (g * grad - reg * theta)`` is computed as ``decay * theta + lr * g * grad``
@@ -143,10 +167,21 @@ def _step(pu: np.ndarray, qi: np.ndarray, bu: np.ndarray, bi: np.ndarray, u: int
 # fastmath lets LLVM vectorize the dot-product reduction; the result is still deterministic
 # for a given build and thread count.
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _sgd_epoch(P: np.ndarray, Q: np.ndarray, bu: np.ndarray, bi: np.ndarray, gb: np.ndarray,
-               users: np.ndarray, pos_users: np.ndarray, pos_items: np.ndarray, n_neg: int,
-               n_items: int, lr: np.float32, reg: np.float32,
-               seeds: np.ndarray) -> float:  # pragma: no cover - compiled
+def _sgd_epoch(
+    P: np.ndarray,
+    Q: np.ndarray,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    gb: np.ndarray,
+    users: np.ndarray,
+    pos_users: np.ndarray,
+    pos_items: np.ndarray,
+    n_neg: int,
+    n_items: int,
+    lr: np.float32,
+    reg: np.float32,
+    seeds: np.ndarray,
+) -> float:  # pragma: no cover - compiled
     """One epoch over the shuffled positives ``pos_users``/``pos_items`` and inline negatives.
 
     ``users`` holds every training positive's user (negatives' users are drawn from it). Chunk
@@ -173,16 +208,18 @@ def _sgd_epoch(P: np.ndarray, Q: np.ndarray, bu: np.ndarray, bi: np.ndarray, gb:
         state += _GOLDEN
         nu = users[_below(_mix(state), len(users))]
         # Software pipeline: example e + 1 is drawn before example e is trained on.
-        state, k, u1, i1, y1, nu = _draw(state, m, k, stop, pos_users, pos_items, users, nu,
-                                         n_items)
+        state, k, u1, i1, y1, nu = _draw(
+            state, m, k, stop, pos_users, pos_items, users, nu, n_items
+        )
         for e in range(m):
             u, i, y = u1, i1, y1
             if e + 1 < m:
-                state, k, u1, i1, y1, nu = _draw(state, m - e - 1, k, stop, pos_users,
-                                                 pos_items, users, nu, n_items)
+                state, k, u1, i1, y1, nu = _draw(
+                    state, m - e - 1, k, stop, pos_users, pos_items, users, nu, n_items
+                )
             s, z, g0 = _step(P[u], Q[i], bu, bi, u, i, g0, y, lr, decay)
-            lin += max(s, _ZERO) - y * s
-            prod *= 1.0 + z
+            lin += float(max(s, _ZERO) - y * s)
+            prod *= float(1.0 + z)
             if prod > 1e300:
                 logs += np.log(prod)
                 prod = 1.0
@@ -215,9 +252,17 @@ class MatrixFactorization(DotProductModel):
 
     name = "mf"
 
-    def __init__(self, embedding_dim: int = 64, epochs: int = 20, learning_rate: float = 0.002,
-                 regularization: float = 0.005, n_negatives: int = 8, stddev: float = 0.1,
-                 seed: int = 0, threads: int = 1) -> None:
+    def __init__(
+        self,
+        embedding_dim: int = 64,
+        epochs: int = 20,
+        learning_rate: float = 0.002,
+        regularization: float = 0.005,
+        n_negatives: int = 8,
+        stddev: float = 0.1,
+        seed: int = 0,
+        threads: int = 1,
+    ) -> None:
         super().__init__()
         check_positive("embedding_dim", embedding_dim)
         check_positive("epochs", epochs, allow_zero=True)
@@ -239,10 +284,16 @@ class MatrixFactorization(DotProductModel):
         self.last_loss = float("nan")
 
     def config(self) -> dict[str, Any]:
-        return {"embedding_dim": self.embedding_dim, "epochs": self.epochs,
-                "learning_rate": self.learning_rate, "regularization": self.regularization,
-                "n_negatives": self.n_negatives, "stddev": self.stddev, "seed": self.seed,
-                "threads": self.threads}
+        return {
+            "embedding_dim": self.embedding_dim,
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "regularization": self.regularization,
+            "n_negatives": self.n_negatives,
+            "stddev": self.stddev,
+            "seed": self.seed,
+            "threads": self.threads,
+        }
 
     def initialize(self, n_users: int, n_items: int) -> None:
         """Draw the initial factors (N(0, stddev^2)) and zero biases."""
@@ -260,25 +311,43 @@ class MatrixFactorization(DotProductModel):
             self.initialize(train.n_users, train.n_items)
         self._train_epochs(train, self.epochs, on_epoch)
 
-    def _train_epochs(self, train: Interactions, until: int,
-                      on_epoch: EpochCallback | None) -> None:
+    def _train_epochs(
+        self, train: Interactions, until: int, on_epoch: EpochCallback | None
+    ) -> None:
         users = train.user_index.astype(np.int32)
         items = train.item_index.astype(np.int32)
         if len(users) > 2**32:
             raise ConfigError("mf: at most 2**32 training interactions")
         n_ex = len(users) * (self.n_negatives + 1)
         gb = np.array([self.global_bias], dtype=np.float32)
-        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(numba_threads(self.threads))
         while self.epochs_done < until:
             epoch = self.epochs_done + 1
             perm = np.arange(len(users), dtype=np.int64)
             _shuffle(perm, np.uint64(int_seed(self.seed, "mf_shuffle", epoch)))
-            seeds = np.array([int_seed(self.seed, "mf_negatives", epoch, c)
-                              for c in range(self.threads)], dtype=np.uint64)
-            loss = 0.0 if not len(users) else _sgd_epoch(
-                self.user_factors, self.item_factors, self.user_bias, self.item_bias, gb, users,
-                users[perm], items[perm], self.n_negatives, train.n_items,
-                np.float32(self.learning_rate), np.float32(self.regularization), seeds)
+            seeds = np.array(
+                [int_seed(self.seed, "mf_negatives", epoch, c) for c in range(self.threads)],
+                dtype=np.uint64,
+            )
+            loss = (
+                0.0
+                if not len(users)
+                else _sgd_epoch(
+                    self.user_factors,
+                    self.item_factors,
+                    self.user_bias,
+                    self.item_bias,
+                    gb,
+                    users,
+                    users[perm],
+                    items[perm],
+                    self.n_negatives,
+                    train.n_items,
+                    np.float32(self.learning_rate),
+                    np.float32(self.regularization),
+                    seeds,
+                )
+            )
             self.global_bias = np.float32(gb[0])
             self.epochs_done = epoch
             self.last_loss = float(loss / max(1, n_ex))

@@ -55,8 +55,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from dotrec._torch import (check_device, check_precision, import_torch, resolve_device,
-                           warn_slow_bf16)
+from dotrec._torch import (
+    check_device,
+    check_precision,
+    import_torch,
+    resolve_device,
+    warn_slow_bf16,
+)
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError, DataError
 from dotrec.models._ncf_train import StepConfig, Trainer
@@ -97,8 +102,7 @@ def _check_layers(layers: Any) -> list[int]:
     return out
 
 
-def _sample_negatives(train: Interactions, n_negatives: int,
-                      r: np.random.Generator) -> np.ndarray:
+def _sample_negatives(train: Interactions, n_negatives: int, r: np.random.Generator) -> np.ndarray:
     """``n_negatives`` items per training row, uniform among the user's non-training items.
 
     Returns int64 of shape (len(train) * n_negatives,), row-major by training row. Rejection
@@ -108,8 +112,10 @@ def _sample_negatives(train: Interactions, n_negatives: int,
     users = np.repeat(train.user_index.astype(np.int64), n_negatives)
     if len(users) and (train.user_counts >= n_items).any():
         u = int(np.flatnonzero(train.user_counts >= n_items)[0])
-        raise DataError(f"user index {u} interacted with all {n_items} items, so no negative "
-                        "can be drawn for it; drop such users or use n_negatives=0")
+        raise DataError(
+            f"user index {u} interacted with all {n_items} items, so no negative "
+            "can be drawn for it; drop such users or use n_negatives=0"
+        )
     csr = train.csr
     # The CSR has sorted columns within ascending rows, so these keys are globally sorted.
     keys = np.repeat(np.arange(train.n_users, dtype=np.int64), np.diff(csr.indptr)) * n_items
@@ -124,8 +130,14 @@ def _sample_negatives(train: Interactions, n_negatives: int,
     return items
 
 
-def _forward(torch: Any, w: dict[str, torch.Tensor], users: torch.Tensor,
-             items: torch.Tensor, n_hidden: int, sparse: bool = False) -> torch.Tensor:
+def _forward(
+    torch: Any,
+    w: dict[str, torch.Tensor],
+    users: torch.Tensor,
+    items: torch.Tensor,
+    n_hidden: int,
+    sparse: bool = False,
+) -> torch.Tensor:
     """Training-time logits (the function :meth:`_NCFModel.score` computes in NumPy).
 
     ``sparse`` makes the embedding gradients sparse (the batch's rows only), for SGD.
@@ -133,11 +145,18 @@ def _forward(torch: Any, w: dict[str, torch.Tensor], users: torch.Tensor,
     F = torch.nn.functional
     parts = []
     if "gmf.user_embedding" in w:
-        parts.append(F.embedding(users, w["gmf.user_embedding"], sparse=sparse)
-                     * F.embedding(items, w["gmf.item_embedding"], sparse=sparse))
+        parts.append(
+            F.embedding(users, w["gmf.user_embedding"], sparse=sparse)
+            * F.embedding(items, w["gmf.item_embedding"], sparse=sparse)
+        )
     if "mlp.user_embedding" in w:
-        z = torch.cat([F.embedding(users, w["mlp.user_embedding"], sparse=sparse),
-                       F.embedding(items, w["mlp.item_embedding"], sparse=sparse)], dim=1)
+        z = torch.cat(
+            [
+                F.embedding(users, w["mlp.user_embedding"], sparse=sparse),
+                F.embedding(items, w["mlp.item_embedding"], sparse=sparse),
+            ],
+            dim=1,
+        )
         for layer in range(n_hidden):
             z = torch.relu(F.linear(z, w[f"mlp.{layer}.weight"], w[f"mlp.{layer}.bias"]))
         parts.append(z)
@@ -151,9 +170,21 @@ class _NCFModel(Model):
     #: Which branches the model has: ("gmf",), ("mlp",) or ("gmf", "mlp").
     branches: ClassVar[tuple[str, ...]]
 
-    def __init__(self, factor: int, layers: list[int] | None, epochs: int, batch_size: int,
-                 n_negatives: int, learning_rate: float, regularization: float, seed: int,
-                 threads: int, optimizer: str, precision: str, device: str) -> None:
+    def __init__(
+        self,
+        factor: int,
+        layers: list[int] | None,
+        epochs: int,
+        batch_size: int,
+        n_negatives: int,
+        learning_rate: float,
+        regularization: float,
+        seed: int,
+        threads: int,
+        optimizer: str,
+        precision: str,
+        device: str,
+    ) -> None:
         super().__init__()
         self.factor = _check_int("factor", factor)
         k = self.factor
@@ -170,8 +201,9 @@ class _NCFModel(Model):
         self.seed = _check_int("seed", seed, allow_zero=True)
         self.threads = _check_int("threads", threads)
         if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                              f"got {optimizer!r}")
+            raise ConfigError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}"
+            )
         self.optimizer = optimizer
         self.precision = check_precision(precision)
         self.device = check_device(device)
@@ -186,10 +218,18 @@ class _NCFModel(Model):
         cfg: dict[str, Any] = {"factor": self.factor}
         if "mlp" in self.branches:
             cfg["layers"] = list(self.layers)
-        cfg.update(epochs=self.epochs, batch_size=self.batch_size, n_negatives=self.n_negatives,
-                   learning_rate=self.learning_rate, regularization=self.regularization,
-                   seed=self.seed, threads=self.threads, optimizer=self.optimizer,
-                   precision=self.precision, device=self.device)
+        cfg.update(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            n_negatives=self.n_negatives,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            seed=self.seed,
+            threads=self.threads,
+            optimizer=self.optimizer,
+            precision=self.precision,
+            device=self.device,
+        )
         return cfg
 
     # ------------------------------------------------------------------ parameters
@@ -226,8 +266,11 @@ class _NCFModel(Model):
             elif name.endswith("bias"):
                 w = np.zeros(shape)
             else:
-                limit = (np.sqrt(3.0 / shape[1]) if name == "output.weight"   # LeCun uniform
-                         else np.sqrt(6.0 / (shape[0] + shape[1])))          # Glorot uniform
+                limit = (
+                    np.sqrt(3.0 / shape[1])
+                    if name == "output.weight"  # LeCun uniform
+                    else np.sqrt(6.0 / (shape[0] + shape[1]))
+                )  # Glorot uniform
                 w = r.uniform(-limit, limit, size=shape)
             out[name] = w.astype(np.float32)
         return out
@@ -241,8 +284,7 @@ class _NCFModel(Model):
         """The optimizer: "adam", or "sgd" for NeuMF with pretraining."""
         return "adam"
 
-    def _start_weights(self, train: Interactions
-                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def _start_weights(self, train: Interactions) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Initial weights and extra ``fit_info`` entries for a fresh fit on ``train``."""
         return self._initial_weights(), {}
 
@@ -260,10 +302,15 @@ class _NCFModel(Model):
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            cfg = StepConfig(optimizer=self.optimizer, sgd=self._optimizer_name() == "sgd",
-                             learning_rate=self.learning_rate,
-                             regularization=self.regularization, batch_size=self.batch_size,
-                             n_hidden=len(self.layers), precision=self.precision)
+            cfg = StepConfig(
+                optimizer=self.optimizer,
+                sgd=self._optimizer_name() == "sgd",
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                batch_size=self.batch_size,
+                n_hidden=len(self.layers),
+                precision=self.precision,
+            )
             self._trainer = Trainer(torch, self.weights, cfg, device, self._adam_state)
             self._adam_state = {}
             self._train(train, on_epoch)
@@ -280,8 +327,9 @@ class _NCFModel(Model):
         pos_items = train.item_index.astype(np.int64)
         while self.epochs_done < self.epochs:
             epoch = self.epochs_done + 1
-            negatives = _sample_negatives(train, self.n_negatives,
-                                          rng(self.seed, f"{self.name}_negatives", epoch))
+            negatives = _sample_negatives(
+                train, self.n_negatives, rng(self.seed, f"{self.name}_negatives", epoch)
+            )
             order = rng(self.seed, f"{self.name}_shuffle", epoch).permutation(n_ex)
             users = np.concatenate([pos_users, np.repeat(pos_users, self.n_negatives)])[order]
             items = np.concatenate([pos_items, negatives])[order]
@@ -289,15 +337,16 @@ class _NCFModel(Model):
             mean_loss = self._trainer.epoch(users, items, labels)
             self._tables = {}
             if not np.isfinite(mean_loss):
-                raise ConfigError(f"{self.name}: training diverged (loss {mean_loss} in epoch "
-                                  f"{epoch}); lower learning_rate")
+                raise ConfigError(
+                    f"{self.name}: training diverged (loss {mean_loss} in epoch "
+                    f"{epoch}); lower learning_rate"
+                )
             self.epochs_done = epoch
             self.fit_info.update(epochs=epoch, loss=mean_loss, train_examples=epoch * n_ex)
             if on_epoch is not None:
                 on_epoch(epoch, self)
 
-    def _train_logits(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike
-                      ) -> np.ndarray:
+    def _train_logits(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
         """Logits of the training graph (torch) at the current weights, for checking."""
         torch = import_torch()
         self._check_fitted()
@@ -346,11 +395,11 @@ class _NCFModel(Model):
         out = np.full(len(u), self.weights["output.bias"][0], dtype=np.float32)
         per = max(1, SCORE_BUDGET // max(self.layers[:1] + [self.factor]))
         for s in range(0, len(u), per):
-            uu, ii = u[s:s + per], i[s:s + per]
+            uu, ii = u[s : s + per], i[s : s + per]
             if "gmf_user" in t:
-                out[s:s + per] += np.einsum("ij,ij->i", t["gmf_user"][uu], t["gmf_item"][ii])
+                out[s : s + per] += np.einsum("ij,ij->i", t["gmf_user"][uu], t["gmf_item"][ii])
             if "mlp_user" in t:
-                out[s:s + per] += self._tower(t["mlp_user"][uu] + t["mlp_item"][ii], t)
+                out[s : s + per] += self._tower(t["mlp_user"][uu] + t["mlp_item"][ii], t)
         return out
 
     def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
@@ -369,16 +418,16 @@ class _NCFModel(Model):
         per = max(1, budget // (self.n_items * width))
         items_per = max(1, budget // width)
         for s in range(0, len(users), per):
-            u = users[s:s + per]
-            block = out[s:s + len(u)]
+            u = users[s : s + per]
+            block = out[s : s + len(u)]
             block[:] = self.weights["output.bias"][0]
             if "gmf_user" in t:
                 block += t["gmf_user"][u] @ t["gmf_item"].T
             if "mlp_user" in t:
                 for j in range(0, self.n_items, items_per):
-                    items = t["mlp_item"][j:j + items_per]
+                    items = t["mlp_item"][j : j + items_per]
                     h = (t["mlp_user"][u][:, None, :] + items[None, :, :]).reshape(-1, width)
-                    block[:, j:j + len(items)] += self._tower(h, t).reshape(len(u), len(items))
+                    block[:, j : j + len(items)] += self._tower(h, t).reshape(len(u), len(items))
         return out
 
     # ------------------------------------------------------------------ artifacts
@@ -397,8 +446,11 @@ class _NCFModel(Model):
                 continue
             prefix, _, moment = key.rpartition(".")
             name = prefix.removeprefix("adam.")
-            if not prefix.startswith("adam.") or name not in shapes or moment not in (
-                    "exp_avg", "exp_avg_sq", "step"):
+            if (
+                not prefix.startswith("adam.")
+                or name not in shapes
+                or moment not in ("exp_avg", "exp_avg_sq", "step")
+            ):
                 raise ValueError(f"unexpected array {key!r}")
             if value.shape != (() if moment == "step" else shapes[name]):
                 raise ValueError(f"{key} has shape {value.shape}")
@@ -409,8 +461,7 @@ class _NCFModel(Model):
         for name, shape in shapes.items():
             if arrays[name].shape != shape:
                 raise ValueError(f"{name} has shape {arrays[name].shape}, expected {shape}")
-        self._set_weights({name: np.array(arrays[name], dtype=np.float32)
-                           for name in shapes})
+        self._set_weights({name: np.array(arrays[name], dtype=np.float32) for name in shapes})
         self._adam_state = state
 
 
@@ -448,15 +499,38 @@ class GMF(_NCFModel):
     ----------
     He et al., "Neural Collaborative Filtering", WWW 2017, section 3.3, eq. 9.
     """
+
     name = "gmf"
     branches = ("gmf",)
 
-    def __init__(self, factor: int = 8, epochs: int = 20, batch_size: int = 256,
-                 n_negatives: int = 4, learning_rate: float = 0.001,
-                 regularization: float = 0.0, seed: int = 0, threads: int = 1,
-                 optimizer: str = "adam", precision: str = "fp32", device: str = "cpu") -> None:
-        super().__init__(factor, None, epochs, batch_size, n_negatives, learning_rate,
-                         regularization, seed, threads, optimizer, precision, device)
+    def __init__(
+        self,
+        factor: int = 8,
+        epochs: int = 20,
+        batch_size: int = 256,
+        n_negatives: int = 4,
+        learning_rate: float = 0.001,
+        regularization: float = 0.0,
+        seed: int = 0,
+        threads: int = 1,
+        optimizer: str = "adam",
+        precision: str = "fp32",
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(
+            factor,
+            None,
+            epochs,
+            batch_size,
+            n_negatives,
+            learning_rate,
+            regularization,
+            seed,
+            threads,
+            optimizer,
+            precision,
+            device,
+        )
 
 
 @register
@@ -479,17 +553,41 @@ class MLP(_NCFModel):
     ----------
     He et al., "Neural Collaborative Filtering", WWW 2017, section 3.3, eq. 10.
     """
+
     name = "mlp"
     branches = ("mlp",)
 
-    def __init__(self, factor: int = 8, layers: list[int] | None = None, epochs: int = 20,
-                 batch_size: int = 256, n_negatives: int = 4, learning_rate: float = 0.001,
-                 regularization: float = 0.0, seed: int = 0, threads: int = 1,
-                 optimizer: str = "adam", precision: str = "fp32", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        factor: int = 8,
+        layers: list[int] | None = None,
+        epochs: int = 20,
+        batch_size: int = 256,
+        n_negatives: int = 4,
+        learning_rate: float = 0.001,
+        regularization: float = 0.0,
+        seed: int = 0,
+        threads: int = 1,
+        optimizer: str = "adam",
+        precision: str = "fp32",
+        device: str = "cpu",
+    ) -> None:
         if layers is not None:
             factor = _check_layers(layers)[-1]
-        super().__init__(factor, layers, epochs, batch_size, n_negatives, learning_rate,
-                         regularization, seed, threads, optimizer, precision, device)
+        super().__init__(
+            factor,
+            layers,
+            epochs,
+            batch_size,
+            n_negatives,
+            learning_rate,
+            regularization,
+            seed,
+            threads,
+            optimizer,
+            precision,
+            device,
+        )
 
 
 @register
@@ -514,16 +612,40 @@ class NeuMF(_NCFModel):
     ----------
     He et al., "Neural Collaborative Filtering", WWW 2017, section 3.4, eq. 11-12.
     """
+
     name = "neumf"
     branches = ("gmf", "mlp")
 
-    def __init__(self, factor: int = 8, layers: list[int] | None = None, epochs: int = 20,
-                 batch_size: int = 256, n_negatives: int = 4, learning_rate: float = 0.001,
-                 regularization: float = 0.0, pretrain: bool = False, seed: int = 0,
-                 threads: int = 1, optimizer: str = "adam", precision: str = "fp32",
-                 device: str = "cpu") -> None:
-        super().__init__(factor, layers, epochs, batch_size, n_negatives, learning_rate,
-                         regularization, seed, threads, optimizer, precision, device)
+    def __init__(
+        self,
+        factor: int = 8,
+        layers: list[int] | None = None,
+        epochs: int = 20,
+        batch_size: int = 256,
+        n_negatives: int = 4,
+        learning_rate: float = 0.001,
+        regularization: float = 0.0,
+        pretrain: bool = False,
+        seed: int = 0,
+        threads: int = 1,
+        optimizer: str = "adam",
+        precision: str = "fp32",
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(
+            factor,
+            layers,
+            epochs,
+            batch_size,
+            n_negatives,
+            learning_rate,
+            regularization,
+            seed,
+            threads,
+            optimizer,
+            precision,
+            device,
+        )
         self.pretrain = bool(pretrain)
         self._pretrained: tuple[GMF, MLP] | None = None
 
@@ -537,18 +659,25 @@ class NeuMF(_NCFModel):
         fitted on the same training data as each other (and as the data given to ``fit``).
         """
         if not isinstance(gmf, GMF) or not isinstance(mlp, MLP):
-            raise ConfigError(f"set_pretrained takes a GMF and an MLP, got {gmf.name!r} and "
-                              f"{mlp.name!r}")
+            raise ConfigError(
+                f"set_pretrained takes a GMF and an MLP, got {gmf.name!r} and {mlp.name!r}"
+            )
         if gmf.n_items == 0 or mlp.n_items == 0:
             raise ConfigError("set_pretrained needs fitted GMF and MLP models")
         if gmf.factor != self.factor:
-            raise ConfigError(f"pretrained GMF has factor {gmf.factor}, NeuMF has "
-                              f"{self.factor}; pass factor={gmf.factor} (--factor)")
+            raise ConfigError(
+                f"pretrained GMF has factor {gmf.factor}, NeuMF has "
+                f"{self.factor}; pass factor={gmf.factor} (--factor)"
+            )
         if mlp.layers != self.layers:
-            raise ConfigError(f"pretrained MLP has layers {mlp.layers}, NeuMF has {self.layers};"
-                              f" pass layers={mlp.layers} (--layers)")
-        if ((gmf.n_users, gmf.n_items) != (mlp.n_users, mlp.n_items)
-                or gmf.train_fingerprint != mlp.train_fingerprint):
+            raise ConfigError(
+                f"pretrained MLP has layers {mlp.layers}, NeuMF has {self.layers};"
+                f" pass layers={mlp.layers} (--layers)"
+            )
+        if (gmf.n_users, gmf.n_items) != (
+            mlp.n_users,
+            mlp.n_items,
+        ) or gmf.train_fingerprint != mlp.train_fingerprint:
             raise ConfigError("the pretrained GMF and MLP were fitted on different data")
         self._pretrained = (gmf, mlp)
         self.pretrain = True
@@ -556,27 +685,42 @@ class NeuMF(_NCFModel):
     def _optimizer_name(self) -> str:
         return "sgd" if self.pretrain else "adam"
 
-    def _start_weights(self, train: Interactions
-                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def _start_weights(self, train: Interactions) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if not self.pretrain:
             return super()._start_weights(train)
         if self._pretrained is None:
-            raise ConfigError("NeuMF(pretrain=True) needs set_pretrained(gmf, mlp) before fit "
-                              "(CLI: --pretrain-from GMF_DIR,MLP_DIR)")
+            raise ConfigError(
+                "NeuMF(pretrain=True) needs set_pretrained(gmf, mlp) before fit "
+                "(CLI: --pretrain-from GMF_DIR,MLP_DIR)"
+            )
         gmf, mlp = self._pretrained
         if (gmf.n_users, gmf.n_items) != (train.n_users, train.n_items) or (
-                gmf.train_fingerprint not in (None, self.train_fingerprint)):
-            raise ConfigError("the pretrained GMF and MLP were fitted on other training data "
-                              "than this fit's")
+            gmf.train_fingerprint not in (None, self.train_fingerprint)
+        ):
+            raise ConfigError(
+                "the pretrained GMF and MLP were fitted on other training data than this fit's"
+            )
         a = PRETRAIN_ALPHA
-        weights = {name: np.array(w, dtype=np.float32) for src in (gmf, mlp)
-                   for name, w in src.weights.items() if not name.startswith("output.")}
+        weights = {
+            name: np.array(w, dtype=np.float32)
+            for src in (gmf, mlp)
+            for name, w in src.weights.items()
+            if not name.startswith("output.")
+        }
         weights["output.weight"] = np.concatenate(
-            [a * gmf.weights["output.weight"], (1 - a) * mlp.weights["output.weight"]],
-            axis=1).astype(np.float32)
-        weights["output.bias"] = (a * gmf.weights["output.bias"]
-                                  + (1 - a) * mlp.weights["output.bias"]).astype(np.float32)
-        info = {"pretrained_from": {
-            m.name: {"config": m.config(), "fingerprint": m.train_fingerprint,
-                     "loss": m.fit_info.get("loss")} for m in (gmf, mlp)}}
+            [a * gmf.weights["output.weight"], (1 - a) * mlp.weights["output.weight"]], axis=1
+        ).astype(np.float32)
+        weights["output.bias"] = (
+            a * gmf.weights["output.bias"] + (1 - a) * mlp.weights["output.bias"]
+        ).astype(np.float32)
+        info = {
+            "pretrained_from": {
+                m.name: {
+                    "config": m.config(),
+                    "fingerprint": m.train_fingerprint,
+                    "loss": m.fit_info.get("loss"),
+                }
+                for m in (gmf, mlp)
+            }
+        }
         return weights, info

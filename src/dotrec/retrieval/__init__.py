@@ -21,7 +21,17 @@ from dotrec.retrieval.index import (
 from dotrec.retrieval.topk import topk_dot, topk_rows
 
 __all__ = [
-    "INDEX_KINDS", "ExactIndex", "HNSWIndex", "IVFIndex", "ItemIndex", "build_index",
-    "index_path", "load_index", "recall_at_k", "save_index", "saved_index_kinds", "topk_dot",
+    "INDEX_KINDS",
+    "ExactIndex",
+    "HNSWIndex",
+    "IVFIndex",
+    "ItemIndex",
+    "build_index",
+    "index_path",
+    "load_index",
+    "recall_at_k",
+    "save_index",
+    "saved_index_kinds",
+    "topk_dot",
     "topk_rows",
 ]

@@ -46,7 +46,6 @@ from dotrec.retrieval.index import ItemIndex
 from dotrec.retrieval.topk import topk_candidates, topk_dot
 from dotrec.retrieval.transform import fold_items, mips_to_l2_items
 
-
 #: ``l2``: MIPS-to-L2 transform, then L2 search; ``ip``: faiss's inner-product metric.
 METRICS = ("l2", "ip")
 
@@ -56,8 +55,9 @@ def import_faiss() -> Any:
     try:
         import faiss
     except ImportError:
-        raise ConfigError("the hnsw and ivf indexes need faiss: pip install 'dotrec[ann]' "
-                          "(faiss-cpu)") from None
+        raise ConfigError(
+            "the hnsw and ivf indexes need faiss: pip install 'dotrec[ann]' (faiss-cpu)"
+        ) from None
     return faiss
 
 
@@ -70,8 +70,13 @@ def _positive_int(name: str, value: Any) -> int:
 class _FaissIndex(ItemIndex):
     """Shared search path: MIPS-to-L2 queries, over-fetch, exact re-scoring."""
 
-    def __init__(self, item_factors: npt.ArrayLike, item_bias: npt.ArrayLike | None = None, *,
-                 threads: int = 1) -> None:
+    def __init__(
+        self,
+        item_factors: npt.ArrayLike,
+        item_bias: npt.ArrayLike | None = None,
+        *,
+        threads: int = 1,
+    ) -> None:
         super().__init__(item_factors, item_bias, threads=threads)
         self._faiss = import_faiss()
         self._index: Any = None
@@ -79,8 +84,7 @@ class _FaissIndex(ItemIndex):
 
     def _check_metric(self, metric: str) -> str:
         if metric not in METRICS:
-            raise ConfigError(f"metric must be 'l2' (MIPS-to-L2 transform) or 'ip', "
-                              f"got {metric!r}")
+            raise ConfigError(f"metric must be 'l2' (MIPS-to-L2 transform) or 'ip', got {metric!r}")
         return metric
 
     @property
@@ -90,7 +94,7 @@ class _FaissIndex(ItemIndex):
     def _faiss_queries(self, queries: np.ndarray) -> np.ndarray:
         """``[p_u, 1]`` (``ip``) or ``[p_u, 1, 0]`` (``l2``), built in one allocation."""
         out = np.zeros((len(queries), self._index.d), np.float32)
-        out[:, :self.dim] = queries
+        out[:, : self.dim] = queries
         out[:, self.dim] = 1.0
         return out
 
@@ -118,8 +122,14 @@ class _FaissIndex(ItemIndex):
         return self._faiss.serialize_index(self._index).tobytes()
 
     @classmethod
-    def _restore(cls, item_factors: np.ndarray, item_bias: np.ndarray, params: dict[str, Any],
-                 payload: Path | None, threads: int) -> ItemIndex:
+    def _restore(
+        cls,
+        item_factors: np.ndarray,
+        item_bias: np.ndarray,
+        params: dict[str, Any],
+        payload: Path | None,
+        threads: int,
+    ) -> ItemIndex:
         if payload is None:
             raise ConfigError(f"a saved {cls.kind} index needs its index.faiss file")
         obj = cls.__new__(cls)
@@ -128,8 +138,10 @@ class _FaissIndex(ItemIndex):
         obj._index = obj._faiss.read_index(str(payload))
         dim = obj.dim + (2 if obj.metric == "l2" else 1)
         if obj._index.ntotal != obj.n_items or obj._index.d != dim:
-            raise ConfigError(f"{payload}: holds {obj._index.ntotal} vectors of dim "
-                              f"{obj._index.d}; expected {obj.n_items} of dim {dim}")
+            raise ConfigError(
+                f"{payload}: holds {obj._index.ntotal} vectors of dim "
+                f"{obj._index.d}; expected {obj.n_items} of dim {dim}"
+            )
         obj._apply_search_params()
         return obj
 
@@ -137,8 +149,9 @@ class _FaissIndex(ItemIndex):
     def _set_params(self, **params: Any) -> None:
         """Validate and store the constructor parameters."""
 
-    def search(self, queries: npt.ArrayLike, k: int, *,
-               exclude: Sequence[npt.ArrayLike] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: npt.ArrayLike, k: int, *, exclude: Sequence[npt.ArrayLike] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(k, bool) or int(k) != k or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
@@ -178,12 +191,22 @@ class HNSWIndex(_FaissIndex):
 
     kind = "hnsw"
 
-    def __init__(self, item_factors: npt.ArrayLike, item_bias: npt.ArrayLike | None = None, *,
-                 m: int = 32, ef_construction: int = 100, ef_search: int = 256,
-                 metric: str = "l2", seed: int = 0, threads: int = 1) -> None:
+    def __init__(
+        self,
+        item_factors: npt.ArrayLike,
+        item_bias: npt.ArrayLike | None = None,
+        *,
+        m: int = 32,
+        ef_construction: int = 100,
+        ef_search: int = 256,
+        metric: str = "l2",
+        seed: int = 0,
+        threads: int = 1,
+    ) -> None:
         super().__init__(item_factors, item_bias, threads=threads)
-        self._set_params(m=m, ef_construction=ef_construction, ef_search=ef_search,
-                         metric=metric, seed=seed)
+        self._set_params(
+            m=m, ef_construction=ef_construction, ef_search=ef_search, metric=metric, seed=seed
+        )
         self._build()
 
     def _set_params(self, **params: Any) -> None:
@@ -203,8 +226,13 @@ class HNSWIndex(_FaissIndex):
         self._index.hnsw.efSearch = self.ef_search
 
     def params(self) -> dict[str, Any]:
-        return {"m": self.m, "ef_construction": self.ef_construction,
-                "ef_search": self.ef_search, "metric": self.metric, "seed": self.seed}
+        return {
+            "m": self.m,
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+            "metric": self.metric,
+            "seed": self.seed,
+        }
 
     def set_search_params(self, **params: Any) -> None:
         unknown = set(params) - {"ef_search"}
@@ -240,9 +268,17 @@ class IVFIndex(_FaissIndex):
 
     kind = "ivf"
 
-    def __init__(self, item_factors: npt.ArrayLike, item_bias: npt.ArrayLike | None = None, *,
-                 nlist: int | None = None, nprobe: int | None = None, metric: str = "l2",
-                 seed: int = 0, threads: int = 1) -> None:
+    def __init__(
+        self,
+        item_factors: npt.ArrayLike,
+        item_bias: npt.ArrayLike | None = None,
+        *,
+        nlist: int | None = None,
+        nprobe: int | None = None,
+        metric: str = "l2",
+        seed: int = 0,
+        threads: int = 1,
+    ) -> None:
         super().__init__(item_factors, item_bias, threads=threads)
         if nlist is None:
             nlist = int(max(1, min(4 * np.sqrt(self.n_items), self.n_items // 39)))
@@ -260,8 +296,9 @@ class IVFIndex(_FaissIndex):
         self.seed = int(params["seed"])
 
     def _make(self, dim: int) -> Any:
-        quantizer = (self._faiss.IndexFlatL2(dim) if self.metric == "l2"
-                     else self._faiss.IndexFlatIP(dim))
+        quantizer = (
+            self._faiss.IndexFlatL2(dim) if self.metric == "l2" else self._faiss.IndexFlatIP(dim)
+        )
         index = self._faiss.IndexIVFFlat(quantizer, dim, self.nlist, self._faiss_metric)
         index.cp.seed = int_seed(self.seed, "ivf_kmeans") % 2**31
         self._quantizer = quantizer  # the IVF index does not own it; keep it alive
@@ -271,8 +308,12 @@ class IVFIndex(_FaissIndex):
         self._index.nprobe = min(self.nprobe, self.nlist)
 
     def params(self) -> dict[str, Any]:
-        return {"nlist": self.nlist, "nprobe": self.nprobe, "metric": self.metric,
-                "seed": self.seed}
+        return {
+            "nlist": self.nlist,
+            "nprobe": self.nprobe,
+            "metric": self.metric,
+            "seed": self.seed,
+        }
 
     def set_search_params(self, **params: Any) -> None:
         unknown = set(params) - {"nprobe"}

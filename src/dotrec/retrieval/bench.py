@@ -37,6 +37,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from dotrec._numba import numba_threads
 from dotrec._version import __version__
 from dotrec.artifacts import atomic_write_bytes
 from dotrec.errors import ConfigError
@@ -91,8 +92,14 @@ class ServingBenchConfig:
 
 
 # ---------------------------------------------------------------------------- catalogs
-def sample_vectors(source: np.ndarray, n: int, seed: int, purpose: str,
-                   bandwidth: float = 0.5, chunk: int = 1 << 18) -> np.ndarray:
+def sample_vectors(
+    source: np.ndarray,
+    n: int,
+    seed: int,
+    purpose: str,
+    bandwidth: float = 0.5,
+    chunk: int = 1 << 18,
+) -> np.ndarray:
     """``n`` float32 rows drawn from the distribution of the rows of ``source``.
 
     A smoothed bootstrap with its variance kept: ``mu + (x_a - mu + h z) / sqrt(1 + h^2)``
@@ -106,20 +113,22 @@ def sample_vectors(source: np.ndarray, n: int, seed: int, purpose: str,
     chol = np.linalg.cholesky(cov)
     r = rng(seed, purpose)
     out = np.empty((n, x.shape[1]), np.float32)
-    scale = 1.0 / np.sqrt(1.0 + bandwidth ** 2)
+    scale = 1.0 / np.sqrt(1.0 + bandwidth**2)
     for s in range(0, n, chunk):
         m = min(chunk, n - s)
         rows = x[r.integers(0, len(x), m)]
         z = r.standard_normal((m, x.shape[1])) @ chol.T
-        out[s:s + m] = mu + (rows - mu + bandwidth * z) * scale
+        out[s : s + m] = mu + (rows - mu + bandwidth * z) * scale
     return out
 
 
-def sample_catalog(model: DotProductModel, n_items: int, n_queries: int,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_catalog(
+    model: DotProductModel, n_items: int, n_queries: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Item factors (n_items x d), item bias (n_items,) and query vectors (n_queries x d)."""
-    items = sample_vectors(fold_items(model.item_factors, model.item_bias), n_items, seed,
-                           "bench_items")
+    items = sample_vectors(
+        fold_items(model.item_factors, model.item_bias), n_items, seed, "bench_items"
+    )
     queries = sample_vectors(model.user_factors, n_queries, seed, "bench_queries")
     return np.ascontiguousarray(items[:, :-1]), np.ascontiguousarray(items[:, -1]), queries
 
@@ -130,8 +139,9 @@ def quick_model(dim: int, seed: int = 0) -> tuple[DotProductModel, str]:
     from dotrec.models.mf import MatrixFactorization
 
     cfg = SyntheticConfig(seed=seed)
-    model = MatrixFactorization(embedding_dim=dim, epochs=20, learning_rate=0.02, seed=seed,
-                                threads=1).fit(generate(cfg))
+    model = MatrixFactorization(
+        embedding_dim=dim, epochs=20, learning_rate=0.02, seed=seed, threads=1
+    ).fit(generate(cfg))
     return model, f"MF(embedding_dim={dim}, epochs=20, learning_rate=0.02) on synthetic"
 
 
@@ -141,7 +151,7 @@ def _read_sum(a: np.ndarray, parts: int) -> float:  # pragma: no cover - compile
     per = (len(a) + parts - 1) // parts
     out = np.zeros(parts, np.float32)
     for p in numba.prange(parts):
-        chunk = a[p * per:min(len(a), (p + 1) * per)]
+        chunk = a[p * per : min(len(a), (p + 1) * per)]
         s = np.float32(0.0)
         for i in range(len(chunk)):
             s += chunk[i]
@@ -153,7 +163,7 @@ def memory_bandwidth(threads: int, n_bytes: int = 1 << 30, repeats: int = 5) -> 
     """Read bandwidth in bytes/s: best of ``repeats`` streaming sums over ``n_bytes``."""
     a = np.ones(n_bytes // 4, np.float32)
     previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(numba_threads(threads))
     try:
         _read_sum(a[:1024], threads)
         best = np.inf
@@ -168,8 +178,13 @@ def memory_bandwidth(threads: int, n_bytes: int = 1 << 30, repeats: int = 5) -> 
 
 def bench_machine_info() -> dict[str, Any]:
     """:func:`dotrec.machine.machine_info` plus memory, numba's threading layer and load."""
-    return {**machine_info(), "dotrec": __version__, "memory_total_bytes": _meminfo("MemTotal"),
-            "numba_threading_layer": _numba_layer(), "load_average": _load()}
+    return {
+        **machine_info(),
+        "dotrec": __version__,
+        "memory_total_bytes": _meminfo("MemTotal"),
+        "numba_threading_layer": _numba_layer(),
+        "load_average": _load(),
+    }
 
 
 def _numba_layer() -> str:
@@ -213,7 +228,7 @@ class ThreadSettings:
         from threadpoolctl import threadpool_limits
 
         self._previous = numba.get_num_threads()
-        numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(numba_threads(self.n))
         self._blas = threadpool_limits(self.n)
         try:
             import faiss
@@ -235,8 +250,9 @@ class ThreadSettings:
 
 
 # ---------------------------------------------------------------------------- timing
-def single_query_latency(search: Callable[[np.ndarray], object], queries: np.ndarray,
-                         budget: float, limit: int) -> dict[str, float]:
+def single_query_latency(
+    search: Callable[[np.ndarray], object], queries: np.ndarray, budget: float, limit: int
+) -> dict[str, float]:
     """Time ``search(q)`` one query at a time: median and p99 in seconds, and the count.
 
     Runs up to ``limit`` queries or until ``budget`` seconds are spent (at least 20), after
@@ -255,47 +271,65 @@ def single_query_latency(search: Callable[[np.ndarray], object], queries: np.nda
         if spent > budget and len(times) >= 20:
             break
     arr = np.asarray(times)
-    return {"median_s": float(np.median(arr)), "p99_s": float(np.percentile(arr, 99)),
-            "n_queries": len(arr)}
+    return {
+        "median_s": float(np.median(arr)),
+        "p99_s": float(np.percentile(arr, 99)),
+        "n_queries": len(arr),
+    }
 
 
-def batched_qps(search: Callable[[np.ndarray], object], queries: np.ndarray,
-                batch_size: int) -> float:
+def batched_qps(
+    search: Callable[[np.ndarray], object], queries: np.ndarray, batch_size: int
+) -> float:
     """Queries per second answering ``queries`` in batches of ``batch_size``."""
-    search(queries[:min(len(queries), batch_size)])  # warm-up
+    search(queries[: min(len(queries), batch_size)])  # warm-up
     t = time.perf_counter()
     for s in range(0, len(queries), batch_size):
-        search(queries[s:s + batch_size])
+        search(queries[s : s + batch_size])
     return len(queries) / (time.perf_counter() - t)
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean ``|found ∩ truth| / k`` over rows (``-1`` entries never match)."""
     k = truth.shape[1]
-    return float(np.mean([len(np.intersect1d(f[f >= 0], t)) / k
-                          for f, t in zip(found, truth)]))
+    return float(np.mean([len(np.intersect1d(f[f >= 0], t)) / k for f, t in zip(found, truth)]))
 
 
 # ---------------------------------------------------------------------------- methods
-def _bench_exact(vectors: np.ndarray, bias: np.ndarray, queries: np.ndarray,
-                 cfg: ServingBenchConfig, bw1: float) -> tuple[dict[str, Any], np.ndarray]:
+def _bench_exact(
+    vectors: np.ndarray, bias: np.ndarray, queries: np.ndarray, cfg: ServingBenchConfig, bw1: float
+) -> tuple[dict[str, Any], np.ndarray]:
     index = ExactIndex(vectors, bias, threads=1)
     with ThreadSettings(1):
-        lat = single_query_latency(lambda q: index.search(q, cfg.k), queries,
-                                   cfg.latency_budget, cfg.latency_queries)
+        lat = single_query_latency(
+            lambda q: index.search(q, cfg.k), queries, cfg.latency_budget, cfg.latency_queries
+        )
     scanned = vectors.nbytes + bias.nbytes
     bound = scanned / bw1
     index.threads = cfg.threads
     with ThreadSettings(cfg.threads):
-        truth, _ = index.search(queries[:cfg.recall_queries], cfg.k)
-        qps = batched_qps(lambda q: index.search(q, cfg.k), queries[:cfg.batch_queries],
-                          cfg.batch_size)
-        numpy_qps = batched_qps(lambda q: _numpy_topk(q, vectors, bias, cfg.k),
-                                queries[:cfg.batch_size], cfg.batch_size)
-    row = {"method": "exact", "params": {}, "build_s": 0.0, "memory_bytes": index.memory_bytes(),
-           "recall": 1.0, **lat, "batched_qps": qps, "numpy_batched_qps": numpy_qps,
-           "scanned_bytes": scanned, "bandwidth_bound_s": bound,
-           "scan_vs_bound": lat["median_s"] / bound}
+        truth, _ = index.search(queries[: cfg.recall_queries], cfg.k)
+        qps = batched_qps(
+            lambda q: index.search(q, cfg.k), queries[: cfg.batch_queries], cfg.batch_size
+        )
+        numpy_qps = batched_qps(
+            lambda q: _numpy_topk(q, vectors, bias, cfg.k),
+            queries[: cfg.batch_size],
+            cfg.batch_size,
+        )
+    row = {
+        "method": "exact",
+        "params": {},
+        "build_s": 0.0,
+        "memory_bytes": index.memory_bytes(),
+        "recall": 1.0,
+        **lat,
+        "batched_qps": qps,
+        "numpy_batched_qps": numpy_qps,
+        "scanned_bytes": scanned,
+        "bandwidth_bound_s": bound,
+        "scan_vs_bound": lat["median_s"] / bound,
+    }
     return row, truth
 
 
@@ -306,17 +340,26 @@ def _numpy_topk(q: np.ndarray, vectors: np.ndarray, bias: np.ndarray, k: int) ->
     return np.argpartition(-scores, k, axis=1)[:, :k]
 
 
-def _bench_ann(name: str, vectors: np.ndarray, bias: np.ndarray, queries: np.ndarray,
-               truth: np.ndarray, cfg: ServingBenchConfig) -> dict[str, Any]:
+def _bench_ann(
+    name: str,
+    vectors: np.ndarray,
+    bias: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    cfg: ServingBenchConfig,
+) -> dict[str, Any]:
     kind, params = METHODS[name]
-    cls = index_classes()[kind]
+    cls: Any = index_classes()[kind]  # the ANN classes take seed= and their own knobs
     rss0 = _rss()
     with ThreadSettings(cfg.threads):
         t = time.perf_counter()
         index: ItemIndex = cls(vectors, bias, threads=cfg.threads, seed=cfg.seed, **params)
         build_s = time.perf_counter() - t
     rss_delta = _rss() - rss0
-    knob, values = ("ef_search", EF_SWEEP) if kind == "hnsw" else ("nprobe", NPROBE_SWEEP)
+    knob, values = (
+        ("ef_search", tuple(EF_SWEEP)) if kind == "hnsw" else ("nprobe", tuple(NPROBE_SWEEP))
+    )
+    values = tuple(values)
     if kind == "ivf":
         values = tuple(v for v in values if v <= index.nlist)  # type: ignore[attr-defined]
     sweep = []
@@ -324,11 +367,15 @@ def _bench_ann(name: str, vectors: np.ndarray, bias: np.ndarray, queries: np.nda
         index.set_search_params(**{knob: v})
         index.threads = cfg.threads
         with ThreadSettings(cfg.threads):
-            rec = recall(index.search(queries[:cfg.recall_queries], cfg.k)[0], truth)
+            rec = recall(index.search(queries[: cfg.recall_queries], cfg.k)[0], truth)
         index.threads = 1
         with ThreadSettings(1):
-            lat = single_query_latency(lambda q: index.search(q, cfg.k), queries,
-                                       cfg.latency_budget / 4, cfg.latency_queries)
+            lat = single_query_latency(
+                lambda q: index.search(q, cfg.k),
+                queries,
+                cfg.latency_budget / 4,
+                cfg.latency_queries,
+            )
         sweep.append({knob: v, "recall": rec, **lat})
         if rec >= max(0.999, cfg.recall_target):
             break  # larger settings only cost more
@@ -337,13 +384,23 @@ def _bench_ann(name: str, vectors: np.ndarray, bias: np.ndarray, queries: np.nda
     index.set_search_params(**{knob: best[knob]})
     index.threads = cfg.threads
     with ThreadSettings(cfg.threads):
-        qps = batched_qps(lambda q: index.search(q, cfg.k), queries[:cfg.batch_queries],
-                          cfg.batch_size)
-    return {"method": name, "params": index.params(), "build_s": build_s,
-            "memory_bytes": index.memory_bytes(), "rss_delta_bytes": rss_delta,
-            "recall": best["recall"], "median_s": best["median_s"], "p99_s": best["p99_s"],
-            "n_queries": best["n_queries"], "batched_qps": qps,
-            "meets_recall_target": bool(ok), "sweep": sweep}
+        qps = batched_qps(
+            lambda q: index.search(q, cfg.k), queries[: cfg.batch_queries], cfg.batch_size
+        )
+    return {
+        "method": name,
+        "params": index.params(),
+        "build_s": build_s,
+        "memory_bytes": index.memory_bytes(),
+        "rss_delta_bytes": rss_delta,
+        "recall": best["recall"],
+        "median_s": best["median_s"],
+        "p99_s": best["p99_s"],
+        "n_queries": best["n_queries"],
+        "batched_qps": qps,
+        "meets_recall_target": bool(ok),
+        "sweep": sweep,
+    }
 
 
 def neumf_for_catalog(n_items: int, dim: int, seed: int = 0) -> Model:
@@ -370,10 +427,21 @@ def _bench_neumf(n: int, cfg: ServingBenchConfig) -> dict[str, Any]:
     rss_delta = _rss() - rss0
     calls = np.zeros((cfg.latency_queries, 1), np.float32)  # one call per "query": same user
     with ThreadSettings(1):
-        lat = single_query_latency(lambda _: topk_rows(model.score_all(user), cfg.k), calls,
-                                   cfg.latency_budget, cfg.latency_queries)
-    return {"method": "neumf", "params": model.config(), "build_s": build_s,
-            "memory_bytes": rss_delta, "recall": 1.0, **lat, "batched_qps": None}
+        lat = single_query_latency(
+            lambda _: topk_rows(model.score_all(user), cfg.k),
+            calls,
+            cfg.latency_budget,
+            cfg.latency_queries,
+        )
+    return {
+        "method": "neumf",
+        "params": model.config(),
+        "build_s": build_s,
+        "memory_bytes": rss_delta,
+        "recall": 1.0,
+        **lat,
+        "batched_qps": None,
+    }
 
 
 # ---------------------------------------------------------------------------- driver
@@ -401,15 +469,25 @@ class ServingBenchResult:
 
 def _bytes_needed(n: int, d: int, methods: Sequence[str], batch: int) -> int:
     per_item = (d + 1) * 4  # the catalog itself
-    per_item += sum({"hnsw": (d + 3) * 4 + 300, "hnsw-ip": (d + 2) * 4 + 300,
-                     "ivf": (d + 3) * 4 + 8, "ivf-ip": (d + 2) * 4 + 8,
-                     "neumf": 7 * d * 4}.get(m, 0) for m in methods)
+    per_item += sum(
+        {
+            "hnsw": (d + 3) * 4 + 300,
+            "hnsw-ip": (d + 2) * 4 + 300,
+            "ivf": (d + 3) * 4 + 8,
+            "ivf-ip": (d + 2) * 4 + 8,
+            "neumf": 7 * d * 4,
+        }.get(m, 0)
+        for m in methods
+    )
     return n * (per_item + batch * 4 * 2)  # the numpy baseline's score block, twice
 
 
-def run_serving_bench(cfg: ServingBenchConfig, model: DotProductModel | None = None,
-                      source_name: str = "", log: Callable[[str], None] = print,
-                      ) -> ServingBenchResult:
+def run_serving_bench(
+    cfg: ServingBenchConfig,
+    model: DotProductModel | None = None,
+    source_name: str = "",
+    log: Callable[[str], None] = print,
+) -> ServingBenchResult:
     """Run the benchmark (see the module doc) and return its measurements."""
     if model is None:
         log(f"training a quick MF (dim {cfg.dim}) on the synthetic data ...")
@@ -420,17 +498,28 @@ def run_serving_bench(cfg: ServingBenchConfig, model: DotProductModel | None = N
         raise ConfigError(f"the model has dim {model.item_factors.shape[1]}, --dim is {cfg.dim}")
     log("measuring memory bandwidth ...")
     bw = {str(t): memory_bandwidth(t, cfg.bandwidth_bytes) for t in sorted({1, cfg.threads})}
-    log("  read bandwidth: " + ", ".join(f"{v / 1e9:.1f} GB/s with {t} thread(s)"
-                                         for t, v in bw.items()))
-    res = ServingBenchResult(config=asdict(cfg), machine=bench_machine_info(),
-                             source_model=source_name, bandwidth_bytes_per_s=bw)
+    log(
+        "  read bandwidth: "
+        + ", ".join(f"{v / 1e9:.1f} GB/s with {t} thread(s)" for t, v in bw.items())
+    )
+    res = ServingBenchResult(
+        config=asdict(cfg),
+        machine=bench_machine_info(),
+        source_model=source_name,
+        bandwidth_bytes_per_s=bw,
+    )
     n_q = max(cfg.recall_queries, cfg.latency_queries, cfg.batch_queries)
     for n in sorted(cfg.sizes):
         available = _meminfo("MemAvailable")
         need = _bytes_needed(n, cfg.dim, cfg.methods, cfg.batch_size)
         if available is not None and need > 0.8 * available:
-            res.skipped.append({"size": n, "reason": f"needs about {need / 2**30:.1f} GiB, "
-                                                     f"{available / 2**30:.1f} GiB available"})
+            res.skipped.append(
+                {
+                    "size": n,
+                    "reason": f"needs about {need / 2**30:.1f} GiB, "
+                    f"{available / 2**30:.1f} GiB available",
+                }
+            )
             log(f"skipping {n:,} items: {res.skipped[-1]['reason']}")
             continue
         load0 = _load()
@@ -449,8 +538,10 @@ def run_serving_bench(cfg: ServingBenchConfig, model: DotProductModel | None = N
         load1 = _load()
         for r in rows:
             r.update(size=n, load_before=load0, load_after=load1)
-            log(f"  {r['method']:8s} median {r['median_s'] * 1e3:9.4f} ms  "
-                f"p99 {r['p99_s'] * 1e3:9.4f} ms  recall@{cfg.k} {r['recall']:.4f}")
+            log(
+                f"  {r['method']:8s} median {r['median_s'] * 1e3:9.4f} ms  "
+                f"p99 {r['p99_s'] * 1e3:9.4f} ms  recall@{cfg.k} {r['recall']:.4f}"
+            )
         res.rows.extend(rows)
         del vectors, bias, queries
     _summarise(res, cfg)
@@ -461,19 +552,25 @@ def _summarise(res: ServingBenchResult, cfg: ServingBenchConfig) -> None:
     methods = sorted({r["method"] for r in res.rows}, key=list(METHODS).index)
     for m in methods:
         rows = [r for r in res.rows if r["method"] == m]
-        res.exponents[m] = growth_exponent([r["size"] for r in rows],
-                                           [r["median_s"] for r in rows])
+        res.exponents[m] = growth_exponent([r["size"] for r in rows], [r["median_s"] for r in rows])
     if not res.rows:
         return
     n = max(r["size"] for r in res.rows)
     at = {r["method"]: r for r in res.rows if r["size"] == n}
-    ann = [r for r in at.values() if r["method"] not in ("exact", "neumf")
-           and r["recall"] >= cfg.recall_target]
+    ann = [
+        r
+        for r in at.values()
+        if r["method"] not in ("exact", "neumf") and r["recall"] >= cfg.recall_target
+    ]
     s: dict[str, Any] = {"size": n}
     if ann:
         best = min(ann, key=lambda r: r["median_s"])
-        s["best_ann"] = {"method": best["method"], "params": best["params"],
-                         "recall": best["recall"], "median_ms": best["median_s"] * 1e3}
+        s["best_ann"] = {
+            "method": best["method"],
+            "params": best["params"],
+            "recall": best["recall"],
+            "median_ms": best["median_s"] * 1e3,
+        }
     if "exact" in at:
         e = at["exact"]
         s["exact_scan_ms"] = e["median_s"] * 1e3
@@ -494,16 +591,33 @@ def _summarise(res: ServingBenchResult, cfg: ServingBenchConfig) -> None:
 def table_markdown(res: ServingBenchResult) -> str:
     """One row per (size, method) as a Markdown table."""
     k = res.config["k"]
-    lines = [f"| items | method | params | build s | memory MiB | recall@{k} | median ms | "
-             "p99 ms | batched q/s |", "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| items | method | params | build s | memory MiB | recall@{k} | median ms | "
+        "p99 ms | batched q/s |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in res.rows:
-        params = ", ".join(f"{a}={b}" for a, b in r["params"].items()
-                           if a in ("m", "ef_construction", "ef_search", "nlist", "nprobe",
-                                    "metric", "factor", "layers"))
+        params = ", ".join(
+            f"{a}={b}"
+            for a, b in r["params"].items()
+            if a
+            in (
+                "m",
+                "ef_construction",
+                "ef_search",
+                "nlist",
+                "nprobe",
+                "metric",
+                "factor",
+                "layers",
+            )
+        )
         qps = "-" if r.get("batched_qps") is None else f"{r['batched_qps']:,.0f}"
-        lines.append(f"| {r['size']:,} | {r['method']} | {params} | {r['build_s']:.2f} | "
-                     f"{r['memory_bytes'] / 2**20:,.1f} | {r['recall']:.4f} | "
-                     f"{r['median_s'] * 1e3:.4f} | {r['p99_s'] * 1e3:.4f} | {qps} |")
+        lines.append(
+            f"| {r['size']:,} | {r['method']} | {params} | {r['build_s']:.2f} | "
+            f"{r['memory_bytes'] / 2**20:,.1f} | {r['recall']:.4f} | "
+            f"{r['median_s'] * 1e3:.4f} | {r['p99_s'] * 1e3:.4f} | {qps} |"
+        )
     return "\n".join(lines)
 
 
@@ -511,26 +625,35 @@ def summary_lines(res: ServingBenchResult) -> list[str]:
     """The headline figures, as printed after the table."""
     s, cfg = res.summary, res.config
     bw = res.bandwidth_bytes_per_s
-    out = ["read bandwidth: " + ", ".join(f"{v / 1e9:.1f} GB/s ({t} thread(s))"
-                                          for t, v in bw.items())]
-    out.append("growth exponents (median latency ~ size^e): " + ", ".join(
-        f"{m} {e:.2f}" for m, e in res.exponents.items() if e is not None))
+    out = [
+        "read bandwidth: " + ", ".join(f"{v / 1e9:.1f} GB/s ({t} thread(s))" for t, v in bw.items())
+    ]
+    out.append(
+        "growth exponents (median latency ~ size^e): "
+        + ", ".join(f"{m} {e:.2f}" for m, e in res.exponents.items() if e is not None)
+    )
     if not s:
         return out
     n = s["size"]
     if "best_ann" in s:
         b = s["best_ann"]
-        out.append(f"at {n:,} items: best ANN at recall@{cfg['k']} >= {cfg['recall_target']}: "
-                   f"{b['method']} {b['params']} recall {b['recall']:.4f}, median "
-                   f"{b['median_ms']:.4f} ms on 1 thread")
+        out.append(
+            f"at {n:,} items: best ANN at recall@{cfg['k']} >= {cfg['recall_target']}: "
+            f"{b['method']} {b['params']} recall {b['recall']:.4f}, median "
+            f"{b['median_ms']:.4f} ms on 1 thread"
+        )
     else:
         out.append(f"at {n:,} items: no ANN setting reached recall {cfg['recall_target']}")
     if "exact_scan_ms" in s:
-        out.append(f"exact scan of one query: {s['exact_scan_ms']:.2f} ms; memory-bandwidth "
-                   f"bound {s['bandwidth_bound_ms']:.2f} ms (ratio {s['exact_scan_vs_bound']:.2f})")
-        out.append(f"batched exact top-{cfg['k']} with {cfg['threads']} threads: "
-                   f"{s['exact_batched_qps']:,.0f} queries/s (numpy matmul + argpartition: "
-                   f"{s['numpy_batched_qps']:,.0f})")
+        out.append(
+            f"exact scan of one query: {s['exact_scan_ms']:.2f} ms; memory-bandwidth "
+            f"bound {s['bandwidth_bound_ms']:.2f} ms (ratio {s['exact_scan_vs_bound']:.2f})"
+        )
+        out.append(
+            f"batched exact top-{cfg['k']} with {cfg['threads']} threads: "
+            f"{s['exact_batched_qps']:,.0f} queries/s (numpy matmul + argpartition: "
+            f"{s['numpy_batched_qps']:,.0f})"
+        )
     if "neumf_ms" in s:
         line = f"NeuMF whole-catalog scoring + top-{cfg['k']} for one user: {s['neumf_ms']:.2f} ms"
         if "neumf_over_ann" in s:
@@ -552,10 +675,10 @@ def plot(res: ServingBenchResult, path: Path) -> None:
     for m, e in res.exponents.items():
         rows = sorted((r for r in res.rows if r["method"] == m), key=lambda r: r["size"])
         label = m if e is None else f"{m} (slope {e:.2f})"
-        ax.plot([r["size"] for r in rows], [r["median_s"] * 1e3 for r in rows], "o-",
-                label=label)
-    bound = sorted((r["size"], r["bandwidth_bound_s"] * 1e3) for r in res.rows
-                   if r["method"] == "exact")
+        ax.plot([r["size"] for r in rows], [r["median_s"] * 1e3 for r in rows], "o-", label=label)
+    bound = sorted(
+        (r["size"], r["bandwidth_bound_s"] * 1e3) for r in res.rows if r["method"] == "exact"
+    )
     if bound:
         ax.plot(*zip(*bound), "k--", lw=1, label="exact: DRAM bandwidth bound")
     ax.set_xscale("log")
@@ -573,8 +696,7 @@ def plot(res: ServingBenchResult, path: Path) -> None:
 def write_reports(res: ServingBenchResult, out: Path) -> dict[str, Path]:
     """Write ``serving.json``, ``serving.md`` and ``serving.png`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "serving.json", "table": out / "serving.md",
-             "plot": out / "serving.png"}
+    paths = {"json": out / "serving.json", "table": out / "serving.md", "plot": out / "serving.png"}
     atomic_write_bytes(paths["json"], (json.dumps(asdict(res), indent=2) + "\n").encode())
     text = table_markdown(res) + "\n\n" + "\n".join(f"- {line}" for line in summary_lines(res))
     atomic_write_bytes(paths["table"], (text + "\n").encode())

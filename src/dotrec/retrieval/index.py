@@ -61,13 +61,21 @@ class ItemIndex(ABC):
     #: Backend name: ``exact``, ``hnsw`` or ``ivf``.
     kind: ClassVar[str]
 
-    def __init__(self, item_factors: npt.ArrayLike, item_bias: npt.ArrayLike | None = None, *,
-                 threads: int = 1) -> None:
+    def __init__(
+        self,
+        item_factors: npt.ArrayLike,
+        item_bias: npt.ArrayLike | None = None,
+        *,
+        threads: int = 1,
+    ) -> None:
         vectors = np.ascontiguousarray(item_factors, dtype=np.float32)
         if vectors.ndim != 2:
             raise ValueError(f"item_factors must be 2-D, got shape {vectors.shape}")
-        bias = (np.zeros(len(vectors), np.float32) if item_bias is None
-                else np.ascontiguousarray(item_bias, dtype=np.float32))
+        bias = (
+            np.zeros(len(vectors), np.float32)
+            if item_bias is None
+            else np.ascontiguousarray(item_bias, dtype=np.float32)
+        )
         if bias.shape != (len(vectors),):
             raise ValueError(f"item_bias has shape {bias.shape}, expected ({len(vectors)},)")
         if int(threads) != threads or threads < 1:
@@ -95,8 +103,9 @@ class ItemIndex(ABC):
         """Build and search parameters as a JSON-safe dict (constructor keywords)."""
 
     @abstractmethod
-    def search(self, queries: npt.ArrayLike, k: int, *,
-               exclude: Sequence[npt.ArrayLike] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: npt.ArrayLike, k: int, *, exclude: Sequence[npt.ArrayLike] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items of each query.
 
         Parameters
@@ -120,16 +129,23 @@ class ItemIndex(ABC):
     def set_search_params(self, **params: Any) -> None:
         """Change search-time parameters (``ef_search``, ``nprobe``) without a rebuild."""
         if params:
-            raise ConfigError(f"{self.kind} index has no search parameters "
-                              f"({', '.join(sorted(params))} given)")
+            raise ConfigError(
+                f"{self.kind} index has no search parameters ({', '.join(sorted(params))} given)"
+            )
 
     def _payload(self) -> bytes | None:
         """The bytes to store beside ``index.json`` (None: nothing beyond the parameters)."""
         return None
 
     @classmethod
-    def _restore(cls, item_factors: np.ndarray, item_bias: np.ndarray, params: dict[str, Any],
-                 payload: Path | None, threads: int) -> ItemIndex:
+    def _restore(
+        cls,
+        item_factors: np.ndarray,
+        item_bias: np.ndarray,
+        params: dict[str, Any],
+        payload: Path | None,
+        threads: int,
+    ) -> ItemIndex:
         """An index from :meth:`params` and the file holding :meth:`_payload`, no rebuild."""
         return cls(item_factors, item_bias, threads=threads, **params)
 
@@ -142,10 +158,10 @@ class ExactIndex(ItemIndex):
     def params(self) -> dict[str, Any]:
         return {}
 
-    def search(self, queries: npt.ArrayLike, k: int, *,
-               exclude: Sequence[npt.ArrayLike] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return topk_dot(queries, self.vectors, self.bias, k, exclude=exclude,
-                        threads=self.threads)
+    def search(
+        self, queries: npt.ArrayLike, k: int, *, exclude: Sequence[npt.ArrayLike] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return topk_dot(queries, self.vectors, self.bias, k, exclude=exclude, threads=self.threads)
 
 
 def index_classes() -> dict[str, type[ItemIndex]]:
@@ -173,22 +189,30 @@ def recall_at_k(index: ItemIndex, queries: npt.ArrayLike, k: int = RECALL_K) -> 
     exact = ExactIndex(index.vectors, index.bias, threads=index.threads)
     truth, _ = exact.search(q, k)
     found, _ = index.search(q, k)
-    hits = sum(len(np.intersect1d(t, f[f >= 0], assume_unique=True))
-               for t, f in zip(truth, found))
+    hits = sum(len(np.intersect1d(t, f[f >= 0], assume_unique=True)) for t, f in zip(truth, found))
     return hits / (k * len(q))
 
 
 def _check_model(model: Model) -> DotProductModel:
     if not isinstance(model, DotProductModel):
-        raise ConfigError(f"model {model.name!r} is not a dot-product model: an item index "
-                          "serves only models whose score is <user vector, item vector>; "
-                          "learned-similarity models rank through score_all")
+        raise ConfigError(
+            f"model {model.name!r} is not a dot-product model: an item index "
+            "serves only models whose score is <user vector, item vector>; "
+            "learned-similarity models rank through score_all"
+        )
     model._check_fitted()
     return model
 
 
-def build_index(model: Model, kind: str = "exact", *, threads: int = 1, seed: int = 0,
-                recall_queries: int = 1000, **params: Any) -> ItemIndex:
+def build_index(
+    model: Model,
+    kind: str = "exact",
+    *,
+    threads: int = 1,
+    seed: int = 0,
+    recall_queries: int = 1000,
+    **params: Any,
+) -> ItemIndex:
     """Build a ``kind`` index over a dot-product model's item vectors and measure it.
 
     ``build_info`` gets the build time, the memory, and recall@10 against ``exact`` on up to
@@ -202,8 +226,10 @@ def build_index(model: Model, kind: str = "exact", *, threads: int = 1, seed: in
         params.setdefault("seed", seed)
     start = time.perf_counter()
     index = cls(m.item_factors, m.item_bias, threads=threads, **params)
-    info: dict[str, Any] = {"build_seconds": time.perf_counter() - start,
-                            "memory_bytes": index.memory_bytes()}
+    info: dict[str, Any] = {
+        "build_seconds": time.perf_counter() - start,
+        "memory_bytes": index.memory_bytes(),
+    }
     if kind == "exact":
         info[f"recall@{RECALL_K}"] = 1.0
     else:
@@ -232,10 +258,16 @@ def save_index(index: ItemIndex, model_dir: str | os.PathLike[str]) -> Path:
     """Write ``index`` beside the model in ``model_dir`` (atomically) and return its path."""
     target = index_path(model_dir, index.kind)
     meta: dict[str, Any] = {
-        "format": INDEX_FORMAT, "format_version": INDEX_FORMAT_VERSION, "kind": index.kind,
-        "params": index.params(), "build_info": index.build_info,
-        "n_items": index.n_items, "dim": index.dim, "model_sha256": _model_sha(model_dir),
-        "dotrec_version": __version__, "files": {},
+        "format": INDEX_FORMAT,
+        "format_version": INDEX_FORMAT_VERSION,
+        "kind": index.kind,
+        "params": index.params(),
+        "build_info": index.build_info,
+        "n_items": index.n_items,
+        "dim": index.dim,
+        "model_sha256": _model_sha(model_dir),
+        "dotrec_version": __version__,
+        "files": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=model_dir))
     try:
@@ -256,8 +288,9 @@ def saved_index_kinds(model_dir: str | os.PathLike[str]) -> list[str]:
     return [k for k in INDEX_KINDS if (index_path(model_dir, k) / INDEX_META).is_file()]
 
 
-def load_index(model_dir: str | os.PathLike[str], kind: str, model: Model, *,
-               threads: int = 1) -> ItemIndex:
+def load_index(
+    model_dir: str | os.PathLike[str], kind: str, model: Model, *, threads: int = 1
+) -> ItemIndex:
     """Load the ``kind`` index saved beside ``model`` (read from ``model_dir``), no rebuild.
 
     Raises :class:`ArtifactError` if it is missing, corrupt, or built for other model arrays.
@@ -267,29 +300,37 @@ def load_index(model_dir: str | os.PathLike[str], kind: str, model: Model, *,
     folder = index_path(model_dir, kind)
     meta_path = folder / INDEX_META
     if not meta_path.is_file():
-        raise ArtifactError(f"{folder}: no {kind} index; build one with "
-                            f"`dotrec index build {model_dir} --kind {kind}`")
+        raise ArtifactError(
+            f"{folder}: no {kind} index; build one with "
+            f"`dotrec index build {model_dir} --kind {kind}`"
+        )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{meta_path}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT \
-            or meta.get("kind") != kind:
+    if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT or meta.get("kind") != kind:
         raise ArtifactError(f"{meta_path}: not a dotrec {kind} index file")
     if int(meta.get("format_version", 0)) > INDEX_FORMAT_VERSION:
-        raise ArtifactError(f"{meta_path}: index format {meta.get('format_version')} is newer "
-                            f"than this dotrec ({__version__}) reads; upgrade dotrec")
+        raise ArtifactError(
+            f"{meta_path}: index format {meta.get('format_version')} is newer "
+            f"than this dotrec ({__version__}) reads; upgrade dotrec"
+        )
     if meta.get("model_sha256") != _model_sha(model_dir):
-        raise ArtifactError(f"{folder}: built for other model arrays (the model was retrained "
-                            f"or replaced); rebuild with `dotrec index build {model_dir} "
-                            f"--kind {kind}`")
+        raise ArtifactError(
+            f"{folder}: built for other model arrays (the model was retrained "
+            f"or replaced); rebuild with `dotrec index build {model_dir} "
+            f"--kind {kind}`"
+        )
     payload = None
     for name, info in (meta.get("files") or {}).items():
         payload = folder / name
         if not payload.is_file() or sha256_file(payload) != (info or {}).get("sha256"):
-            raise ArtifactError(f"{payload}: missing, or its sha256 does not match "
-                                f"{INDEX_META}; the file is truncated or was altered")
-    index = cls._restore(m.item_factors, m.item_bias, dict(meta.get("params") or {}), payload,
-                         threads)
+            raise ArtifactError(
+                f"{payload}: missing, or its sha256 does not match "
+                f"{INDEX_META}; the file is truncated or was altered"
+            )
+    index = cls._restore(
+        m.item_factors, m.item_bias, dict(meta.get("params") or {}), payload, threads
+    )
     index.build_info = dict(meta.get("build_info") or {})
     return index

@@ -30,6 +30,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import prange
 
+from dotrec._numba import numba_threads
+
 #: Bytes of scores each thread computes per BLAS call (fits in a core's L2 cache).
 _BLOCK_BYTES = 1 << 20
 _EMPTY = np.zeros(0, np.int64)
@@ -73,8 +75,7 @@ def _excluded(ex_ptr: np.ndarray, ex_idx: np.ndarray, q: int, item: int) -> bool
 
 
 @numba.njit(nogil=True, cache=True)
-def _finish(hs: np.ndarray, hi: np.ndarray, n: int, out_s: np.ndarray,
-            out_i: np.ndarray) -> None:
+def _finish(hs: np.ndarray, hi: np.ndarray, n: int, out_s: np.ndarray, out_i: np.ndarray) -> None:
     """Merge heaps ``hs[p, q]`` (p = part) into sorted rows ``out[q]``; sentinels become -1."""
     n_parts, n_q, k = hs.shape
     ms = np.empty(k, np.float32)
@@ -117,8 +118,9 @@ def _fused_part(query, vectors, bias, lo, hi_, ex_ptr, ex_idx, hs, hi):  # pragm
 
 
 @numba.njit(nogil=True, fastmath=True, cache=True)
-def _blocked_part(queries, vectors, bias, lo, hi_, chunk, ex_ptr, ex_idx, hs,
-                  hi):  # pragma: no cover - compiled
+def _blocked_part(
+    queries, vectors, bias, lo, hi_, chunk, ex_ptr, ex_idx, hs, hi
+):  # pragma: no cover - compiled
     """Items lo..hi_-1: BLAS scores one (queries x chunk) block, then the heaps scan it."""
     n_q = queries.shape[0]
     thr = np.full(n_q, -np.inf, np.float32)
@@ -185,33 +187,72 @@ def _candidates_kernel(queries, vectors, bias, cand, k, ex_ptr, ex_idx):  # prag
 def _fused_serial(query, vectors, bias, hs, hi, ex_ptr, ex_idx):  # pragma: no cover
     per = (vectors.shape[0] + hs.shape[0] - 1) // hs.shape[0]
     for p in range(hs.shape[0]):
-        _fused_part(query, vectors, bias, p * per, min(vectors.shape[0], (p + 1) * per),
-                    ex_ptr, ex_idx, hs[p, 0], hi[p, 0])
+        _fused_part(
+            query,
+            vectors,
+            bias,
+            p * per,
+            min(vectors.shape[0], (p + 1) * per),
+            ex_ptr,
+            ex_idx,
+            hs[p, 0],
+            hi[p, 0],
+        )
 
 
 @numba.njit(nogil=True, cache=True, parallel=True)
 def _fused_parallel(query, vectors, bias, hs, hi, ex_ptr, ex_idx):  # pragma: no cover
     per = (vectors.shape[0] + hs.shape[0] - 1) // hs.shape[0]
     for p in prange(hs.shape[0]):
-        _fused_part(query, vectors, bias, p * per, min(vectors.shape[0], (p + 1) * per),
-                    ex_ptr, ex_idx, hs[p, 0], hi[p, 0])
+        _fused_part(
+            query,
+            vectors,
+            bias,
+            p * per,
+            min(vectors.shape[0], (p + 1) * per),
+            ex_ptr,
+            ex_idx,
+            hs[p, 0],
+            hi[p, 0],
+        )
 
 
 @numba.njit(nogil=True, cache=True)
 def _blocked_serial(queries, vectors, bias, chunk, hs, hi, ex_ptr, ex_idx):  # pragma: no cover
     per = (vectors.shape[0] + hs.shape[0] - 1) // hs.shape[0]
     for p in range(hs.shape[0]):
-        _blocked_part(queries, vectors, bias, p * per, min(vectors.shape[0], (p + 1) * per),
-                      chunk, ex_ptr, ex_idx, hs[p], hi[p])
+        _blocked_part(
+            queries,
+            vectors,
+            bias,
+            p * per,
+            min(vectors.shape[0], (p + 1) * per),
+            chunk,
+            ex_ptr,
+            ex_idx,
+            hs[p],
+            hi[p],
+        )
 
 
 @numba.njit(nogil=True, cache=True, parallel=True)
-def _blocked_parallel(queries, vectors, bias, chunk, hs, hi, ex_ptr,
-                      ex_idx):  # pragma: no cover - compiled
+def _blocked_parallel(
+    queries, vectors, bias, chunk, hs, hi, ex_ptr, ex_idx
+):  # pragma: no cover - compiled
     per = (vectors.shape[0] + hs.shape[0] - 1) // hs.shape[0]
     for p in prange(hs.shape[0]):
-        _blocked_part(queries, vectors, bias, p * per, min(vectors.shape[0], (p + 1) * per),
-                      chunk, ex_ptr, ex_idx, hs[p], hi[p])
+        _blocked_part(
+            queries,
+            vectors,
+            bias,
+            p * per,
+            min(vectors.shape[0], (p + 1) * per),
+            chunk,
+            ex_ptr,
+            ex_idx,
+            hs[p],
+            hi[p],
+        )
 
 
 @numba.njit(nogil=True, cache=True)
@@ -226,7 +267,7 @@ def _rows_parallel(scores, hs, hi, ex_ptr, ex_idx):  # pragma: no cover - compil
         _rows_part(scores, q, ex_ptr, ex_idx, hs[0, q], hi[0, q])
 
 
-_KERNELS = {
+_KERNELS: dict[str, tuple[Any, Any]] = {
     "fused": (_fused_serial, _fused_parallel),
     "blocked": (_blocked_serial, _blocked_parallel),
     "rows": (_rows_serial, _rows_parallel),
@@ -265,8 +306,10 @@ def _single_threaded_blas() -> Iterator[None]:
                 _blas_limiter = None
 
 
-def exclusion_csr(exclude: Sequence[npt.ArrayLike] | None, n_queries: int,
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def exclusion_csr(
+    exclude: Sequence[npt.ArrayLike] | None,
+    n_queries: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pack per-query item lists into sorted CSR arrays ``(indptr, indices)``.
 
     ``None`` gives two empty arrays, which the kernels read as "nothing excluded".
@@ -288,7 +331,7 @@ def _run(name: str, threads: int, *args: Any) -> None:
         serial(*args)
         return
     previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(numba_threads(threads))
     try:
         parallel(*args)
     finally:
@@ -297,8 +340,10 @@ def _run(name: str, threads: int, *args: Any) -> None:
 
 def _heaps(n_parts: int, n_q: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Empty heaps: score -inf and the sentinel index n, which every real item beats."""
-    return (np.full((n_parts, n_q, k), -np.inf, np.float32),
-            np.full((n_parts, n_q, k), n, np.int64))
+    return (
+        np.full((n_parts, n_q, k), -np.inf, np.float32),
+        np.full((n_parts, n_q, k), n, np.int64),
+    )
 
 
 def _check_k(k: int) -> int:
@@ -307,9 +352,15 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
-def topk_dot(queries: npt.ArrayLike, vectors: np.ndarray, bias: np.ndarray, k: int, *,
-             exclude: Sequence[npt.ArrayLike] | None = None,
-             threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def topk_dot(
+    queries: npt.ArrayLike,
+    vectors: np.ndarray,
+    bias: np.ndarray,
+    k: int,
+    *,
+    exclude: Sequence[npt.ArrayLike] | None = None,
+    threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k items by ``queries @ vectors.T + bias`` for each query.
 
     Parameters
@@ -347,9 +398,13 @@ def topk_dot(queries: npt.ArrayLike, vectors: np.ndarray, bias: np.ndarray, k: i
     return _sorted(hs, hi, n, n_q, k)
 
 
-def topk_rows(scores: npt.ArrayLike, k: int, *,
-              exclude: Sequence[npt.ArrayLike] | None = None,
-              threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def topk_rows(
+    scores: npt.ArrayLike,
+    k: int,
+    *,
+    exclude: Sequence[npt.ArrayLike] | None = None,
+    threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of each row of a score matrix (same rules and result as :func:`topk_dot`)."""
     k = _check_k(k)
     s = np.ascontiguousarray(np.atleast_2d(np.asarray(scores, dtype=np.float32)))
@@ -360,10 +415,15 @@ def topk_rows(scores: npt.ArrayLike, k: int, *,
     return _sorted(hs, hi, n, n_q, k)
 
 
-def topk_candidates(queries: npt.ArrayLike, vectors: np.ndarray, bias: np.ndarray,
-                    candidates: np.ndarray, k: int, *,
-                    exclude: Sequence[npt.ArrayLike] | None = None,
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def topk_candidates(
+    queries: npt.ArrayLike,
+    vectors: np.ndarray,
+    bias: np.ndarray,
+    candidates: np.ndarray,
+    k: int,
+    *,
+    exclude: Sequence[npt.ArrayLike] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k among each query's ``candidates`` (item indices, -1 for none), scored exactly.
 
     Same rules and result as :func:`topk_dot`, restricted to the candidates (an approximate
@@ -376,8 +436,9 @@ def topk_candidates(queries: npt.ArrayLike, vectors: np.ndarray, bias: np.ndarra
     return _candidates_kernel(q, vectors, bias, cand, k, ex_ptr, ex_idx)
 
 
-def _sorted(hs: np.ndarray, hi: np.ndarray, n: int, n_q: int,
-            k: int) -> tuple[np.ndarray, np.ndarray]:
+def _sorted(
+    hs: np.ndarray, hi: np.ndarray, n: int, n_q: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     k_eff = hs.shape[2]
     out_s = np.full((n_q, k), -np.inf, np.float32)
     out_i = np.full((n_q, k), -1, np.int64)

@@ -10,5 +10,12 @@ from dotrec.serve.app import (
     reload_state,
 )
 
-__all__ = ["MAX_ID_LENGTH", "MAX_K", "ServingState", "app_from_env", "create_app", "load_state",
-           "reload_state"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_K",
+    "ServingState",
+    "app_from_env",
+    "create_app",
+    "load_state",
+    "reload_state",
+]

@@ -69,8 +69,9 @@ class ServingState:
     loaded_at: float
 
 
-def load_state(model_dir: str | os.PathLike[str], index_kind: str | None = None,
-               threads: int = 1) -> ServingState:
+def load_state(
+    model_dir: str | os.PathLike[str], index_kind: str | None = None, threads: int = 1
+) -> ServingState:
     """Load the model, its seen items and its index from ``model_dir``."""
     rec = Recommender.from_dir(model_dir, index_kind, threads=threads)
     kind = "score_all" if rec.index is None else rec.index.kind
@@ -133,18 +134,24 @@ def reload_state(app: FastAPI) -> ServingState:
         kind = None if old.index_kind in ("exact", "score_all") else old.index_kind
         new = load_state(old.model_dir, kind, app.state.threads)
         app.state.serving = new
-        app.state.metrics.set_info(model=new.recommender.model.name, index=new.index_kind,
-                                   model_dir=new.model_dir, version=__version__)
+        app.state.metrics.set_info(
+            model=new.recommender.model.name,
+            index=new.index_kind,
+            model_dir=new.model_dir,
+            version=__version__,
+        )
         return new
 
 
 def _scored(item_ids: Any, scores: Any) -> list[ScoredItem]:
-    return [ScoredItem(item_id=i, score=float(s))
-            for i, s in zip(item_ids.tolist(), scores.tolist())]
+    return [
+        ScoredItem(item_id=i, score=float(s)) for i, s in zip(item_ids.tolist(), scores.tolist())
+    ]
 
 
-def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None, *,
-               threads: int = 1) -> FastAPI:
+def create_app(
+    model_dir: str | os.PathLike[str], index_kind: str | None = None, *, threads: int = 1
+) -> FastAPI:
     """The service for the model in ``model_dir`` (loaded once, here).
 
     ``index_kind`` picks a saved index for a dot-product model (default: exact search);
@@ -153,49 +160,60 @@ def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None,
     state = load_state(model_dir, index_kind, threads)
     metrics = Metrics()
     app = FastAPI(
-        title="dotrec", version=__version__,
+        title="dotrec",
+        version=__version__,
         description="Top-k recommendations from a dotrec model: dot-product models through "
-                    "maximum inner product search, learned-similarity models by scoring the "
-                    "whole catalog.",
+        "maximum inner product search, learned-similarity models by scoring the "
+        "whole catalog.",
     )
     app.state.serving = state
     app.state.metrics = metrics
     app.state.threads = threads
     app.state.reload_lock = threading.Lock()
-    metrics.set_info(model=state.recommender.model.name, index=state.index_kind,
-                     model_dir=state.model_dir, version=__version__)
+    metrics.set_info(
+        model=state.recommender.model.name,
+        index=state.index_kind,
+        model_dir=state.model_dir,
+        version=__version__,
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(UnknownIdError)
     async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
-        return JSONResponse(status_code=404,
-                            content={"error": f"unknown_{exc.entity}", "detail": str(exc)})
+        return JSONResponse(
+            status_code=404, content={"error": f"unknown_{exc.entity}", "detail": str(exc)}
+        )
 
     @app.exception_handler(NotSupportedError)
     async def _unsupported(request: Request, exc: NotSupportedError) -> JSONResponse:
-        return JSONResponse(status_code=501, content={"error": "not_supported",
-                                                      "detail": str(exc)})
+        return JSONResponse(status_code=501, content={"error": "not_supported", "detail": str(exc)})
 
     @app.exception_handler(ConfigError)
     async def _bad_request(request: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"error": "bad_request",
-                                                      "detail": str(exc)})
+        return JSONResponse(status_code=422, content={"error": "bad_request", "detail": str(exc)})
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         # A bug, not a bad request: logged with its traceback, answered without one.
         logger.exception("unhandled error in %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"error": "internal_error",
-                                                      "detail": type(exc).__name__})
+        return JSONResponse(
+            status_code=500, content={"error": "internal_error", "detail": type(exc).__name__}
+        )
 
-    errors: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody,
-                                                     "description": "Unknown id"}}
-    user_path = Path(..., max_length=MAX_ID_LENGTH,
-                     description="Raw user id, as in the training data.")
+    errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorBody, "description": "Unknown id"}
+    }
+    user_path = Path(
+        ..., max_length=MAX_ID_LENGTH, description="Raw user id, as in the training data."
+    )
     item_path = Path(..., max_length=MAX_ID_LENGTH, description="Raw item id.")
 
-    @app.get("/users/{user_id}/recommendations", response_model=Recommendations,
-             responses=errors, summary="Top-k items for a user")
+    @app.get(
+        "/users/{user_id}/recommendations",
+        response_model=Recommendations,
+        responses=errors,
+        summary="Top-k items for a user",
+    )
     def recommendations(
         request: Request,
         user_id: str = user_path,
@@ -204,13 +222,19 @@ def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None,
     ) -> Recommendations:
         rec: Recommender = request.app.state.serving.recommender
         items, scores = rec.recommend(user_id, k, exclude_seen=exclude_seen)
-        return Recommendations(user_id=user_id, k=k, exclude_seen=exclude_seen,
-                               items=_scored(items, scores))
+        return Recommendations(
+            user_id=user_id, k=k, exclude_seen=exclude_seen, items=_scored(items, scores)
+        )
 
-    @app.get("/items/{item_id}/similar", response_model=SimilarItems,
-             responses={**errors, 501: {"model": ErrorBody,
-                                        "description": "Model has no item embeddings"}},
-             summary="Items most similar to an item (cosine of item vectors)")
+    @app.get(
+        "/items/{item_id}/similar",
+        response_model=SimilarItems,
+        responses={
+            **errors,
+            501: {"model": ErrorBody, "description": "Model has no item embeddings"},
+        },
+        summary="Items most similar to an item (cosine of item vectors)",
+    )
     def similar(
         request: Request,
         item_id: str = item_path,
@@ -224,33 +248,58 @@ def create_app(model_dir: str | os.PathLike[str], index_kind: str | None = None,
     def healthz(request: Request) -> Health:
         s: ServingState = request.app.state.serving
         m = s.recommender.model
-        return Health(status="ok", model=m.name, model_dir=s.model_dir, index=s.index_kind,
-                      n_users=m.n_users, n_items=m.n_items, loaded_at=s.loaded_at,
-                      version=__version__)
+        return Health(
+            status="ok",
+            model=m.name,
+            model_dir=s.model_dir,
+            index=s.index_kind,
+            n_users=m.n_users,
+            n_items=m.n_items,
+            loaded_at=s.loaded_at,
+            version=__version__,
+        )
 
-    @app.post("/admin/reload", response_model=Health,
-              responses={403: {"model": ErrorBody, "description": "Not a loopback client"},
-                         409: {"model": ErrorBody, "description": "The new version did not "
-                                                                  "load; the old one serves"}},
-              summary="Load the model directory again and swap it in atomically")
+    @app.post(
+        "/admin/reload",
+        response_model=Health,
+        responses={
+            403: {"model": ErrorBody, "description": "Not a loopback client"},
+            409: {
+                "model": ErrorBody,
+                "description": "The new version did not load; the old one serves",
+            },
+        },
+        summary="Load the model directory again and swap it in atomically",
+    )
     def reload(request: Request) -> Any:
         client = request.client.host if request.client else None
         if not is_loopback(client):
-            return JSONResponse(status_code=403, content={
-                "error": "forbidden", "detail": "reload is accepted from loopback clients only"})
+            return JSONResponse(
+                status_code=403,
+                content={
+                    "error": "forbidden",
+                    "detail": "reload is accepted from loopback clients only",
+                },
+            )
         try:
             reload_state(request.app)
         except (DotrecError, OSError, ValueError) as exc:
             logger.warning("reload failed, still serving the previous model: %s", exc)
-            return JSONResponse(status_code=409, content={"error": "reload_failed",
-                                                          "detail": str(exc)})
+            return JSONResponse(
+                status_code=409, content={"error": "reload_failed", "detail": str(exc)}
+            )
         return healthz(request)
 
-    @app.get("/metrics", response_class=PlainTextResponse,
-             summary="Request counts and latency histograms (Prometheus text format)")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        summary="Request counts and latency histograms (Prometheus text format)",
+    )
     def prometheus(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(request.app.state.metrics.render(),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(
+            request.app.state.metrics.render(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
 
     return app
 
@@ -260,5 +309,6 @@ def app_from_env() -> FastAPI:
     model_dir = os.environ.get(ENV_MODEL_DIR)
     if not model_dir:
         raise ConfigError(f"{ENV_MODEL_DIR} is not set; start the service with `dotrec serve`")
-    return create_app(model_dir, os.environ.get(ENV_INDEX) or None,
-                      threads=int(os.environ.get(ENV_THREADS, "1")))
+    return create_app(
+        model_dir, os.environ.get(ENV_INDEX) or None, threads=int(os.environ.get(ENV_THREADS, "1"))
+    )

@@ -52,10 +52,14 @@ def hostile_paths(user_id: str, item_id: str) -> list[Probe]:
     rec = f"/users/{u}/recommendations"
     long_id = "x" * (MAX_ID_LENGTH + 1)
     cases = [
-        (f"{rec}?k={MAX_K + 1}", CLIENT_ERROR), (f"{rec}?k=1000000000", CLIENT_ERROR),
-        (f"{rec}?k={'9' * 400}", CLIENT_ERROR), (f"{rec}?k=-1", CLIENT_ERROR),
-        (f"{rec}?k=0", CLIENT_ERROR), (f"{rec}?k=1e309", CLIENT_ERROR),
-        (f"{rec}?k=NaN", CLIENT_ERROR), (f"{rec}?k=%00", CLIENT_ERROR),
+        (f"{rec}?k={MAX_K + 1}", CLIENT_ERROR),
+        (f"{rec}?k=1000000000", CLIENT_ERROR),
+        (f"{rec}?k={'9' * 400}", CLIENT_ERROR),
+        (f"{rec}?k=-1", CLIENT_ERROR),
+        (f"{rec}?k=0", CLIENT_ERROR),
+        (f"{rec}?k=1e309", CLIENT_ERROR),
+        (f"{rec}?k=NaN", CLIENT_ERROR),
+        (f"{rec}?k=%00", CLIENT_ERROR),
         (f"{rec}?exclude_seen=maybe", CLIENT_ERROR),
         (f"/items/{i}/similar?k=-7", CLIENT_ERROR),
         (f"/users/{long_id}/recommendations", CLIENT_ERROR),
@@ -65,17 +69,29 @@ def hostile_paths(user_id: str, item_id: str) -> list[Probe]:
         (f"/users/{quote('ü' * 200, safe='')}/recommendations", NOT_FOUND),
         ("/users/%2e%2e%2f%2e%2e%2fetc%2fpasswd/recommendations", NOT_FOUND),
         ("/users/..%5c..%5cwindows/recommendations", NOT_FOUND),
-        ("/users/%00/recommendations", NOT_FOUND), ("/users/%20/recommendations", NOT_FOUND),
+        ("/users/%00/recommendations", NOT_FOUND),
+        ("/users/%20/recommendations", NOT_FOUND),
         ("/users/%ff%fe/recommendations", NOT_FOUND),
-        ("/users/--5/recommendations", NOT_FOUND), ("/users/-1/recommendations", NOT_FOUND),
-        ("/items/%2e%2e/similar", NOT_FOUND), ("/../../etc/passwd", NOT_FOUND),
-        ("/users//recommendations", NOT_FOUND), ("/admin/reload", CLIENT_ERROR),
+        ("/users/--5/recommendations", NOT_FOUND),
+        ("/users/-1/recommendations", NOT_FOUND),
+        ("/items/%2e%2e/similar", NOT_FOUND),
+        ("/../../etc/passwd", NOT_FOUND),
+        ("/users//recommendations", NOT_FOUND),
+        ("/admin/reload", CLIENT_ERROR),
     ]
     return [Probe(path, expected, "hostile") for path, expected in cases]
 
 
-def request_mix(user_ids: Sequence[Any], item_id: Any, n: int, *, k: int = 10,
-                unknown: float = 0.01, hostile: float = 0.0, seed: int = 0) -> list[Probe]:
+def request_mix(
+    user_ids: Sequence[Any],
+    item_id: Any,
+    n: int,
+    *,
+    k: int = 10,
+    unknown: float = 0.01,
+    hostile: float = 0.0,
+    seed: int = 0,
+) -> list[Probe]:
     """``n`` seeded requests: known users' top-``k``, plus unknown ids and hostile requests."""
     r = rng(seed, "loadtest")
     picks = r.integers(0, len(user_ids), n)
@@ -87,8 +103,9 @@ def request_mix(user_ids: Sequence[Any], item_id: Any, n: int, *, k: int = 10,
         if kinds[j] < hostile:
             out.append(bad[bad_picks[j]])
         elif kinds[j] < hostile + unknown:
-            out.append(Probe(f"/users/no-such-user-{j}/recommendations?k={k}", NOT_FOUND,
-                             "unknown"))
+            out.append(
+                Probe(f"/users/no-such-user-{j}/recommendations?k={k}", NOT_FOUND, "unknown")
+            )
         else:
             uid = quote(str(user_ids[picks[j]]), safe="")
             out.append(Probe(f"/users/{uid}/recommendations?k={k}", OK, "known"))
@@ -119,17 +136,20 @@ class LoadResult:
     def summary(self) -> dict[str, Any]:
         lat = self.latencies_s * 1e3
         return {
-            "requests": self.requests, "connections": self.connections, "wall_s": self.wall_s,
+            "requests": self.requests,
+            "connections": self.connections,
+            "wall_s": self.wall_s,
             "throughput_rps": self.requests / self.wall_s,
             "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)},
             "statuses": {str(s): n for s, n in sorted(self.statuses.items())},
-            "server_errors": self.server_errors, "transport_errors": self.transport_errors,
-            "unexpected": dict(self.unexpected), "failures": self.failures,
+            "server_errors": self.server_errors,
+            "transport_errors": self.transport_errors,
+            "unexpected": dict(self.unexpected),
+            "failures": self.failures,
         }
 
 
-async def _run(base: str, probes: Sequence[Probe], connections: int,
-               timeout: float) -> LoadResult:
+async def _run(base: str, probes: Sequence[Probe], connections: int, timeout: float) -> LoadResult:
     latencies = np.zeros(len(probes))
     statuses: Counter[int] = Counter()
     unexpected: Counter[str] = Counter()
@@ -160,8 +180,9 @@ async def _run(base: str, probes: Sequence[Probe], connections: int,
     return LoadResult(len(probes), connections, wall, latencies, statuses, errors, unexpected)
 
 
-def run_load(base: str, probes: Sequence[Probe], connections: int = 32, *,
-             timeout: float = 60.0) -> LoadResult:
+def run_load(
+    base: str, probes: Sequence[Probe], connections: int = 32, *, timeout: float = 60.0
+) -> LoadResult:
     """Send every probe once over ``connections`` concurrent keep-alive connections."""
     return asyncio.run(_run(base, probes, connections, timeout))
 
@@ -173,11 +194,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(model_dir: Path, port: int, *, index: str | None = None, workers: int = 1,
-                 threads: int = 1, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+def start_server(
+    model_dir: Path,
+    port: int,
+    *,
+    index: str | None = None,
+    workers: int = 1,
+    threads: int = 1,
+    extra: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
     """``dotrec serve`` as a subprocess on 127.0.0.1 (stderr piped for error reports)."""
-    cmd = [sys.executable, "-c", "from dotrec.cli import main; main()", "serve", str(model_dir),
-           "--port", str(port), "--workers", str(workers), "--threads", str(threads), *extra]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from dotrec.cli import main; main()",
+        "serve",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        *extra,
+    ]
     if index:
         cmd += ["--index", index]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

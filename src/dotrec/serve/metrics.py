@@ -16,8 +16,9 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]],
-                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
 
 
 def _label(value: str) -> str:
@@ -56,27 +57,38 @@ class Metrics:
             requests = sorted(self._requests.items())
             latency = sorted((r, list(h)) for r, h in self._latency.items())
             info = dict(self._info)
-        lines = ["# HELP dotrec_http_requests_total HTTP requests by route, method and status.",
-                 "# TYPE dotrec_http_requests_total counter"]
+        lines = [
+            "# HELP dotrec_http_requests_total HTTP requests by route, method and status.",
+            "# TYPE dotrec_http_requests_total counter",
+        ]
         for (route, method, status), n in requests:
-            lines.append(f'dotrec_http_requests_total{{route="{_label(route)}",'
-                         f'method="{_label(method)}",status="{status}"}} {n}')
-        lines += ["# HELP dotrec_http_request_duration_seconds Request latency by route.",
-                  "# TYPE dotrec_http_request_duration_seconds histogram"]
+            lines.append(
+                f'dotrec_http_requests_total{{route="{_label(route)}",'
+                f'method="{_label(method)}",status="{status}"}} {n}'
+            )
+        lines += [
+            "# HELP dotrec_http_request_duration_seconds Request latency by route.",
+            "# TYPE dotrec_http_request_duration_seconds histogram",
+        ]
         for route, h in latency:
             r = _label(route)
             for bound, count in zip(BUCKETS, h):
-                lines.append(f'dotrec_http_request_duration_seconds_bucket{{route="{r}",'
-                             f'le="{bound}"}} {int(count)}')
-            lines.append(f'dotrec_http_request_duration_seconds_bucket{{route="{r}",'
-                         f'le="+Inf"}} {int(h[-1])}')
+                lines.append(
+                    f'dotrec_http_request_duration_seconds_bucket{{route="{r}",'
+                    f'le="{bound}"}} {int(count)}'
+                )
+            lines.append(
+                f'dotrec_http_request_duration_seconds_bucket{{route="{r}",le="+Inf"}} {int(h[-1])}'
+            )
             lines.append(f'dotrec_http_request_duration_seconds_sum{{route="{r}"}} {h[-2]!r}')
-            lines.append(f'dotrec_http_request_duration_seconds_count{{route="{r}"}} '
-                         f'{int(h[-1])}')
+            lines.append(f'dotrec_http_request_duration_seconds_count{{route="{r}"}} {int(h[-1])}')
         if info:
             labels = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(info.items()))
-            lines += ["# HELP dotrec_model_info The model being served.",
-                      "# TYPE dotrec_model_info gauge", f"dotrec_model_info{{{labels}}} 1"]
+            lines += [
+                "# HELP dotrec_model_info The model being served.",
+                "# TYPE dotrec_model_info gauge",
+                f"dotrec_model_info{{{labels}}} 1",
+            ]
         return "\n".join(lines) + "\n"
 
 
@@ -93,8 +105,12 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -112,5 +128,6 @@ class MetricsMiddleware:
             path = getattr(scope.get("route"), "path", None)
             if path is None:
                 path = "unmatched" if status[0] == 404 else str(scope.get("path", ""))
-            self.metrics.observe(path, scope.get("method", ""), status[0],
-                                 time.perf_counter() - start)
+            self.metrics.observe(
+                path, scope.get("method", ""), status[0], time.perf_counter() - start
+            )

@@ -36,12 +36,21 @@ def check_host(host: str, allow_remote: bool) -> None:
     if not allow_remote and not resolves_to_loopback(host):
         raise ConfigError(
             f"refusing to listen on {host!r}: it is reachable from other machines and the "
-            "service has no authentication; pass --host explicitly to mean it")
+            "service has no authentication; pass --host explicitly to mean it"
+        )
 
 
-def serve(model_dir: str | os.PathLike[str], *, index: str | None = None,
-          host: str = DEFAULT_HOST, port: int = 8000, workers: int = 1, threads: int = 1,
-          log_level: str = "warning", allow_remote: bool = False) -> None:
+def serve(
+    model_dir: str | os.PathLike[str],
+    *,
+    index: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = 8000,
+    workers: int = 1,
+    threads: int = 1,
+    log_level: str = "warning",
+    allow_remote: bool = False,
+) -> None:
     """Load ``model_dir`` and serve it until interrupted (blocks)."""
     check_host(host, allow_remote)
     if workers < 1 or threads < 1:
@@ -57,5 +66,11 @@ def serve(model_dir: str | os.PathLike[str], *, index: str | None = None,
     os.environ[serve_app.ENV_MODEL_DIR] = str(model_dir)
     os.environ[serve_app.ENV_INDEX] = index or ""
     os.environ[serve_app.ENV_THREADS] = str(threads)
-    uvicorn.run("dotrec.serve.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+    uvicorn.run(
+        "dotrec.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )

@@ -17,6 +17,19 @@ from dotrec.study.published import PUBLISHED, Published
 from dotrec.study.report import write_report
 from dotrec.study.stats import Comparison, Paired, comparisons, paired_test
 
-__all__ = ["PUBLISHED", "Cell", "Comparison", "Paired", "Published", "SeedRun",
-           "SilentListener", "StudyConfig", "StudyListener", "StudyResult", "comparisons",
-           "paired_test", "run_study", "write_report"]
+__all__ = [
+    "PUBLISHED",
+    "Cell",
+    "Comparison",
+    "Paired",
+    "Published",
+    "SeedRun",
+    "SilentListener",
+    "StudyConfig",
+    "StudyListener",
+    "StudyResult",
+    "comparisons",
+    "paired_test",
+    "run_study",
+    "write_report",
+]

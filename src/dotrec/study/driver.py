@@ -90,8 +90,9 @@ class StudyConfig:
         if self.n_trials < 1 or self.n_seeds < 1:
             raise ConfigError("--trials and --seeds must be >= 1")
         if self.metric not in METRICS or self.pruner not in PRUNERS:
-            raise ConfigError(f"metric must be one of {', '.join(METRICS)} and pruner one of "
-                              f"{', '.join(PRUNERS)}")
+            raise ConfigError(
+                f"metric must be one of {', '.join(METRICS)} and pruner one of {', '.join(PRUNERS)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,9 @@ class StudyListener(Protocol):
     def tuning(self, progress: TuneProgress) -> None:
         """A tuning step finished (see :class:`dotrec.tune.TuneProgress`)."""
 
-    def retraining(self, seed_index: int, n_seeds: int, phase: str, epoch: int,
-                   epochs: int) -> None:
+    def retraining(
+        self, seed_index: int, n_seeds: int, phase: str, epoch: int, epochs: int
+    ) -> None:
         """An epoch of the retraining of seed ``seed_index`` (0-based) finished."""
 
     def cell_finished(self, cell: Cell, reused: int) -> None:
@@ -186,8 +188,9 @@ class SilentListener:
     def tuning(self, progress: TuneProgress) -> None:
         pass
 
-    def retraining(self, seed_index: int, n_seeds: int, phase: str, epoch: int,
-                   epochs: int) -> None:
+    def retraining(
+        self, seed_index: int, n_seeds: int, phase: str, epoch: int, epochs: int
+    ) -> None:
         pass
 
     def cell_finished(self, cell: Cell, reused: int) -> None:
@@ -198,8 +201,7 @@ def cell_dir(out: Path, model: str, size: int) -> Path:
     return out / "cells" / f"{model}-d{size}"
 
 
-def _seed_record(path: Path, params: dict[str, Any], fingerprint: str, k: int
-                 ) -> SeedRun | None:
+def _seed_record(path: Path, params: dict[str, Any], fingerprint: str, k: int) -> SeedRun | None:
     """The recorded seed at ``path`` (``.json`` + ``.npz``) if it matches, else None."""
     meta_path, arr_path = path.with_suffix(".json"), path.with_suffix(".npz")
     if not meta_path.exists() or not arr_path.exists():
@@ -209,42 +211,81 @@ def _seed_record(path: Path, params: dict[str, Any], fingerprint: str, k: int
         with np.load(arr_path, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
     except (OSError, ValueError) as e:
-        raise ArtifactError(f"{path}: unreadable study record ({e}); delete it to recompute"
-                            ) from None
-    if (meta.get("params") != params or meta.get("train_fingerprint") != fingerprint
-            or meta.get("k") != k or meta.get("protocol_version") != PROTOCOL_VERSION):
+        raise ArtifactError(
+            f"{path}: unreadable study record ({e}); delete it to recompute"
+        ) from None
+    if (
+        meta.get("params") != params
+        or meta.get("train_fingerprint") != fingerprint
+        or meta.get("k") != k
+        or meta.get("protocol_version") != PROTOCOL_VERSION
+    ):
         return None
-    return SeedRun(seed=int(meta["seed"]), fit_seconds=float(meta["fit_seconds"]),
-                   summaries=meta["summaries"], users=arrays["users"],
-                   ranks={p: arrays[f"{p}_ranks"] for p in PROTOCOLS})
+    return SeedRun(
+        seed=int(meta["seed"]),
+        fit_seconds=float(meta["fit_seconds"]),
+        summaries=meta["summaries"],
+        users=arrays["users"],
+        ranks={p: arrays[f"{p}_ranks"] for p in PROTOCOLS},
+    )
 
 
-def _write_seed(path: Path, run: SeedRun, params: dict[str, Any], fingerprint: str, k: int,
-                model: Model) -> None:
+def _write_seed(
+    path: Path, run: SeedRun, params: dict[str, Any], fingerprint: str, k: int, model: Model
+) -> None:
     buf = io.BytesIO()
-    np.savez(buf, users=run.users, **{f"{p}_ranks": run.ranks[p] for p in PROTOCOLS})
+    arrays: dict[str, Any] = {"users": run.users, **{f"{p}_ranks": run.ranks[p] for p in PROTOCOLS}}
+    np.savez(buf, **arrays)
     atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue())
-    meta = {"seed": run.seed, "params": params, "train_fingerprint": fingerprint, "k": k,
-            "protocol_version": PROTOCOL_VERSION, "fit_seconds": run.fit_seconds,
-            "summaries": run.summaries, "config": model.config(), "fit_info": model.fit_info}
-    atomic_write_bytes(path.with_suffix(".json"),
-                       json.dumps(meta, indent=1, default=str).encode())
+    meta = {
+        "seed": run.seed,
+        "params": params,
+        "train_fingerprint": fingerprint,
+        "k": k,
+        "protocol_version": PROTOCOL_VERSION,
+        "fit_seconds": run.fit_seconds,
+        "summaries": run.summaries,
+        "config": model.config(),
+        "fit_info": model.fit_info,
+    }
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1, default=str).encode())
 
 
-def run_cell(split: Split, model: str, size: int, config: StudyConfig, out: Path,
-             storage: RDBStorage, listener: StudyListener) -> Cell:
+def run_cell(
+    split: Split,
+    model: str,
+    size: int,
+    config: StudyConfig,
+    out: Path,
+    storage: RDBStorage,
+    listener: StudyListener,
+) -> Cell:
     """Tune (or resume, or reuse the tuning of) one cell, then retrain and test its winner."""
-    result = tune(split, model, size=size, n_trials=config.n_trials, storage=storage,
-                  metric=config.metric, k=config.k, seed=config.seed, threads=config.threads,
-                  pruner=config.pruner, epoch_scale=config.epoch_scale,
-                  holdout_negatives=config.holdout_negatives, on_progress=listener.tuning,
-                  torch_options=config.torch_options())
+    result = tune(
+        split,
+        model,
+        size=size,
+        n_trials=config.n_trials,
+        storage=storage,
+        metric=config.metric,
+        k=config.k,
+        seed=config.seed,
+        threads=config.threads,
+        pruner=config.pruner,
+        epoch_scale=config.epoch_scale,
+        holdout_negatives=config.holdout_negatives,
+        on_progress=listener.tuning,
+        torch_options=config.torch_options(),
+    )
     if result.best_trial is None:
-        raise ConfigError(f"{model} at size {size}: all {result.finished} trials were pruned; "
-                          "raise --trials or use --pruner none")
+        raise ConfigError(
+            f"{model} at size {size}: all {result.finished} trials were pruned; "
+            "raise --trials or use --pruner none"
+        )
     folder = cell_dir(out, model, size)
-    atomic_write_bytes(folder / "tuning.json",
-                       json.dumps(asdict(result), indent=1, default=str).encode())
+    atomic_write_bytes(
+        folder / "tuning.json", json.dumps(asdict(result), indent=1, default=str).encode()
+    )
     fingerprint = split.train.fingerprint()
     params = result.best_params
     runs: list[SeedRun] = []
@@ -262,14 +303,25 @@ def run_cell(split: Split, model: str, size: int, config: StudyConfig, out: Path
             listener.retraining(i, config.n_seeds, phase, epoch, epochs)
 
         start = time.perf_counter()
-        fitted = fit_config(model, size, params, split.train, seed=seed,
-                            threads=config.threads, on_epoch=on_epoch,
-                            torch_options=config.torch_options())
+        fitted = fit_config(
+            model,
+            size,
+            params,
+            split.train,
+            seed=seed,
+            threads=config.threads,
+            on_epoch=on_epoch,
+            torch_options=config.torch_options(),
+        )
         fit_seconds = time.perf_counter() - start
         res = evaluate(fitted, split, protocol="both", k=config.k)
-        run = SeedRun(seed=seed, fit_seconds=fit_seconds,
-                      summaries={p: res[p].summary() for p in PROTOCOLS},
-                      users=res["sampled"].users, ranks={p: res[p].ranks for p in PROTOCOLS})
+        run = SeedRun(
+            seed=seed,
+            fit_seconds=fit_seconds,
+            summaries={p: res[p].summary() for p in PROTOCOLS},
+            users=res["sampled"].users,
+            ranks={p: res[p].ranks for p in PROTOCOLS},
+        )
         _write_seed(path, run, params, fingerprint, config.k, fitted)
         runs.append(run)
     cell = Cell(model=model, size=size, tuning=result, runs=tuple(runs))
@@ -277,8 +329,9 @@ def run_cell(split: Split, model: str, size: int, config: StudyConfig, out: Path
     return cell
 
 
-def run_study(split: Split, config: StudyConfig, out: str | Path,
-              listener: StudyListener | None = None) -> StudyResult:
+def run_study(
+    split: Split, config: StudyConfig, out: str | Path, listener: StudyListener | None = None
+) -> StudyResult:
     """Run (or resume) every cell of ``config`` on ``split``; results and storage in ``out``."""
     out = Path(out)
     listener = listener or SilentListener()
@@ -290,6 +343,12 @@ def run_study(split: Split, config: StudyConfig, out: str | Path,
     for index, (model, size) in enumerate(todo):
         listener.cell_started(index, len(todo), model, size)
         cells.append(run_cell(split, model, size, config, out, storage, listener))
-    return StudyResult(dataset=split.name, config=config, cells=tuple(cells),
-                       n_test=split.n_test, n_negatives=int(split.negatives.shape[1]),
-                       wall_seconds=time.monotonic() - start, storage=redact(url))
+    return StudyResult(
+        dataset=split.name,
+        config=config,
+        cells=tuple(cells),
+        n_test=split.n_test,
+        n_negatives=int(split.negatives.shape[1]),
+        wall_seconds=time.monotonic() - start,
+        storage=redact(url),
+    )

@@ -37,7 +37,8 @@ SIZE_ACCOUNTING = (
     "A size that is not a multiple is rounded to the nearest k; the size column shows the "
     "counted size and the width column the model's own parameter. dotrec's MLP has the "
     "paper's configuration, [4k, 2k, k] hidden units over user and item embeddings of 2k "
-    "each, so the counted size is the embedding width of each side.")
+    "each, so the counted size is the embedding width of each side."
+)
 
 
 @dataclass(frozen=True)
@@ -103,27 +104,48 @@ def results_table(result: StudyResult, compact: bool = False) -> Table:
     k = result.config.k
     objective = f"holdout {_METRIC_NAMES[result.config.metric]}@{k}"
     metrics = (("sampled", "hr"), ("sampled", "ndcg"), ("full", "hr"), ("full", "ndcg"))
-    headers = ("model", "size", *(() if compact else ("width",)),
-               *(f"{p} {_METRIC_NAMES[m]}@{k}" for p, m in metrics), "fit s",
-               *(() if compact else (objective,)), "source")
+    headers = (
+        "model",
+        "size",
+        *(() if compact else ("width",)),
+        *(f"{p} {_METRIC_NAMES[m]}@{k}" for p, m in metrics),
+        "fit s",
+        *(() if compact else (objective,)),
+        "source",
+    )
     published = _published(result)
     refs = _references(published)
     rows: list[tuple[str, ...]] = []
     for model in result.config.models:
         for cell in sorted((c for c in result.cells if c.model == model), key=lambda c: c.size):
             values = [cell.metric(p, f"{m}@{k}") for p, m in metrics]
-            rows.append((
-                model, str(cell.counted_size), *(() if compact else (_width(cell),)),
-                *(f"{v.mean():.4f}" if compact else _mean_std(v) for v in values),
-                f"{cell.fit_seconds.mean():.1f}",
-                *(() if compact else (f"{cell.tuning.best_value:.4f}",)),
-                "ours" if compact else f"ours, {_plural(len(cell.runs), 'seed')}"))
+            rows.append(
+                (
+                    model,
+                    str(cell.counted_size),
+                    *(() if compact else (_width(cell),)),
+                    *(f"{v.mean():.4f}" if compact else _mean_std(v) for v in values),
+                    f"{cell.fit_seconds.mean():.1f}",
+                    *(() if compact else (f"{cell.tuning.best_value:.4f}",)),
+                    "ours" if compact else f"ours, {_plural(len(cell.runs), 'seed')}",
+                )
+            )
         for p in published:
             if p.model == model:
-                rows.append((model, str(p.size), *(() if compact else ("-",)),
-                             f"{p.hr:.4f}", f"{p.ndcg:.4f}", "-", "-", "-",
-                             *(() if compact else ("-",)),
-                             f"published [{refs.index(p.source) + 1}]"))
+                rows.append(
+                    (
+                        model,
+                        str(p.size),
+                        *(() if compact else ("-",)),
+                        f"{p.hr:.4f}",
+                        f"{p.ndcg:.4f}",
+                        "-",
+                        "-",
+                        "-",
+                        *(() if compact else ("-",)),
+                        f"published [{refs.index(p.source) + 1}]",
+                    )
+                )
     return Table(headers, tuple(rows))
 
 
@@ -141,20 +163,23 @@ def _label(cell: Cell) -> str:
 
 def _sentence(c: Comparison, p: Paired, k: int) -> str:
     where = f"At size {c.size}" if c.size is not None else "Over all sizes"
-    name = f"{'sampled' if p.protocol == 'sampled' else 'full-catalog'} " \
-           f"{_METRIC_NAMES[p.metric]}@{k}"
+    name = (
+        f"{'sampled' if p.protocol == 'sampled' else 'full-catalog'} {_METRIC_NAMES[p.metric]}@{k}"
+    )
     if p.diff == 0:
         verdict = f"{_label(c.dot)} and {_label(c.learned)} tie on {name}"
     else:
         winner, loser = (c.dot, c.learned) if p.diff > 0 else (c.learned, c.dot)
         kind = "dot product" if winner is c.dot else "learned similarity"
-        verdict = (f"{_label(winner)} ({kind}) is ahead of {_label(loser)} by "
-                   f"{abs(p.diff):.4f} {name}")
-    sig = ("significant at the 5% level" if p.significant
-           else "not significant at the 5% level")
-    return (f"{where}, {verdict} ({p.mean_a:.4f} vs {p.mean_b:.4f}; difference dot - learned "
-            f"{p.diff:+.4f}, 95% CI [{p.ci_low:+.4f}, {p.ci_high:+.4f}], paired t-test over "
-            f"{p.n} users, t = {p.t:.2f}, p = {p.p:.2g}): {sig}.")
+        verdict = (
+            f"{_label(winner)} ({kind}) is ahead of {_label(loser)} by {abs(p.diff):.4f} {name}"
+        )
+    sig = "significant at the 5% level" if p.significant else "not significant at the 5% level"
+    return (
+        f"{where}, {verdict} ({p.mean_a:.4f} vs {p.mean_b:.4f}; difference dot - learned "
+        f"{p.diff:+.4f}, 95% CI [{p.ci_low:+.4f}, {p.ci_high:+.4f}], paired t-test over "
+        f"{p.n} users, t = {p.t:.2f}, p = {p.p:.2g}): {sig}."
+    )
 
 
 def comparison_blocks(result: StudyResult) -> list[Block]:
@@ -163,37 +188,88 @@ def comparison_blocks(result: StudyResult) -> list[Block]:
     comps = comparisons(result.cells, k)
     blocks: list[Block] = [Heading(2, "Dot product vs learned similarity")]
     if not comps:
-        blocks.append(Para("This study has no pair of a dot-product model (mf, ials) and a "
-                           "learned-similarity model (gmf, mlp, neumf) at one size, so there is "
-                           "nothing to compare."))
+        blocks.append(
+            Para(
+                "This study has no pair of a dot-product model (mf, ials) and a "
+                "learned-similarity model (gmf, mlp, neumf) at one size, so there is "
+                "nothing to compare."
+            )
+        )
         return blocks
-    blocks.append(Para(
-        "At each size (and over all sizes) the dot-product model and the learned-similarity "
-        "model with the best tuning-holdout value are compared on the test users. Each user's "
-        "metric is averaged over the seeds; the difference dot - learned is tested with a "
-        "paired t-test over users, with a 95% confidence interval. Positive means the dot "
-        "product is ahead."))
+    blocks.append(
+        Para(
+            "At each size (and over all sizes) the dot-product model and the learned-similarity "
+            "model with the best tuning-holdout value are compared on the test users. Each user's "
+            "metric is averaged over the seeds; the difference dot - learned is tested with a "
+            "paired t-test over users, with a 95% confidence interval. Positive means the dot "
+            "product is ahead."
+        )
+    )
     rows = []
     for c in comps:
         for p in c.tests:
-            rows.append(("all" if c.size is None else str(c.size), _label(c.dot),
-                         _label(c.learned), p.protocol, f"{_METRIC_NAMES[p.metric]}@{k}",
-                         f"{p.mean_a:.4f}", f"{p.mean_b:.4f}", f"{p.diff:+.4f}",
-                         f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]", f"{p.p:.2g}"))
-    blocks.append(Table(("size", "best dot product", "best learned similarity", "protocol",
-                         "metric", "dot", "learned", "difference", "95% CI", "p"),
-                        tuple(rows)))
-    blocks.append(Bullets(tuple(_sentence(c, c.test(proto, m), k) for c in comps
-                                for proto, m in (("sampled", "ndcg"), ("sampled", "hr"),
-                                                 ("full", "ndcg")))))
-    learned_wins = sorted({("all sizes" if c.size is None else f"size {c.size}")
-                           for c in comps for p in c.tests if p.diff < 0 and p.significant})
+            rows.append(
+                (
+                    "all" if c.size is None else str(c.size),
+                    _label(c.dot),
+                    _label(c.learned),
+                    p.protocol,
+                    f"{_METRIC_NAMES[p.metric]}@{k}",
+                    f"{p.mean_a:.4f}",
+                    f"{p.mean_b:.4f}",
+                    f"{p.diff:+.4f}",
+                    f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]",
+                    f"{p.p:.2g}",
+                )
+            )
+    blocks.append(
+        Table(
+            (
+                "size",
+                "best dot product",
+                "best learned similarity",
+                "protocol",
+                "metric",
+                "dot",
+                "learned",
+                "difference",
+                "95% CI",
+                "p",
+            ),
+            tuple(rows),
+        )
+    )
+    blocks.append(
+        Bullets(
+            tuple(
+                _sentence(c, c.test(proto, m), k)
+                for c in comps
+                for proto, m in (("sampled", "ndcg"), ("sampled", "hr"), ("full", "ndcg"))
+            )
+        )
+    )
+    learned_wins = sorted(
+        {
+            ("all sizes" if c.size is None else f"size {c.size}")
+            for c in comps
+            for p in c.tests
+            if p.diff < 0 and p.significant
+        }
+    )
     if learned_wins:
-        blocks.append(Para("A learned similarity is significantly ahead in at least one "
-                           f"metric at: {', '.join(learned_wins)}."))
+        blocks.append(
+            Para(
+                "A learned similarity is significantly ahead in at least one "
+                f"metric at: {', '.join(learned_wins)}."
+            )
+        )
     else:
-        blocks.append(Para("In no comparison is a learned-similarity model significantly "
-                           "ahead of the best dot-product model."))
+        blocks.append(
+            Para(
+                "In no comparison is a learned-similarity model significantly "
+                "ahead of the best dot-product model."
+            )
+        )
     return blocks
 
 
@@ -204,15 +280,34 @@ def _fmt_param(v: object) -> str:
 def hyperparameter_table(result: StudyResult) -> Table:
     """The best configuration of every cell and the trials it was chosen from."""
     rows = []
-    for cell in sorted(result.cells, key=lambda c: (result.config.models.index(c.model),
-                                                     c.size)):
+    for cell in sorted(result.cells, key=lambda c: (result.config.models.index(c.model), c.size)):
         t = cell.tuning
         params = "; ".join(f"{k}={_fmt_param(v)}" for k, v in sorted(t.best_params.items()))
-        rows.append((cell.model, str(cell.counted_size), _width(cell), f"{t.best_value:.4f}",
-                     f"#{t.best_trial}", f"{t.complete}/{t.pruned}/{t.failed}",
-                     f"{t.trial_seconds:.0f}", params))
-    return Table(("model", "size", "width", "holdout value", "best trial",
-                  "complete/pruned/failed", "tuning s", "best configuration"), tuple(rows))
+        rows.append(
+            (
+                cell.model,
+                str(cell.counted_size),
+                _width(cell),
+                f"{t.best_value:.4f}",
+                f"#{t.best_trial}",
+                f"{t.complete}/{t.pruned}/{t.failed}",
+                f"{t.trial_seconds:.0f}",
+                params,
+            )
+        )
+    return Table(
+        (
+            "model",
+            "size",
+            "width",
+            "holdout value",
+            "best trial",
+            "complete/pruned/failed",
+            "tuning s",
+            "best configuration",
+        ),
+        tuple(rows),
+    )
 
 
 def plot_quality(result: StudyResult) -> bytes:
@@ -232,19 +327,33 @@ def plot_quality(result: StudyResult) -> bytes:
             ax = axes[row][col]
             key = f"{metric}@{k}"
             for model in result.config.models:
-                cells = sorted((c for c in result.cells if c.model == model),
-                               key=lambda c: c.counted_size)
+                cells = sorted(
+                    (c for c in result.cells if c.model == model), key=lambda c: c.counted_size
+                )
                 if not cells:
                     continue
                 ys = [c.metric(protocol, key) for c in cells]
-                ax.errorbar([c.counted_size for c in cells], [y.mean() for y in ys],
-                            yerr=[y.std(ddof=1) if len(y) > 1 else 0.0 for y in ys],
-                            marker="o", capsize=3, color=colors[model], label=model)
+                ax.errorbar(
+                    [c.counted_size for c in cells],
+                    [y.mean() for y in ys],
+                    yerr=[y.std(ddof=1) if len(y) > 1 else 0.0 for y in ys],
+                    marker="o",
+                    capsize=3,
+                    color=colors[model],
+                    label=model,
+                )
             if protocol == "sampled":
                 for p in published:
-                    ax.plot([p.size], [p.hr if metric == "hr" else p.ndcg], marker="*",
-                            markersize=12, linestyle="none", color=colors[p.model],
-                            markeredgecolor="black", label=f"{p.model} (published)")
+                    ax.plot(
+                        [p.size],
+                        [p.hr if metric == "hr" else p.ndcg],
+                        marker="*",
+                        markersize=12,
+                        linestyle="none",
+                        color=colors[p.model],
+                        markeredgecolor="black",
+                        label=f"{p.model} (published)",
+                    )
             ax.set_xscale("log", base=2)
             ax.set_xticks(sizes)
             ax.set_xticklabels([str(s) for s in sizes])
@@ -270,16 +379,16 @@ def plot_time(result: StudyResult) -> bytes:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     for i, model in enumerate(result.config.models):
-        cells = sorted((c for c in result.cells if c.model == model),
-                       key=lambda c: c.counted_size)
+        cells = sorted((c for c in result.cells if c.model == model), key=lambda c: c.counted_size)
         if not cells:
             continue
         xs = [c.fit_seconds.mean() for c in cells]
         ys = [c.metric("sampled", f"ndcg@{k}").mean() for c in cells]
         ax.plot(xs, ys, marker="o", color=f"C{i}", label=model)
         for c, x, y in zip(cells, xs, ys, strict=True):
-            ax.annotate(str(c.counted_size), (x, y), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7)
+            ax.annotate(
+                str(c.counted_size), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
     ax.set_xscale("log")
     ax.set_xlabel("fit seconds on the full training data (mean over seeds)")
     ax.set_ylabel(f"sampled NDCG@{k}")
@@ -301,49 +410,63 @@ def report_blocks(result: StudyResult) -> list[Block]:
     published = _published(result)
     blocks: list[Block] = [
         Heading(1, f"dotrec study: {result.dataset}"),
-        Bullets((
-            f"models: {', '.join(cfg.models)}; embedding sizes: "
-            f"{', '.join(map(str, cfg.dims))}",
-            f"tuning: {cfg.n_trials} finished trials per cell (TPE, seed {cfg.seed}, "
-            f"{cfg.pruner} pruning; trial 0 is the model's published configuration), "
-            f"objective: {_METRIC_NAMES[cfg.metric]}@{k} of the sampled protocol on the "
-            "tuning holdout (leave-one-out applied to the training data; the test set is never "
-            "read while tuning)"
-            + (f"; searched epoch ranges scaled by {cfg.epoch_scale:g}"
-               if cfg.epoch_scale != 1.0 else ""),
-            f"test: {_plural(cfg.n_seeds, 'seed')} per cell retrained on the full training data; "
-            f"{result.n_test} test users; sampled protocol with {result.n_negatives} negatives "
-            "per user and the full-catalog protocol",
-            f"time: this run {result.wall_seconds:.0f} s wall; the study's trials "
-            f"{tuning_s:.0f} s and its final fits {retrain_s:.0f} s in total (over all runs; "
-            "finished work is reused, not recomputed)",
-            f"storage: {redact(result.storage)}; threads: {cfg.threads}",
-            f"{machine_line()}; dotrec {__version__}",
-        )),
+        Bullets(
+            (
+                f"models: {', '.join(cfg.models)}; embedding sizes: "
+                f"{', '.join(map(str, cfg.dims))}",
+                f"tuning: {cfg.n_trials} finished trials per cell (TPE, seed {cfg.seed}, "
+                f"{cfg.pruner} pruning; trial 0 is the model's published configuration), "
+                f"objective: {_METRIC_NAMES[cfg.metric]}@{k} of the sampled protocol on the "
+                "tuning holdout (leave-one-out applied to the training data; the test set is never "
+                "read while tuning)"
+                + (
+                    f"; searched epoch ranges scaled by {cfg.epoch_scale:g}"
+                    if cfg.epoch_scale != 1.0
+                    else ""
+                ),
+                f"test: {_plural(cfg.n_seeds, 'seed')} per cell retrained on the full training "
+                f"data; {result.n_test} test users; sampled protocol with {result.n_negatives} "
+                "negatives per user and the full-catalog protocol",
+                f"time: this run {result.wall_seconds:.0f} s wall; the study's trials "
+                f"{tuning_s:.0f} s and its final fits {retrain_s:.0f} s in total (over all runs; "
+                "finished work is reused, not recomputed)",
+                f"storage: {redact(result.storage)}; threads: {cfg.threads}",
+                f"{machine_line()}; dotrec {__version__}",
+            )
+        ),
         Heading(2, "Results"),
-        Para(f"Mean ± standard deviation over {_plural(cfg.n_seeds, 'seed')} on the test set. "
-             "Rows marked published are numbers reported in the cited papers on the same data "
-             "and protocol, not results of this study." if published else
-             f"Mean ± standard deviation over {_plural(cfg.n_seeds, 'seed')} on the test set. No "
-             f"published numbers are shown: none are on {result.dataset} with this protocol."),
+        Para(
+            f"Mean ± standard deviation over {_plural(cfg.n_seeds, 'seed')} on the test set. "
+            "Rows marked published are numbers reported in the cited papers on the same data "
+            "and protocol, not results of this study."
+            if published
+            else f"Mean ± standard deviation over {_plural(cfg.n_seeds, 'seed')} on the test set. "
+            f"No published numbers are shown: none are on {result.dataset} with this protocol."
+        ),
         results_table(result),
         Para(SIZE_ACCOUNTING),
     ]
     if published:
-        blocks.append(Bullets(tuple(f"[{i + 1}] {ref}" for i, ref in
-                                    enumerate(_references(published)))
-                              + tuple(f"published {p.model} at size {p.size}: {p.note}"
-                                      for p in published)))
+        blocks.append(
+            Bullets(
+                tuple(f"[{i + 1}] {ref}" for i, ref in enumerate(_references(published)))
+                + tuple(f"published {p.model} at size {p.size}: {p.note}" for p in published)
+            )
+        )
     blocks += comparison_blocks(result)
     blocks += [
         Heading(2, "Figures"),
-        Para(f"HR@{k} and NDCG@{k} against embedding size (the layout of Rendle et al. 2020, "
-             "Figure 2), with published numbers as stars; and fit time against quality."),
+        Para(
+            f"HR@{k} and NDCG@{k} against embedding size (the layout of Rendle et al. 2020, "
+            "Figure 2), with published numbers as stars; and fit time against quality."
+        ),
         Image(QUALITY_PNG, f"HR@{k} and NDCG@{k} against embedding size"),
         Image(TIME_PNG, "fit time against sampled NDCG"),
         Heading(2, "Best hyperparameters"),
-        Para(f"Each cell's configuration is the best of its first {cfg.n_trials} finished "
-             "trials on the tuning holdout."),
+        Para(
+            f"Each cell's configuration is the best of its first {cfg.n_trials} finished "
+            "trials on the tuning holdout."
+        ),
         hyperparameter_table(result),
     ]
     return blocks
@@ -363,8 +486,10 @@ def render_markdown(blocks: list[Block]) -> str:
         elif isinstance(b, Bullets):
             out.append("\n".join(f"- {item}" for item in b.items))
         elif isinstance(b, Table):
-            lines = ["| " + " | ".join(map(_md_cell, b.headers)) + " |",
-                     "|" + "---|" * len(b.headers)]
+            lines = [
+                "| " + " | ".join(map(_md_cell, b.headers)) + " |",
+                "|" + "---|" * len(b.headers),
+            ]
             lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in b.rows]
             out.append("\n".join(lines))
         else:
@@ -372,16 +497,20 @@ def render_markdown(blocks: list[Block]) -> str:
     return "\n\n".join(out) + "\n"
 
 
-_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
-        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}img{max-width:100%}")
+_CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+    "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}"
+    "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+)
 
 
 def render_html(blocks: list[Block], images: dict[str, bytes], title: str) -> str:
     esc = html.escape
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-           f"<style>{_CSS}</style></head><body>"]
+    out = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<style>{_CSS}</style></head><body>"
+    ]
     for b in blocks:
         if isinstance(b, Heading):
             out.append(f"<h{b.level}>{esc(b.text)}</h{b.level}>")
@@ -391,13 +520,16 @@ def render_html(blocks: list[Block], images: dict[str, bytes], title: str) -> st
             out.append("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
             head = "".join(f"<th>{esc(h)}</th>" for h in b.headers)
-            body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>"
-                           for r in b.rows)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in b.rows
+            )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         else:
             data = base64.b64encode(images[b.file]).decode("ascii")
-            out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{esc(b.alt)}'>"
-                       f"<figcaption>{esc(b.file)}</figcaption></figure>")
+            out.append(
+                f"<figure><img src='data:image/png;base64,{data}' alt='{esc(b.alt)}'>"
+                f"<figcaption>{esc(b.file)}</figcaption></figure>"
+            )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -411,6 +543,7 @@ def write_report(result: StudyResult, out: str | Path) -> tuple[Path, Path]:
     blocks = report_blocks(result)
     md, page = out / MD_FILE, out / HTML_FILE
     atomic_write_bytes(md, render_markdown(blocks).encode())
-    atomic_write_bytes(page, render_html(blocks, images, f"dotrec study: {result.dataset}")
-                       .encode())
+    atomic_write_bytes(
+        page, render_html(blocks, images, f"dotrec study: {result.dataset}").encode()
+    )
     return md, page

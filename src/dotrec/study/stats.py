@@ -70,16 +70,29 @@ def paired_test(a: np.ndarray, b: np.ndarray, protocol: str, metric: str) -> Pai
         res = stats.ttest_rel(a, b)
         t_stat, p = float(res.statistic), float(res.pvalue)
         half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
-    return Paired(protocol, metric, n, float(a.mean()), float(b.mean()), mean, mean - half,
-                  mean + half, t_stat, p)
+    return Paired(
+        protocol,
+        metric,
+        n,
+        float(a.mean()),
+        float(b.mean()),
+        mean,
+        mean - half,
+        mean + half,
+        t_stat,
+        p,
+    )
 
 
 def compare(dot: Cell, learned: Cell, k: int, size: int | None) -> Comparison:
     """Paired tests of HR@k and NDCG@k under both protocols, ``dot - learned``."""
     if not np.array_equal(dot.runs[0].users, learned.runs[0].users):
         raise ValueError("the two cells were evaluated on different test users")
-    tests = tuple(paired_test(dot.per_user(p, m, k), learned.per_user(p, m, k), p, m)
-                  for p in ("sampled", "full") for m in ("ndcg", "hr"))
+    tests = tuple(
+        paired_test(dot.per_user(p, m, k), learned.per_user(p, m, k), p, m)
+        for p in ("sampled", "full")
+        for m in ("ndcg", "hr")
+    )
     return Comparison(size, dot, learned, tests)
 
 
@@ -94,7 +107,8 @@ def comparisons(cells: tuple[Cell, ...], k: int) -> list[Comparison]:
     out: list[Comparison] = []
     sizes = sorted({c.size for c in cells})
     groups: list[tuple[int | None, list[Cell]]] = [
-        (s, [c for c in cells if c.size == s]) for s in sizes]
+        (s, [c for c in cells if c.size == s]) for s in sizes
+    ]
     if len(sizes) > 1:
         groups.append((None, list(cells)))
     for size, group in groups:

@@ -31,7 +31,27 @@ from dotrec.tune.spaces import (
     width_for_size,
 )
 
-__all__ = ["METRICS", "PRUNERS", "REFERENCE", "SIZE_MULTIPLIER", "SPACES", "EpochEvent",
-           "HoldoutObjective", "TuneProgress", "TuneResult", "TuneSettings", "counted_size",
-           "default_storage", "fit_config", "open_storage", "open_study", "redact", "reference",
-           "run_trials", "space", "summarize", "tune", "width_for_size"]
+__all__ = [
+    "METRICS",
+    "PRUNERS",
+    "REFERENCE",
+    "SIZE_MULTIPLIER",
+    "SPACES",
+    "EpochEvent",
+    "HoldoutObjective",
+    "TuneProgress",
+    "TuneResult",
+    "TuneSettings",
+    "counted_size",
+    "default_storage",
+    "fit_config",
+    "open_storage",
+    "open_study",
+    "redact",
+    "reference",
+    "run_trials",
+    "space",
+    "summarize",
+    "tune",
+    "width_for_size",
+]

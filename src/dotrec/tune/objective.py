@@ -70,10 +70,20 @@ class HoldoutObjective:
         Receives an :class:`EpochEvent` after every epoch.
     """
 
-    def __init__(self, model: str, size: int, holdout: Split, *, metric: str = "ndcg",
-                 k: int = 10, seed: int = 0, threads: int = 1, epoch_scale: float = 1.0,
-                 on_epoch: Callable[[EpochEvent], None] | None = None,
-                 torch_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        size: int,
+        holdout: Split,
+        *,
+        metric: str = "ndcg",
+        k: int = 10,
+        seed: int = 0,
+        threads: int = 1,
+        epoch_scale: float = 1.0,
+        on_epoch: Callable[[EpochEvent], None] | None = None,
+        torch_options: Mapping[str, Any] | None = None,
+    ) -> None:
         check_model(model)
         if metric not in METRICS:
             raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -109,13 +119,21 @@ class HoldoutObjective:
             if self.on_epoch is not None:
                 self.on_epoch(EpochEvent(trial.number, phase, epoch, epochs, value))
             if value is not None and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch} of {epochs} "
-                                         f"({self.metric}@{self.k} {value:.4f})")
+                raise optuna.TrialPruned(
+                    f"pruned at epoch {epoch} of {epochs} ({self.metric}@{self.k} {value:.4f})"
+                )
 
         start = time.perf_counter()
-        model = fit_config(self.model, self.size, params, self.holdout.train, seed=self.seed,
-                           threads=self.threads, on_epoch=on_epoch,
-                           torch_options=self.torch_options)
+        model = fit_config(
+            self.model,
+            self.size,
+            params,
+            self.holdout.train,
+            seed=self.seed,
+            threads=self.threads,
+            on_epoch=on_epoch,
+            torch_options=self.torch_options,
+        )
         trial.set_user_attr("fit_seconds", time.perf_counter() - start)
         assert last and model.epochs_done, "every search space trains at least one epoch"
         return last[0]

@@ -155,22 +155,30 @@ class TrialSeededTPE(BaseSampler):
         self._tpe = self._sampler(trial.number)
         self._tpe.before_trial(study, trial)
 
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return self._tpe.infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return self._tpe.sample_relative(study, trial, search_space)
 
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
         if trial.number == 0 and param_name in self.first:
             return self.first[param_name]
         return self._tpe.sample_independent(study, trial, param_name, param_distribution)
 
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
         self._tpe.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
@@ -198,7 +206,7 @@ def open_storage(url: str, heartbeat: int = 10) -> RDBStorage:
     if heartbeat < 1:
         raise ConfigError(f"heartbeat must be >= 1 second, got {heartbeat}")
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine: dict[str, Any] = {"connect_args": {"timeout": 60}}
     else:
         engine = {"pool_pre_ping": True}
@@ -211,16 +219,20 @@ def open_storage(url: str, heartbeat: int = 10) -> RDBStorage:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                storage = RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                                     grace_period=2 * heartbeat,
-                                     heartbeat_stale_trial_callback=(
-                                         RetryHeartbeatStaleTrialCallback(max_retry=3)))
+                storage = RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=(RetryHeartbeatStaleTrialCallback(max_retry=3)),
+                )
             if url.startswith("sqlite:///"):
                 _use_wal(storage)
             return storage
         except ImportError as e:
-            raise ConfigError(f"storage {shown}: missing database driver ({e}); "
-                              "pip install 'dotrec[tune]'") from None
+            raise ConfigError(
+                f"storage {shown}: missing database driver ({e}); pip install 'dotrec[tune]'"
+            ) from None
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
             # Workers that start together may race to create the schema; retry once it exists.
             last = e
@@ -255,22 +267,30 @@ def _use_wal(storage: RDBStorage) -> None:
 
 def open_study(storage: RDBStorage, name: str, settings: TuneSettings) -> Study:
     """Create or load the study ``name``; refuse one that was made with other settings."""
-    study = optuna.create_study(study_name=name, storage=storage,
-                                sampler=TrialSeededTPE(
-                                    settings.seed, f"{settings.model}:{settings.size}",
-                                    reference(settings.model, settings.epoch_scale)),
-                                pruner=make_pruner(settings.pruner, _warmup(settings)),
-                                direction="maximize",
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=TrialSeededTPE(
+            settings.seed,
+            f"{settings.model}:{settings.size}",
+            reference(settings.model, settings.epoch_scale),
+        ),
+        pruner=make_pruner(settings.pruner, _warmup(settings)),
+        direction="maximize",
+        load_if_exists=True,
+    )
     wanted = asdict(settings)
     stored = study.user_attrs.get("dotrec_settings")
     if stored is None:
         study.set_user_attr("dotrec_settings", wanted)
-    elif diff := ", ".join(f"{k}: {stored.get(k)!r} there, {v!r} here"
-                           for k, v in wanted.items() if stored.get(k) != v):
+    elif diff := ", ".join(
+        f"{k}: {stored.get(k)!r} there, {v!r} here" for k, v in wanted.items() if stored.get(k) != v
+    ):
         # A setting added after the study was stored reads as None there (its old meaning).
-        raise ConfigError(f"study {name!r} in {redact(storage.url)} was made with other "
-                          f"settings ({diff}); choose another --study name or storage")
+        raise ConfigError(
+            f"study {name!r} in {redact(storage.url)} was made with other "
+            f"settings ({diff}); choose another --study name or storage"
+        )
     return study
 
 
@@ -294,9 +314,14 @@ def best_of(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
     return max(complete, key=lambda t: (t.value, -t.number), default=None)
 
 
-def run_trials(study: Study, objective: Callable[[optuna.Trial], float], n_trials: int, *,
-               timeout: float | None = None,
-               on_progress: Callable[[TuneProgress], None] | None = None) -> bool:
+def run_trials(
+    study: Study,
+    objective: Callable[[optuna.Trial], float],
+    n_trials: int,
+    *,
+    timeout: float | None = None,
+    on_progress: Callable[[TuneProgress], None] | None = None,
+) -> bool:
     """Run trials until ``n_trials`` have finished in the study; True if stopped by timeout."""
     if n_trials < 1:
         raise ConfigError(f"the number of trials must be >= 1, got {n_trials}")
@@ -306,8 +331,12 @@ def run_trials(study: Study, objective: Callable[[optuna.Trial], float], n_trial
 
     def claim_and_run(trial: optuna.Trial) -> float:
         outcome.clear()
-        ahead = sum(1 for t in _states(study) if t.number < trial.number
-                    and t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING))
+        ahead = sum(
+            1
+            for t in _states(study)
+            if t.number < trial.number
+            and t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
+        )
         if ahead >= n_trials:
             trial.set_user_attr("surplus", True)
             raise _NoSlot(f"trial {trial.number}: all {n_trials} slots are taken")
@@ -328,9 +357,16 @@ def run_trials(study: Study, objective: Callable[[optuna.Trial], float], n_trial
         if on_progress is not None:
             best = best_of(first_finished(trials, n_trials))
             busy = running if finished + running >= n_trials and not waiting else 0
-            on_progress(TuneProgress(min(finished, n_trials), n_trials,
-                                     None if best is None else best.value,
-                                     None if best is None else best.number, None, busy))
+            on_progress(
+                TuneProgress(
+                    min(finished, n_trials),
+                    n_trials,
+                    None if best is None else best.value,
+                    None if best is None else best.number,
+                    None,
+                    busy,
+                )
+            )
         if finished >= n_trials:
             return False
         if timeout is not None and time.monotonic() - start >= timeout:
@@ -344,27 +380,38 @@ def run_trials(study: Study, objective: Callable[[optuna.Trial], float], n_trial
             raise DotrecError(f"{failures} trials in a row failed; the last, {outcome['error']}")
 
 
-def summarize(study: Study, n_trials: int, *, timed_out: bool = False, seconds: float = 0.0,
-              storage_url: str = "") -> TuneResult:
+def summarize(
+    study: Study,
+    n_trials: int,
+    *,
+    timed_out: bool = False,
+    seconds: float = 0.0,
+    storage_url: str = "",
+) -> TuneResult:
     """The :class:`TuneResult` of a study judged on its first ``n_trials`` finished trials."""
     trials = _states(study)
     budget = first_finished(trials, n_trials)
     best = best_of(budget)
     return TuneResult(
-        study_name=study.study_name, storage=redact(storage_url), n_trials=n_trials,
+        study_name=study.study_name,
+        storage=redact(storage_url),
+        n_trials=n_trials,
         complete=sum(t.state == TrialState.COMPLETE for t in budget),
         pruned=sum(t.state == TrialState.PRUNED for t in budget),
-        failed=sum(t.state == TrialState.FAIL and not t.user_attrs.get("surplus")
-                   for t in trials),
+        failed=sum(t.state == TrialState.FAIL and not t.user_attrs.get("surplus") for t in trials),
         best_value=None if best is None else best.value,
         best_trial=None if best is None else best.number,
         best_params={} if best is None else dict(best.params),
         best_attrs={} if best is None else dict(best.user_attrs),
-        timed_out=timed_out, seconds=seconds,
-        trial_seconds=sum((t.datetime_complete - t.datetime_start).total_seconds()
-                          for t in trials
-                          if t.datetime_complete is not None and t.datetime_start is not None),
-        settings=dict(study.user_attrs.get("dotrec_settings") or {}))
+        timed_out=timed_out,
+        seconds=seconds,
+        trial_seconds=sum(
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in trials
+            if t.datetime_complete is not None and t.datetime_start is not None
+        ),
+        settings=dict(study.user_attrs.get("dotrec_settings") or {}),
+    )
 
 
 def _torch_settings(model: str, torch_options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -375,13 +422,26 @@ def _torch_settings(model: str, torch_options: Mapping[str, Any] | None) -> dict
     return {"optimizer": opts.get("optimizer", "adam"), "precision": opts.get("precision", "fp32")}
 
 
-def tune(split: Split, model: str, *, size: int, n_trials: int, storage: str | RDBStorage,
-         study_name: str | None = None, metric: str = "ndcg", k: int = 10, seed: int = 0,
-         threads: int = 1, pruner: str = "median", epoch_scale: float = 1.0,
-         timeout: float | None = None, heartbeat: int = 10,
-         holdout_negatives: int = DEFAULT_EVAL_NEGATIVES,
-         on_progress: Callable[[TuneProgress], None] | None = None,
-         torch_options: Mapping[str, Any] | None = None) -> TuneResult:
+def tune(
+    split: Split,
+    model: str,
+    *,
+    size: int,
+    n_trials: int,
+    storage: str | RDBStorage,
+    study_name: str | None = None,
+    metric: str = "ndcg",
+    k: int = 10,
+    seed: int = 0,
+    threads: int = 1,
+    pruner: str = "median",
+    epoch_scale: float = 1.0,
+    timeout: float | None = None,
+    heartbeat: int = 10,
+    holdout_negatives: int = DEFAULT_EVAL_NEGATIVES,
+    on_progress: Callable[[TuneProgress], None] | None = None,
+    torch_options: Mapping[str, Any] | None = None,
+) -> TuneResult:
     """Tune ``model`` at embedding ``size`` on the holdout of ``split`` (its test set unread).
 
     The holdout is ``split.holdout(seed, holdout_negatives)``. ``storage`` is a URL or a
@@ -400,11 +460,19 @@ def tune(split: Split, model: str, *, size: int, n_trials: int, storage: str | R
     start = time.monotonic()
     # The only use of the split: its training interactions, through the holdout.
     train = split.train
-    settings = TuneSettings(model=model, size=size, dataset=split.name,
-                            train_fingerprint=train.fingerprint(), metric=metric, k=k,
-                            seed=seed, pruner=pruner, epoch_scale=epoch_scale,
-                            holdout_negatives=holdout_negatives,
-                            **_torch_settings(model, torch_options))
+    settings = TuneSettings(
+        model=model,
+        size=size,
+        dataset=split.name,
+        train_fingerprint=train.fingerprint(),
+        metric=metric,
+        k=k,
+        seed=seed,
+        pruner=pruner,
+        epoch_scale=epoch_scale,
+        holdout_negatives=holdout_negatives,
+        **_torch_settings(model, torch_options),
+    )
     holdout = split.holdout(seed, holdout_negatives)
     rdb = storage if isinstance(storage, RDBStorage) else open_storage(storage, heartbeat)
     study = open_study(rdb, study_name or settings.default_name(), settings)
@@ -413,17 +481,34 @@ def tune(split: Split, model: str, *, size: int, n_trials: int, storage: str | R
 
     def on_epoch(event: EpochEvent) -> None:
         if on_progress is not None:
-            on_progress(TuneProgress(progress["finished"], n_trials, progress["best_value"],
-                                     progress["best_trial"], event))
+            on_progress(
+                TuneProgress(
+                    progress["finished"],
+                    n_trials,
+                    progress["best_value"],
+                    progress["best_trial"],
+                    event,
+                )
+            )
 
     def remember(p: TuneProgress) -> None:
         progress.update(finished=p.finished, best_value=p.best_value, best_trial=p.best_trial)
         if on_progress is not None:
             on_progress(p)
 
-    objective = HoldoutObjective(model, size, holdout, metric=metric, k=k, seed=seed,
-                                 threads=threads, epoch_scale=epoch_scale, on_epoch=on_epoch,
-                                 torch_options=torch_options)
+    objective = HoldoutObjective(
+        model,
+        size,
+        holdout,
+        metric=metric,
+        k=k,
+        seed=seed,
+        threads=threads,
+        epoch_scale=epoch_scale,
+        on_epoch=on_epoch,
+        torch_options=torch_options,
+    )
     timed_out = run_trials(study, objective, n_trials, timeout=timeout, on_progress=remember)
-    return summarize(study, n_trials, timed_out=timed_out, seconds=time.monotonic() - start,
-                     storage_url=rdb.url)
+    return summarize(
+        study, n_trials, timed_out=timed_out, seconds=time.monotonic() - start, storage_url=rdb.url
+    )

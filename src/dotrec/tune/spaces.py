@@ -99,19 +99,46 @@ SPACES: dict[str, dict[str, Param]] = {
 #: the settings the literature reports. Regularization 0 (NCF) maps to the lowest searched value.
 REFERENCE: dict[str, dict[str, Any]] = {
     # Rendle et al. 2020, the ml-1m command of the reference code (mf_simple.py).
-    "mf": {"learning_rate": 0.002, "regularization": 0.005, "n_negatives": 8, "stddev": 0.1,
-           "epochs": 256},
+    "mf": {
+        "learning_rate": 0.002,
+        "regularization": 0.005,
+        "n_negatives": 8,
+        "stddev": 0.1,
+        "epochs": 256,
+    },
     # The published ml-1m iALS settings (dotrec issue #4, after Rendle et al. 2022).
-    "ials": {"regularization": 0.007, "regularization_exponent": 1.0, "unobserved_weight": 0.3,
-             "stddev": 0.1, "epochs": 12},
+    "ials": {
+        "regularization": 0.007,
+        "regularization_exponent": 1.0,
+        "unobserved_weight": 0.3,
+        "stddev": 0.1,
+        "epochs": 12,
+    },
     # He et al. 2017: Adam 0.001, 4 negatives, batch 256, about 20 epochs, no L2.
-    "gmf": {"learning_rate": 0.001, "regularization": 0.0, "n_negatives": 4, "batch_size": 256,
-            "epochs": 20},
-    "mlp": {"learning_rate": 0.001, "regularization": 0.0, "n_negatives": 4, "batch_size": 256,
-            "epochs": 20},
+    "gmf": {
+        "learning_rate": 0.001,
+        "regularization": 0.0,
+        "n_negatives": 4,
+        "batch_size": 256,
+        "epochs": 20,
+    },
+    "mlp": {
+        "learning_rate": 0.001,
+        "regularization": 0.0,
+        "n_negatives": 4,
+        "batch_size": 256,
+        "epochs": 20,
+    },
     # He et al. 2017, section 3.4.1: pretrained GMF and MLP as above, then SGD.
-    "neumf": {"pretrain_learning_rate": 0.001, "pretrain_epochs": 20, "learning_rate": 0.001,
-              "regularization": 0.0, "n_negatives": 4, "batch_size": 256, "epochs": 20},
+    "neumf": {
+        "pretrain_learning_rate": 0.001,
+        "pretrain_epochs": 20,
+        "learning_rate": 0.001,
+        "regularization": 0.0,
+        "n_negatives": 4,
+        "batch_size": 256,
+        "epochs": 20,
+    },
 }
 
 #: Settings held fixed while tuning (beside the size, the seed and the thread count).
@@ -126,8 +153,10 @@ _EPOCH_PARAMS = ("epochs", "pretrain_epochs")
 def check_model(model: str) -> None:
     """Raise :class:`ConfigError` unless ``model`` has a search space and is installed."""
     if model not in SPACES or model not in MODELS:
-        raise ConfigError(f"cannot tune model {model!r}; tunable models: "
-                          f"{', '.join(m for m in SPACES if m in MODELS)}")
+        raise ConfigError(
+            f"cannot tune model {model!r}; tunable models: "
+            f"{', '.join(m for m in SPACES if m in MODELS)}"
+        )
 
 
 def width_for_size(model: str, size: int) -> int:
@@ -152,8 +181,9 @@ def space(model: str, epoch_scale: float = 1.0) -> dict[str, Param]:
     for name in _EPOCH_PARAMS:
         p = out.get(name)
         if isinstance(p, Int) and epoch_scale != 1.0:
-            out[name] = Int(max(1, round(p.low * epoch_scale)),
-                            max(1, round(p.high * epoch_scale)), p.log)
+            out[name] = Int(
+                max(1, round(p.low * epoch_scale)), max(1, round(p.high * epoch_scale)), p.log
+            )
     return out
 
 
@@ -189,13 +219,18 @@ def suggest(trial: optuna.Trial, model: str, epoch_scale: float = 1.0) -> dict[s
 TORCH_MODELS = ("gmf", "mlp", "neumf")
 
 
-def _options(model: str, size: int, params: Mapping[str, Any], seed: int,
-             threads: int, torch_options: Mapping[str, Any] | None) -> dict[str, Any]:
+def _options(
+    model: str,
+    size: int,
+    params: Mapping[str, Any],
+    seed: int,
+    threads: int,
+    torch_options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     width = width_for_size(model, size)
     key = "embedding_dim" if model in ("mf", "ials") else "factor"
     extra = dict(torch_options or {}) if model in TORCH_MODELS else {}
-    return {**FIXED.get(model, {}), **params, **extra, key: width, "seed": seed,
-            "threads": threads}
+    return {**FIXED.get(model, {}), **params, **extra, key: width, "seed": seed, "threads": threads}
 
 
 #: Called as ``on_epoch(phase, epoch, epochs, model)``; ``phase`` names the model being fitted
@@ -203,9 +238,17 @@ def _options(model: str, size: int, params: Mapping[str, Any], seed: int,
 PhaseCallback = Callable[[str, int, int, Model], None]
 
 
-def fit_config(model: str, size: int, params: Mapping[str, Any], train: Interactions, *,
-               seed: int, threads: int, on_epoch: PhaseCallback | None = None,
-               torch_options: Mapping[str, Any] | None = None) -> Model:
+def fit_config(
+    model: str,
+    size: int,
+    params: Mapping[str, Any],
+    train: Interactions,
+    *,
+    seed: int,
+    threads: int,
+    on_epoch: PhaseCallback | None = None,
+    torch_options: Mapping[str, Any] | None = None,
+) -> Model:
     """Build ``model`` at ``size`` with ``params`` and fit it on ``train``.
 
     For NeuMF this is the whole pipeline: GMF and MLP pretraining, then NeuMF with SGD.
@@ -213,8 +256,9 @@ def fit_config(model: str, size: int, params: Mapping[str, Any], train: Interact
     """
     opts = _options(model, size, params, seed, threads, torch_options)
 
-    def fit(name: str, options: dict[str, Any], pretrained: tuple[Model, Model] | None = None
-            ) -> Model:
+    def fit(
+        name: str, options: dict[str, Any], pretrained: tuple[Model, Model] | None = None
+    ) -> Model:
         m = MODELS[name](**options)
         if pretrained is not None:
             m.set_pretrained(*pretrained)  # type: ignore[attr-defined]
@@ -228,8 +272,18 @@ def fit_config(model: str, size: int, params: Mapping[str, Any], train: Interact
 
     if model != "neumf":
         return fit(model, opts)
-    pre = {k: opts[k] for k in ("factor", "regularization", "n_negatives", "batch_size",
-                                "seed", "threads", *(torch_options or {}))}
+    pre = {
+        k: opts[k]
+        for k in (
+            "factor",
+            "regularization",
+            "n_negatives",
+            "batch_size",
+            "seed",
+            "threads",
+            *(torch_options or {}),
+        )
+    }
     pre.update(learning_rate=opts["pretrain_learning_rate"], epochs=opts["pretrain_epochs"])
     gmf = fit("gmf", pre)
     mlp = fit("mlp", pre)
