@@ -231,3 +231,34 @@ def test_train_out_never_replaces_what_dotrec_did_not_write(tmp_path: Path) -> N
     with pytest.raises(ArtifactError, match="left untouched"):
         load_model(model).save(notes)
     assert [p.name for p in notes.iterdir()] == ["notes.txt"]
+
+
+def test_piped_train_writes_progress_lines_while_it_runs() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from dotrec.cli import main; main()",
+            "train",
+            "mf",
+            "--epochs",
+            "40",
+            "--protocol",
+            "none",
+            "--threads",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line.rstrip())
+        if line.startswith("train mf 1/40 loss"):
+            assert proc.poll() is None  # written during training, not at the end
+    proc.wait(timeout=300)
+    assert proc.returncode == 0
+    epochs = [ln for ln in lines if ln.startswith("train mf ") and " loss " in ln]
+    assert [ln.split()[2] for ln in epochs[:40]] == [f"{e}/40" for e in range(1, 41)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -46,9 +48,55 @@ def check_model_out(out: Path | None, force: bool) -> None:
         raise ConfigError(f"--out {out} already holds a dotrec model; pass --force to replace it")
 
 
+class LoggedProgress(Progress):
+    """A Rich progress display that, when stderr is not a terminal, writes plain lines instead.
+
+    Rich draws nothing on a pipe or a log file until the end; here every change of a task's
+    ``completed`` count (an epoch, a trial) writes one line with the same figures as the bar,
+    and so does any update at least :attr:`interval` seconds after the last line.
+    """
+
+    interval = 10.0
+
+    def __init__(self, *columns: Any, **kwargs: Any) -> None:
+        super().__init__(*columns, **kwargs)
+        self._lines = not self.console.is_terminal
+        self._last: dict[TaskID, tuple[float, float]] = {}
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        if self._lines:
+            self._log(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        if self._lines:
+            self._log(task_id)
+
+    def _log(self, task_id: TaskID) -> None:
+        with self._lock:
+            task = self._tasks[task_id]
+            now = time.monotonic()
+            done, last = self._last.get(task_id, (-1.0, 0.0))
+            if task.completed == done and now - last < self.interval:
+                return
+            self._last[task_id] = (task.completed, now)
+            total = "" if task.total is None else f"/{task.total:g}"
+            info = str(task.fields.get("info", "")).strip()
+            elapsed = task.elapsed or 0.0
+        self.console.print(
+            f"{task.description} {task.completed:g}{total}"
+            + (f" {info}" if info else "")
+            + f" [{elapsed:.0f} s]",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def epoch_progress(transient: bool = False) -> Progress:
     """A Rich progress bar for epochs (on stderr, so --json output stays clean)."""
-    return Progress(
+    return LoggedProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

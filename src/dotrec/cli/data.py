@@ -9,7 +9,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from dotrec.cli._common import load_split
+from dotrec.cli._common import LoggedProgress, load_split
 from dotrec.cli.app import app, console, data_dir_option, err_console
 from dotrec.data.registry import DATASETS, dataset_path
 
@@ -80,7 +80,7 @@ def download_cmd(
 
     from dotrec.data.download import download
 
-    with Progress(
+    with LoggedProgress(
         *Progress.get_default_columns(),
         DownloadColumn(),
         TransferSpeedColumn(),

@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from dotrec.artifacts import atomic_write_bytes
-from dotrec.cli._common import load_split, print_table
+from dotrec.cli._common import LoggedProgress, load_split, print_table
 from dotrec.cli.app import (
     app,
     console,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # Optuna (the `tune` extra) is imported only when a command n
 
 def trial_progress() -> Progress:
     """A Rich progress display for trials (on stderr): n of N, best so far, ETA."""
-    return Progress(
+    return LoggedProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
