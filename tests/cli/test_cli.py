@@ -262,3 +262,43 @@ def test_piped_train_writes_progress_lines_while_it_runs() -> None:
     assert proc.returncode == 0
     epochs = [ln for ln in lines if ln.startswith("train mf ") and " loss " in ln]
     assert [ln.split()[2] for ln in epochs[:40]] == [f"{e}/40" for e in range(1, 41)]
+
+
+def test_evaluate_defaults_to_the_models_dataset_and_refuses_other_data(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    args = ["--epochs", "2", "--threads", "1", "--out", str(out), "--protocol", "none"]
+    assert runner.invoke(app, ["train", "mf", "--seed", "3", *args]).exit_code == 0
+    # No --dataset: the model's own (synthetic).
+    r = runner.invoke(app, ["evaluate", str(out), "--protocol", "sampled", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)["sampled"]
+    assert res["protocol_version"] == 1 and 0.0 < res["hr@10"] <= 1.0
+    # Two NCF splits of the same sizes whose training pairs differ.
+    for name, train in (("a", "0\t0\t1\t1\n1\t1\t1\t1\n"), ("b", "0\t1\t1\t1\n1\t0\t1\t1\n")):
+        (tmp_path / f"{name}.train.rating").write_text(train + "0\t2\t1\t1\n")
+        (tmp_path / f"{name}.test.rating").write_text("0\t3\t1\t2\n1\t2\t1\t2\n")
+        (tmp_path / f"{name}.test.negative").write_text("(0,3)\t1\n(1,2)\t3\n")
+    a = tmp_path / "model-a"
+    r = run(
+        "train",
+        "popularity",
+        "--dataset",
+        str(tmp_path / "a"),
+        "--out",
+        str(a),
+        "--protocol",
+        "none",
+    )
+    assert r.returncode == 0, r.stderr
+    r = run("evaluate", str(a), "--dataset", str(tmp_path / "b"), "--protocol", "sampled")
+    assert r.returncode == 2 and "trained on other interactions" in r.stderr, r.stderr
+    r = run(
+        "evaluate",
+        str(a),
+        "--dataset",
+        str(tmp_path / "b"),
+        "--protocol",
+        "sampled",
+        "--other-data",
+    )
+    assert r.returncode == 0 and "warning:" in r.stderr

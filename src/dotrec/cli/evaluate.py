@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from dotrec.artifacts import read_meta
 from dotrec.cli._common import load_split, print_table, results_table
 from dotrec.cli.app import app, console, data_dir_option, err_console
 from dotrec.errors import ConfigError
@@ -18,13 +19,23 @@ from dotrec.models.base import check_compatible
 @app.command("evaluate")
 def evaluate_cmd(
     model_dir: Path = typer.Argument(..., help="A model directory written by `dotrec train`."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Registry name or path."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Registry name or path (default: the model's own)."
+    ),
     data_dir: Path | None = data_dir_option(),
     fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
     protocol: str = typer.Option("both", help="sampled|full|both."),
     k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
-    seed: int = typer.Option(0, help="Split seed (raw and synthetic datasets)."),
+    seed: int | None = typer.Option(
+        None, help="Split seed (raw and synthetic datasets; default: the model's seed)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    other_data: bool = typer.Option(
+        False,
+        "--other-data",
+        help="Evaluate although the model was trained on other interactions than this "
+        "split's training set (its test items may then be in the model's training data).",
+    ),
 ) -> None:
     """Evaluate a saved model on a dataset's test split."""
     if protocol not in ("sampled", "full", "both"):
@@ -32,18 +43,29 @@ def evaluate_cmd(
     if k < 1:
         raise ConfigError("-k must be >= 1")
     model = load_model(model_dir)
+    if dataset is None:
+        dataset = (read_meta(model_dir).get("dataset") or {}).get("name")
+        if not dataset:
+            raise ConfigError(f"{model_dir} does not record its dataset; pass --dataset")
+    if seed is None:
+        seed = int(model.config().get("seed") or 0)
     split = load_split(dataset, data_dir, seed, fmt)
     check_compatible(model, split.train, str(model_dir))
     if model.train_fingerprint and model.train_fingerprint != split.train.fingerprint():
-        err_console.print(
-            f"warning: {model_dir} was trained on different interactions than "
-            f"{split.name}'s training set"
+        message = (
+            f"{model_dir} was trained on other interactions than {split.name}'s training set "
+            f"(split seed {seed})"
         )
+        if not other_data:
+            raise ConfigError(
+                message + "; its test items may be in the model's training data. Pass the "
+                "training --seed, or --other-data to evaluate anyway"
+            )
+        err_console.print(f"warning: {message}")
     res = {p: r.summary() for p, r in evaluate(model, split, protocol=protocol, k=k).items()}
     if as_json:
         for r in res.values():
             r.pop("stderr", None)
-            r.pop("protocol_version", None)
             r.pop("self_negatives", None)
         console.out(json.dumps(res))
         return

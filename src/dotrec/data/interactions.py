@@ -12,6 +12,7 @@ user. The leave-one-out tie rule relies on this order (see :mod:`dotrec.data.spl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
 from dataclasses import dataclass, field
@@ -186,7 +187,15 @@ class Interactions:
         return m.indices[m.indptr[user_index] : m.indptr[user_index + 1]]
 
     def fingerprint(self) -> str:
-        """sha256 of the (user, item) pairs and the index-space sizes; identifies a training set."""
+        """sha256 of the (user, item) pairs and the index-space sizes; identifies a training set.
+
+        Computed once per object (a lexsort of all pairs: 0.14 s on ml-1m, paid by every fit
+        otherwise); the arrays of an ``Interactions`` are not to be changed in place.
+        """
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         h = hashlib.sha256()
         h.update(f"{self.n_users},{self.n_items},{len(self)};".encode())
         order = np.lexsort((self.item_index, self.user_index))
