@@ -302,3 +302,42 @@ def test_evaluate_defaults_to_the_models_dataset_and_refuses_other_data(tmp_path
         "--other-data",
     )
     assert r.returncode == 0 and "warning:" in r.stderr
+
+
+def test_small_cli_contracts(tmp_path: Path) -> None:
+    # -k must be positive, on every command that takes it.
+    for cmd in (["train", "mf"], ["evaluate", str(tmp_path)], ["recommend", str(tmp_path)]):
+        r = run(*cmd, "-k", "0")
+        assert r.returncode == 2 and "Invalid value for '-k'" in r.stderr, cmd
+    # compare --threads applies to the models that take threads, not to popularity.
+    r = runner.invoke(app, ["compare", "--models", "popularity,mf", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    # recommend --user A --user B answers both, in order (one JSON object per line).
+    out = tmp_path / "pop"
+    assert (
+        runner.invoke(
+            app, ["train", "popularity", "--out", str(out), "--protocol", "none"]
+        ).exit_code
+        == 0
+    )
+    r = run("recommend", str(out), "--user", "1", "--user", "2", "-k", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    answers = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [a["user_id"] for a in answers] == ["1", "2"] and all(
+        len(a["items"]) == 3 for a in answers
+    )
+    # data list tells a dataset with only some of its files from a complete one.
+    (tmp_path / "d" / "pinterest-20").mkdir(parents=True)
+    (tmp_path / "d" / "pinterest-20" / "pinterest-20.test.rating").write_text("0\t0\t1\t1\n")
+    r = runner.invoke(
+        app, ["data", "list", "--data-dir", str(tmp_path / "d")], env={"COLUMNS": "300"}
+    )
+    row = next(ln for ln in r.stdout.splitlines() if "pinterest-20 " in ln)
+    assert "partly (missing pinterest-20.train.rating" in row and "| yes" not in row
+    # data info takes --format like every command that reads a ratings file.
+    f = tmp_path / "r.txt"
+    rows = [(u, i) for u in range(1, 111) for i in (u, u % 110 + 1)]  # 110 users, 110 items
+    f.write_text("".join(f"{u}\t{i}\t5\t{n}\n" for n, (u, i) in enumerate(rows)))
+    r = runner.invoke(app, ["data", "info", str(f), "--format", "udata", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["users"] == 110

@@ -64,6 +64,11 @@ def data_dir_option() -> Path | None:
     )
 
 
+def k_option(help: str = "Cut-off for HR@k / NDCG@k.") -> Any:
+    """``-k``, a positive cut-off (0 or less is a usage error)."""
+    return typer.Option(10, "-k", min=1, help=help)
+
+
 def optimizer_option(default: str | None = "adam") -> Any:
     """``--optimizer`` of the torch models (GMF, MLP, NeuMF)."""
     return typer.Option(

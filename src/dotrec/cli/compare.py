@@ -6,6 +6,7 @@ baseline, beside dot-product MF on the built-in synthetic data.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import typer
 
 from dotrec.cli._common import epoch_progress, load_split, print_table, results_table
-from dotrec.cli.app import app, console, data_dir_option
+from dotrec.cli.app import app, console, data_dir_option, k_option
 from dotrec.cli.train import build_model
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
@@ -36,7 +37,7 @@ def compare_cmd(
     data_dir: Path | None = data_dir_option(),
     seed: int = typer.Option(0, help="Random seed for every model and the split."),
     threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
-    k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
+    k: int = k_option(),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Directory for one saved model per name."
     ),
@@ -54,8 +55,8 @@ def compare_cmd(
     rows = []
     for name in names:
         opts: dict[str, Any] = dict(QUICK_SETTINGS.get(name, {}))
-        if threads is not None:
-            opts["threads"] = threads
+        if threads is not None and "threads" in inspect.signature(MODELS[name]).parameters:
+            opts["threads"] = threads  # models without threads (popularity) ignore the flag
         model = build_model(name, opts, seed)
         n_epochs = int(model.config().get("epochs", 1) or 1)
         with epoch_progress(transient=True) as progress:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from dotrec.cli._common import LoggedProgress, load_split
 from dotrec.cli.app import app, console, data_dir_option, err_console
-from dotrec.data.registry import DATASETS, dataset_path
+from dotrec.data.registry import DATASETS, dataset_path, missing_files
 
 data_app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -29,8 +29,15 @@ def list_cmd(data_dir: Path | None = data_dir_option()) -> None:
         if spec.kind == "synthetic":
             present = "built-in"
         else:
+            missing = missing_files(spec.name, data_dir)
             folder = dataset_path(spec.name, data_dir)
-            present = "yes" if folder.is_dir() and any(folder.iterdir()) else "no"
+            present = (
+                "yes"
+                if not missing
+                else "no"
+                if not folder.is_dir() or not any(folder.iterdir())
+                else "partly (missing " + ", ".join(p.name for p in missing) + ")"
+            )
         t.add_row(spec.name, spec.kind, present, spec.description)
     console.print(t)
 
@@ -39,11 +46,12 @@ def list_cmd(data_dir: Path | None = data_dir_option()) -> None:
 def info_cmd(
     name: str = typer.Argument(..., help="Registry name or path."),
     data_dir: Path | None = data_dir_option(),
+    fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
     seed: int = typer.Option(0, help="Split seed (raw and synthetic datasets)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print users, items, interactions, density and split sizes of a dataset."""
-    split = load_split(name, data_dir, seed)
+    split = load_split(name, data_dir, seed, fmt)
     tr = split.train
     info = {
         "name": split.name,

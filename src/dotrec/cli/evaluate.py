@@ -9,7 +9,7 @@ import typer
 
 from dotrec.artifacts import read_meta
 from dotrec.cli._common import load_split, print_table, results_table
-from dotrec.cli.app import app, console, data_dir_option, err_console
+from dotrec.cli.app import app, console, data_dir_option, err_console, k_option
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
 from dotrec.models import load_model
@@ -25,7 +25,7 @@ def evaluate_cmd(
     data_dir: Path | None = data_dir_option(),
     fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
     protocol: str = typer.Option("both", help="sampled|full|both."),
-    k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
+    k: int = k_option(),
     seed: int | None = typer.Option(
         None, help="Split seed (raw and synthetic datasets; default: the model's seed)."
     ),
@@ -40,8 +40,6 @@ def evaluate_cmd(
     """Evaluate a saved model on a dataset's test split."""
     if protocol not in ("sampled", "full", "both"):
         raise ConfigError(f"--protocol must be sampled, full or both, got {protocol!r}")
-    if k < 1:
-        raise ConfigError("-k must be >= 1")
     model = load_model(model_dir)
     if dataset is None:
         dataset = (read_meta(model_dir).get("dataset") or {}).get("name")

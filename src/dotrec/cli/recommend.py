@@ -1,4 +1,4 @@
-"""``dotrec recommend MODEL_DIR --user ID -k 10``: top-k items for one user."""
+"""``dotrec recommend MODEL_DIR --user ID [--user ID ...] -k 10``: top-k items per user."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from dotrec.cli.app import app, console, default_threads
+from dotrec.cli.app import app, console, default_threads, k_option
 from dotrec.recommend import Recommender
 
 
 @app.command("recommend")
 def recommend_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory written by `dotrec train`."),
-    user: str = typer.Option(..., "--user", "-u", help="Raw user id."),
-    k: int = typer.Option(10, "-k", help="Number of items."),
+    users: list[str] = typer.Option(
+        ..., "--user", "-u", help="Raw user id (repeat the flag for several users)."
+    ),
+    k: int = k_option("Number of items."),
     index: str | None = typer.Option(
         None, "--index", help="Saved index to search: exact, hnsw or ivf (default exact)."
     ),
@@ -26,8 +28,16 @@ def recommend_cmd(
     threads: int | None = typer.Option(None, help="Search threads (default: up to 2)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Recommend the top K items for a user, leaving out the items seen in training."""
+    """Recommend the top K items for each user, leaving out the items seen in training.
+
+    With --json, one JSON object per user, one per line.
+    """
     rec = Recommender.from_dir(model_dir, index, threads=threads or default_threads())
+    for user in users:
+        _show(rec, user, k, include_seen, as_json)
+
+
+def _show(rec: Recommender, user: str, k: int, include_seen: bool, as_json: bool) -> None:
     items, scores = rec.recommend(user, k, exclude_seen=not include_seen)
     if as_json:
         console.out(

@@ -22,6 +22,7 @@ from dotrec.cli.app import (
     data_dir_option,
     default_threads,
     device_option,
+    k_option,
     optimizer_option,
     precision_option,
     torch_options,
@@ -113,7 +114,7 @@ def study_cmd(
         None, help="Optuna storage URL (default: SQLite file OUT/optuna.db)."
     ),
     metric: str = typer.Option("ndcg", help="Tuning objective on the holdout: ndcg, hr, rr."),
-    k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
+    k: int = k_option(),
     seed: int = typer.Option(0, help="Seed of the tuning, the holdout and the first final fit."),
     pruner: str = typer.Option("median", help="Per-epoch pruning: median, halving or none."),
     epoch_scale: float = typer.Option(

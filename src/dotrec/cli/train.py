@@ -28,6 +28,7 @@ from dotrec.cli.app import (
     data_dir_option,
     default_threads,
     device_option,
+    k_option,
     optimizer_option,
     precision_option,
 )
@@ -130,7 +131,7 @@ def train_cmd(
     eval_every: int = typer.Option(
         0, help="Evaluate on the test split every N epochs (display only; 0 = at the end only)."
     ),
-    k: int = typer.Option(10, "-k", help="Cut-off for HR@k / NDCG@k."),
+    k: int = k_option(),
     protocol: str = typer.Option("both", help="Final evaluation: sampled|full|both|none."),
     checkpoint_every: int = typer.Option(
         0, help="Write OUT.ckpt (atomically) every N epochs (needs --out; 0 = never)."

@@ -34,6 +34,7 @@ from dotrec.cli.app import (
     default_threads,
     device_option,
     err_console,
+    k_option,
     optimizer_option,
     precision_option,
     torch_options,
@@ -148,7 +149,7 @@ def tune_cmd(
         help="Folder of the default storage and of the result JSON.",
     ),
     metric: str = typer.Option("ndcg", help="Objective on the holdout: ndcg, hr or rr."),
-    k: int = typer.Option(10, "-k", help="Cut-off of the objective metric."),
+    k: int = k_option("Cut-off of the objective metric."),
     seed: int = typer.Option(0, help="Seed of the sampler, the holdout and the models."),
     pruner: str = typer.Option("median", help="Per-epoch pruning: median, halving or none."),
     epoch_scale: float = typer.Option(

@@ -187,19 +187,30 @@ def load_dataset(
             generate(spec.synthetic), seed=seed, n_negatives=n_negatives, name=name
         )
     folder = dataset_path(name, data_dir)
+    missing = missing_files(name, data_dir)
+    if missing:
+        raise DatasetNotFoundError(_missing_message(name, folder, missing))
+    if spec.kind == "ncf":
+        return read_ncf(folder / name, name=name)
+    assert spec.raw_file is not None
+    path = folder / spec.raw_file
+    return leave_one_out(read_ratings_file(path), seed=seed, n_negatives=n_negatives, name=name)
+
+
+def missing_files(name: str, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The files a registered dataset needs that are not in the data directory."""
+    spec = DATASETS[name]
+    if spec.kind == "synthetic":
+        return []
+    folder = dataset_path(name, data_dir)
     if spec.kind == "ncf":
         files = NCFFiles.from_prefix(folder / name)
         missing = [p for p in (files.train, files.test) if not p.exists()]
         if files.negatives is None:
             missing.append(folder / f"{name}.test.negative")
-        if missing:
-            raise DatasetNotFoundError(_missing_message(name, folder, missing))
-        return read_ncf(folder / name, name=name)
+        return missing
     assert spec.raw_file is not None
-    path = folder / spec.raw_file
-    if not path.exists():
-        raise DatasetNotFoundError(_missing_message(name, folder, [path]))
-    return leave_one_out(read_ratings_file(path), seed=seed, n_negatives=n_negatives, name=name)
+    return [] if (folder / spec.raw_file).exists() else [folder / spec.raw_file]
 
 
 def _missing_message(name: str, folder: Path, missing: list[Path]) -> str:
