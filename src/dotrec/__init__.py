@@ -18,7 +18,7 @@ from dotrec.data import (
     read_ncf,
     read_table,
 )
-from dotrec.errors import ArtifactError, ConfigError, DataError, DotrecError
+from dotrec.errors import ArtifactError, ConfigError, DataError, DotrecError, NotFittedError
 from dotrec.eval.protocols import EvalResult, evaluate, evaluate_full, evaluate_sampled
 from dotrec.models import (
     MODELS,
@@ -31,6 +31,7 @@ from dotrec.models import (
 )
 
 __all__ = [
+    "NotFittedError",
     "DATASETS",
     "MODELS",
     "ArtifactError",

@@ -61,5 +61,9 @@ class NotSupportedError(DotrecError):
     """The model cannot answer this kind of query."""
 
 
+class NotFittedError(DotrecError, RuntimeError):
+    """A model was asked to score or save before it was fitted (or loaded)."""
+
+
 class DotrecWarning(UserWarning):
     """Something was changed on the caller's behalf (for example, merged duplicate pairs)."""

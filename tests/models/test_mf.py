@@ -123,3 +123,20 @@ def test_band_on_ml_1m_u3k(data_dir: Path) -> None:
     assert 0.63 <= s["hr@10"] <= 0.75, s
     assert 0.37 <= s["ndcg@10"] <= 0.46, s
     assert 0.06 <= f["hr@10"] <= 0.12, f  # measured 0.072; Popularity gets 0.042
+
+
+def test_divergence_is_a_clear_error() -> None:
+    from tests.conftest import planted_split
+
+    with pytest.raises(ConfigError, match="diverged"):
+        MatrixFactorization(embedding_dim=8, epochs=5, learning_rate=50.0, threads=1).fit(
+            planted_split().train
+        )
+
+
+def test_unfitted_model_is_a_dotrec_error() -> None:
+    from dotrec.errors import DotrecError, NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted") as e:
+        MatrixFactorization().score([0], [0])
+    assert isinstance(e.value, DotrecError)  # the CLI prints it as one line

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from dotrec.artifacts import load_artifact, load_aux, save_artifact
 from dotrec.data.ids import IdMap
 from dotrec.data.interactions import Interactions
-from dotrec.errors import ArtifactError, ConfigError
+from dotrec.errors import ArtifactError, ConfigError, NotFittedError
 
 M = TypeVar("M", bound="Model")
 
@@ -108,7 +108,7 @@ class Model(ABC):
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self) -> None:
         if self.n_items == 0:
-            raise RuntimeError(f"{type(self).__name__} is not fitted")
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load_model()")
 
     @abstractmethod
     def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:

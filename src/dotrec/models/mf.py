@@ -349,8 +349,13 @@ class MatrixFactorization(DotProductModel):
                 )
             )
             self.global_bias = np.float32(gb[0])
-            self.epochs_done = epoch
             self.last_loss = float(loss / max(1, n_ex))
+            if not (np.isfinite(self.last_loss) and np.isfinite(self.global_bias)):
+                raise ConfigError(
+                    f"mf: training diverged (loss {self.last_loss} in epoch {epoch}); lower "
+                    "learning_rate"
+                )
+            self.epochs_done = epoch
             self.fit_info["epochs"] = epoch
             self.fit_info["loss"] = self.last_loss
             if on_epoch is not None:
