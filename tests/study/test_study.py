@@ -57,8 +57,27 @@ def test_every_cell_is_tuned_retrained_and_tested(study: tuple[StudyResult, Path
         assert [r.seed for r in cell.runs] == [0, 1]
         for run in cell.runs:
             assert set(run.summaries) == {"sampled", "full"}
-            assert 0 <= run.summaries["sampled"]["hr@10"] <= 1
         assert (out / "cells" / f"{cell.model}-d{cell.size}" / "seed1.npz").exists()
+
+
+def test_each_retrained_seed_is_saved_and_reproduces_its_row(
+    split: Split, study: tuple[StudyResult, Path]
+) -> None:
+    from dotrec.eval.protocols import evaluate
+    from dotrec.models import load_model, load_seen
+
+    result, out = study
+    for cell in result.cells:
+        for run in cell.runs:
+            folder = out / "cells" / f"{cell.model}-d{cell.size}" / f"seed{run.seed}"
+            model = load_model(folder)
+            assert model.name == cell.model and load_seen(folder) is not None
+            again = evaluate(model, split, protocol="both", k=10)
+            for p in ("sampled", "full"):
+                for key in ("hr@10", "ndcg@10"):
+                    assert again[p].summary()[key] == pytest.approx(
+                        run.summaries[p][key], abs=1e-4
+                    ), (cell.model, cell.size, run.seed, p, key)
 
 
 def test_rerun_reuses_every_finished_cell(split: Split, study: tuple[StudyResult, Path]) -> None:

@@ -74,6 +74,35 @@ def build_model(model_name: str, options: dict[str, Any], seed: int | None = Non
     return cls(**given)
 
 
+def options_from_config(
+    path: Path, model_name: str | None, flags: dict[str, Any], seed: int
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """The model, its options and (NeuMF) its pretraining options from a tuning result.
+
+    The tuned size is converted to the model's width; flags that were set override the file.
+    """
+    from dotrec.tune.spaces import pipeline_options, read_best_config  # needs optuna
+
+    model, size, params, torch_options = read_best_config(path)
+    if model_name is not None and model_name != model:
+        raise ConfigError(f"{path} tunes {model!r}, not {model_name!r}")
+    given = {k: v for k, v in flags.items() if v is not None}
+    threads = int(given.get("threads") or default_threads())
+    torch_options.update({k: given[k] for k in ("optimizer", "precision", "device") if k in given})
+    final, pre = pipeline_options(model, size, params, seed, threads, torch_options)
+    final.update(given)
+    return model, final, pre
+
+
+def pretrain(name: str, options: dict[str, Any], split: Split) -> Model:
+    """Fit NeuMF's GMF or MLP (``--config`` of a NeuMF tuning result), with a progress bar."""
+    model = build_model(name, options)
+    with epoch_progress(transient=True) as progress:
+        task = progress.add_task(f"pretrain {name}", total=model.config()["epochs"], info="")
+        model.fit(split.train, on_epoch=lambda e, m: progress.update(task, completed=e))
+    return model
+
+
 def checkpoint_path(out: Path) -> Path:
     """Where ``dotrec train --out OUT`` keeps its checkpoint: the sibling ``OUT.ckpt``."""
     return out.with_name(out.name + ".ckpt")
@@ -97,8 +126,16 @@ def resume_from(ckpt: Path, requested: Model, split: Split) -> Model:
 
 @app.command("train")
 def train_cmd(
-    model_name: str = typer.Argument(
-        ..., metavar="MODEL", help="Model: popularity, mf, and the others registered."
+    model_name: str | None = typer.Argument(
+        None,
+        metavar="[MODEL]",
+        help="Model: popularity, mf, and the others registered (optional with --config).",
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="Start from the best configuration of a tuning result (dotrec tune's JSON, or a "
+        "study cell's tuning.json): model, size and hyperparameters; flags override it.",
     ),
     dataset: str = typer.Option(
         "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
@@ -162,6 +199,17 @@ def train_cmd(
         device=device,
         layers=None if layers is None else parse_int_list(layers, "--layers"),
     )
+    pretrain_options: dict[str, Any] | None = None
+    if config is not None:
+        model_name, options, pretrain_options = options_from_config(
+            config, model_name, options, seed
+        )
+        if pretrain_options is not None and pretrain_from is not None:
+            raise ConfigError(
+                "--config for neumf pretrains GMF and MLP itself; drop --pretrain-from"
+            )
+    if model_name is None:
+        raise ConfigError("name the MODEL to train (or pass --config FILE)")
     model = build_model(model_name, options, seed)
     if protocol not in ("sampled", "full", "both", "none"):
         raise ConfigError(f"--protocol must be sampled, full, both or none, got {protocol!r}")
@@ -182,6 +230,10 @@ def train_cmd(
         model = resume_from(ckpt, model, split)
         resuming = True
         console.print(f"resuming {model_name} from {ckpt} at epoch {model.epochs_done}")
+    if pretrain_options is not None and not resuming:
+        model.set_pretrained(  # type: ignore[attr-defined]
+            *(pretrain(name, pretrain_options, split) for name in ("gmf", "mlp"))
+        )
     n_epochs = int(model.config().get("epochs", 1) or 1)
 
     with epoch_progress() as progress:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -207,3 +208,19 @@ def tune_cmd(
             "command to continue"
         )
     console.print(f"result written to {path} (storage {redact(url)})")
+    if result.best_trial is not None:
+        console.print(
+            "train the best configuration on all the training data:\n"
+            + train_command(model_name, dataset, data_dir, seed, path),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def train_command(model: str, dataset: str, data_dir: Path | None, seed: int, config: Path) -> str:
+    """The ``dotrec train`` command that fits a tuning result's best configuration."""
+    parts = ["dotrec", "train", model, "--dataset", dataset]
+    if data_dir is not None:
+        parts += ["--data-dir", str(data_dir)]
+    parts += ["--config", str(config), "--seed", str(seed), "--out", f"runs/{model}-best"]
+    return " ".join(shlex.quote(p) for p in parts)

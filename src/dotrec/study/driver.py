@@ -322,6 +322,9 @@ def run_cell(
             users=res["sampled"].users,
             ranks={p: res[p].ranks for p in PROTOCOLS},
         )
+        # The fitted model beside its record, ready for evaluate, recommend and serve (a
+        # model written by an earlier, interrupted run of this seed is replaced).
+        fitted.save(path, dataset=split.name, train=split.train)
         _write_seed(path, run, params, fingerprint, config.k, fitted)
         runs.append(run)
     cell = Cell(model=model, size=size, tuning=result, runs=tuple(runs))

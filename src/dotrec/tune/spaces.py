@@ -19,8 +19,10 @@ same predictive factor are first trained with Adam (``pretrain_learning_rate``,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -254,7 +256,7 @@ def fit_config(
     For NeuMF this is the whole pipeline: GMF and MLP pretraining, then NeuMF with SGD.
     ``torch_options`` (``optimizer``, ``precision``, ``device``) apply to GMF, MLP and NeuMF.
     """
-    opts = _options(model, size, params, seed, threads, torch_options)
+    final, pre = pipeline_options(model, size, params, seed, threads, torch_options)
 
     def fit(
         name: str, options: dict[str, Any], pretrained: tuple[Model, Model] | None = None
@@ -270,22 +272,55 @@ def fit_config(
 
         return m.fit(train, on_epoch=hook)
 
-    if model != "neumf":
-        return fit(model, opts)
-    pre = {
-        k: opts[k]
-        for k in (
-            "factor",
-            "regularization",
-            "n_negatives",
-            "batch_size",
-            "seed",
-            "threads",
-            *(torch_options or {}),
-        )
-    }
-    pre.update(learning_rate=opts["pretrain_learning_rate"], epochs=opts["pretrain_epochs"])
+    if pre is None:
+        return fit(model, final)
     gmf = fit("gmf", pre)
     mlp = fit("mlp", pre)
-    final = {k: v for k, v in opts.items() if not k.startswith("pretrain_")}
     return fit("neumf", final, (gmf, mlp))
+
+
+def pipeline_options(
+    model: str,
+    size: int,
+    params: Mapping[str, Any],
+    seed: int,
+    threads: int,
+    torch_options: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Constructor options of ``model`` at ``size``, and of its pretrained GMF and MLP.
+
+    The second item is None except for NeuMF, whose ``pretrain_*`` parameters configure the
+    GMF and the MLP it starts from (both take these options).
+    """
+    opts = _options(model, size, params, seed, threads, torch_options)
+    if model != "neumf":
+        return opts, None
+    shared = ("factor", "regularization", "n_negatives", "batch_size", "seed", "threads")
+    pre = {k: opts[k] for k in (*shared, *(torch_options or {})) if k in opts}
+    pre.update(learning_rate=opts["pretrain_learning_rate"], epochs=opts["pretrain_epochs"])
+    return {k: v for k, v in opts.items() if not k.startswith("pretrain_")}, pre
+
+
+def read_best_config(path: Path) -> tuple[str, int, dict[str, Any], dict[str, Any]]:
+    """``(model, size, best_params, torch_options)`` of a tuning result JSON.
+
+    The file is what ``dotrec tune`` writes (``OUT/STUDY.json``) or a study cell's
+    ``tuning.json``.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        settings, params = data["settings"], data["best_params"]
+        model, size = str(settings["model"]), int(settings["size"])
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(
+            f"{path}: not a tuning result of dotrec tune or study ({type(e).__name__}: {e})"
+        ) from None
+    if not params:
+        raise ConfigError(f"{path}: the study has no finished trial yet")
+    check_model(model)
+    torch_options = {
+        k: settings[k] for k in ("optimizer", "precision") if settings.get(k) is not None
+    }
+    return model, size, dict(params), torch_options
