@@ -86,6 +86,20 @@ def test_full_catalog_excludes_training_items() -> None:
     s = r.summary()
     assert math.isclose(s["mrr"], 1 / 3) and s["hr@10"] == 1.0
     assert math.isclose(s["ndcg@10"], 1 / math.log2(4))
+    assert s["ties"] == 1  # item 4 tied the held-out item
+
+
+def test_full_catalog_counts_ties_only_among_competitors() -> None:
+    # Two users over items 0..4. User 0 holds out item 1 (0.5); item 3 ties it but is a training
+    # item, so it is no competitor: no tie, rank 1 (item 2 beats it). User 1 holds out item 2
+    # (0.2); items 0 and 4 tie it: a tie, rank 2 + 1 (item 3 beats it) = 3.
+    table = np.array([[0.1, 0.5, 0.9, 0.5, 0.0], [0.2, 0.0, 0.2, 0.7, 0.2]])
+    split = make_split([(0, 3), (1, 1)], [(0, 1), (1, 2)], [[0, 4], [0, 4]], 2, 5)
+    r = evaluate_full(TableModel(table), split, k=10)
+    assert r.ranks.tolist() == [1, 3] and r.ties == 1
+    # A constant scorer ties everywhere and never hits (pessimistic ties).
+    const = evaluate_full(TableModel(np.zeros((2, 5))), split, k=3)
+    assert const.ties == 2 and const.hr.tolist() == [0.0, 0.0]
 
 
 def test_evaluate_both_and_keys() -> None:
@@ -94,7 +108,7 @@ def test_evaluate_both_and_keys() -> None:
     res = evaluate(TableModel(table), split, protocol="both", k=5)
     assert set(res) == {"sampled", "full"}
     assert {"hr@5", "ndcg@5", "users", "ties"} <= set(res["sampled"].summary())
-    assert {"hr@5", "ndcg@5", "mrr", "users"} <= set(res["full"].summary())
+    assert {"hr@5", "ndcg@5", "mrr", "users", "ties"} <= set(res["full"].summary())
     with pytest.raises(ValueError):
         evaluate(TableModel(table), split, protocol="bogus")
 

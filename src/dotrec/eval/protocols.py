@@ -12,8 +12,10 @@ Sampled (NCF, He et al. 2017)
 
 Full catalog
     The held-out item is ranked among all items the user has no training interaction with
-    (the held-out item itself excluded from its competitors), with the same tie rule.
-    HR@K (equal to Recall@K with one relevant item), NDCG@K and MRR.
+    (the held-out item itself excluded from its competitors), with the same tie rule, and
+    ``ties`` counts the users for whom at least one competitor tied (a popularity model's
+    items of equal counts, a factor model's all-zero rows). HR@K (equal to Recall@K with one
+    relevant item), NDCG@K and MRR.
 
 Both keep per-user arrays so that means carry standard errors and two models can be compared
 pairwise on the same users. Protocol versions are stored with results (``PROTOCOL_VERSION``).
@@ -66,8 +68,8 @@ class EvalResult:
         if self.protocol == "full":
             out["mrr"] = mean_and_stderr(self.rr)[0]
         out["users"] = int(len(self.users))
+        out["ties"] = int(self.ties)
         if self.protocol == "sampled":
-            out["ties"] = int(self.ties)
             out["self_negatives"] = int(self.self_negatives)
         out["stderr"] = {f"hr@{k}": hr_se, f"ndcg@{k}": nd_se}
         out["protocol_version"] = PROTOCOL_VERSION
@@ -117,18 +119,21 @@ def evaluate_full(model: Any, split: Split, *, k: int = 10, batch_size: int = 10
     csr = split.train.csr
     n = split.n_test
     ranks = np.empty(n, dtype=np.int64)
+    ties = 0
     for sl in _batches(n, max(1, batch_size)):
         users = split.test_users[sl]
         pos = split.test_items[sl]
         scores = np.asarray(model.score_all(users), dtype=np.float64)
         rows = np.arange(len(users))
         sp = scores[rows, pos][:, None]
-        beats = ~(scores < sp)
-        beats[rows, pos] = False
+        # Competitors: every item but the held-out one and the user's training items.
+        competitor = np.ones(scores.shape, dtype=bool)
+        competitor[rows, pos] = False
         sub = csr[users]
-        beats[np.repeat(rows, np.diff(sub.indptr)), sub.indices] = False
-        ranks[sl] = beats.sum(axis=1)
-    return EvalResult("full", k, split.test_users.copy(), ranks)
+        competitor[np.repeat(rows, np.diff(sub.indptr)), sub.indices] = False
+        ranks[sl] = (~(scores < sp) & competitor).sum(axis=1)
+        ties += int(((scores == sp) & competitor).any(axis=1).sum())
+    return EvalResult("full", k, split.test_users.copy(), ranks, ties=ties)
 
 
 def evaluate(
