@@ -8,10 +8,12 @@ the NCF sampled protocol and full-catalog ranking, and serve top-K recommendatio
 from dotrec._version import __version__
 from dotrec.data import (
     DATASETS,
+    DataOptions,
     IdMap,
     Interactions,
     Split,
     SyntheticConfig,
+    filter_interactions,
     generate,
     leave_one_out,
     load_dataset,
@@ -31,6 +33,8 @@ from dotrec.models import (
 )
 
 __all__ = [
+    "DataOptions",
+    "filter_interactions",
     "NotFittedError",
     "DATASETS",
     "MODELS",

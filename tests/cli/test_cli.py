@@ -182,7 +182,8 @@ def test_every_subcommand_has_help_and_docs() -> None:
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train"], "Missing argument 'MODEL'"),
+        (["evaluate"], "Missing argument 'model_dir'. (see 'dotrec evaluate --help')"),
+        (["train"], "name the MODEL to train (or pass --config FILE)"),
         (["train", "mf", "--bogus"], "No such option: --bogus"),
         (["nosuch"], "No such command 'nosuch'"),
         (["train", "mf", "--epochs", "x"], "Invalid value for '--epochs'"),

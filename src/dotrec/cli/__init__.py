@@ -25,7 +25,7 @@ from dotrec.errors import DotrecError
 def main() -> None:
     """Entry point of the ``dotrec`` console script."""
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="dotrec")
     except DotrecError as e:
         if STATE["verbose"]:
             raise

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
-from collections.abc import Iterable
+import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import typer
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,15 +24,119 @@ from rich.table import Table
 
 from dotrec.artifacts import FORMAT, META_FILE, written_by_dotrec
 from dotrec.cli.app import console, err_console
-from dotrec.data.registry import load_dataset
+from dotrec.data.filters import FilterReport
+from dotrec.data.registry import DataOptions, load_dataset
 from dotrec.data.splits import Split
 from dotrec.errors import ConfigError
 
 
-def load_split(dataset: str, data_dir: Path | None, seed: int = 0, fmt: str | None = None) -> Split:
-    """Load ``--dataset`` with a status line on stderr (large files take a second or two)."""
+def load_split(
+    dataset: str,
+    data_dir: Path | None,
+    seed: int = 0,
+    fmt: str | None = None,
+    options: DataOptions | None = None,
+) -> Split:
+    """Load ``--dataset`` with a status line on stderr (large files take a second or two).
+
+    What the filters of ``options`` removed is printed on stderr.
+    """
+
+    def report(r: FilterReport) -> None:
+        for line in r.lines():
+            err_console.print(f"{dataset}: {line}", highlight=False)
+
     with err_console.status(f"loading {dataset} ..."):
-        return load_dataset(dataset, data_dir, seed=seed, fmt=fmt)
+        return load_dataset(
+            dataset, data_dir, seed=seed, fmt=fmt, options=options, on_filtered=report
+        )
+
+
+#: The options of :class:`DataOptions`, added to every command that reads a dataset.
+_DATA_PARAMS = [
+    (
+        "user_col",
+        str | None,
+        typer.Option(
+            None, "--user-col", help="User id column of a CSV/TSV/Parquet table with a header."
+        ),
+    ),
+    ("item_col", str | None, typer.Option(None, "--item-col", help="Item id column.")),
+    ("rating_col", str | None, typer.Option(None, "--rating-col", help="Rating column.")),
+    (
+        "time_col",
+        str | None,
+        typer.Option(
+            None,
+            "--time-col",
+            help="Integer timestamp column (leave-one-out then holds out each user's latest).",
+        ),
+    ),
+    (
+        "sep",
+        str | None,
+        typer.Option(
+            None,
+            "--sep",
+            help="Field separator of a text table (default: tab for .tsv, else comma).",
+        ),
+    ),
+    (
+        "min_rating",
+        float | None,
+        typer.Option(
+            None, "--min-rating", help="Keep ratings >= X as positives (raw data with ratings)."
+        ),
+    ),
+    (
+        "min_user_count",
+        int,
+        typer.Option(
+            0,
+            "--min-user-count",
+            min=0,
+            help="Iterated k-core: drop users with fewer interactions.",
+        ),
+    ),
+    (
+        "min_item_count",
+        int,
+        typer.Option(
+            0,
+            "--min-item-count",
+            min=0,
+            help="Iterated k-core: drop items with fewer interactions.",
+        ),
+    ),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_data_options(fn: F) -> F:
+    """Add the column and filter options to a command; it receives ``data_options``.
+
+    Declared once here so that train, evaluate, tune, study, compare and data info read a
+    dataset the same way.
+    """
+    sig = inspect.signature(fn)
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, ann, default in _DATA_PARAMS
+    ]
+    params = [p for p in sig.parameters.values() if p.name != "data_options"] + extra
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opts = DataOptions(**{name: kwargs.pop(name) for name, _, _ in _DATA_PARAMS})
+        return fn(*args, data_options=opts, **kwargs)
+
+    hints = {k: v for k, v in typing.get_type_hints(fn).items() if k != "data_options"}
+    wrapper.__annotations__ = {**hints, **{name: ann for name, ann, _ in _DATA_PARAMS}}
+    wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(annotation=wrapper.__annotations__[p.name]) for p in params]
+    )
+    return wrapper  # type: ignore[return-value]
 
 
 def check_model_out(out: Path | None, force: bool) -> None:

@@ -13,9 +13,16 @@ from typing import Any
 
 import typer
 
-from dotrec.cli._common import epoch_progress, load_split, print_table, results_table
+from dotrec.cli._common import (
+    epoch_progress,
+    load_split,
+    print_table,
+    results_table,
+    with_data_options,
+)
 from dotrec.cli.app import app, console, data_dir_option, k_option
 from dotrec.cli.train import build_model
+from dotrec.data.registry import DataOptions
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
 from dotrec.models import MODELS, Model
@@ -29,6 +36,7 @@ QUICK_SETTINGS: dict[str, dict[str, Any]] = {
 
 
 @app.command("compare")
+@with_data_options
 def compare_cmd(
     models: str = typer.Option("popularity,mf", help="Comma-separated model names."),
     dataset: str = typer.Option(
@@ -42,6 +50,7 @@ def compare_cmd(
         None, "--out", "-o", help="Directory for one saved model per name."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    data_options: DataOptions = DataOptions(),
 ) -> None:
     """Train MODELS with quick settings on one dataset and print both protocols side by side."""
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -51,7 +60,7 @@ def compare_cmd(
             f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from "
             f"{', '.join(sorted(MODELS))}"
         )
-    split = load_split(dataset, data_dir, seed)
+    split = load_split(dataset, data_dir, seed, options=data_options)
     rows = []
     for name in names:
         opts: dict[str, Any] = dict(QUICK_SETTINGS.get(name, {}))

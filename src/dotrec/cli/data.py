@@ -9,9 +9,9 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from dotrec.cli._common import LoggedProgress, load_split
+from dotrec.cli._common import LoggedProgress, load_split, with_data_options
 from dotrec.cli.app import app, console, data_dir_option, err_console
-from dotrec.data.registry import DATASETS, dataset_path, missing_files
+from dotrec.data.registry import DATASETS, DataOptions, dataset_path, missing_files
 
 data_app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -43,15 +43,17 @@ def list_cmd(data_dir: Path | None = data_dir_option()) -> None:
 
 
 @data_app.command("info")
+@with_data_options
 def info_cmd(
     name: str = typer.Argument(..., help="Registry name or path."),
     data_dir: Path | None = data_dir_option(),
     fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
     seed: int = typer.Option(0, help="Split seed (raw and synthetic datasets)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    data_options: DataOptions = DataOptions(),
 ) -> None:
     """Print users, items, interactions, density and split sizes of a dataset."""
-    split = load_split(name, data_dir, seed, fmt)
+    split = load_split(name, data_dir, seed, fmt, options=data_options)
     tr = split.train
     info = {
         "name": split.name,

@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 
 from dotrec.artifacts import read_meta
-from dotrec.cli._common import load_split, print_table, results_table
+from dotrec.cli._common import load_split, print_table, results_table, with_data_options
 from dotrec.cli.app import app, console, data_dir_option, err_console, k_option
+from dotrec.data.registry import DataOptions
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
 from dotrec.models import load_model
@@ -17,6 +18,7 @@ from dotrec.models.base import check_compatible
 
 
 @app.command("evaluate")
+@with_data_options
 def evaluate_cmd(
     model_dir: Path = typer.Argument(..., help="A model directory written by `dotrec train`."),
     dataset: str | None = typer.Option(
@@ -36,6 +38,7 @@ def evaluate_cmd(
         help="Evaluate although the model was trained on other interactions than this "
         "split's training set (its test items may then be in the model's training data).",
     ),
+    data_options: DataOptions = DataOptions(),
 ) -> None:
     """Evaluate a saved model on a dataset's test split."""
     if protocol not in ("sampled", "full", "both"):
@@ -47,7 +50,7 @@ def evaluate_cmd(
             raise ConfigError(f"{model_dir} does not record its dataset; pass --dataset")
     if seed is None:
         seed = int(model.config().get("seed") or 0)
-    split = load_split(dataset, data_dir, seed, fmt)
+    split = load_split(dataset, data_dir, seed, fmt, options=data_options)
     check_compatible(model, split.train, str(model_dir))
     if model.train_fingerprint and model.train_fingerprint != split.train.fingerprint():
         message = (

@@ -15,7 +15,7 @@ import typer
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from dotrec.cli._common import load_split, print_table
+from dotrec.cli._common import load_split, print_table, with_data_options
 from dotrec.cli.app import (
     app,
     console,
@@ -29,6 +29,7 @@ from dotrec.cli.app import (
 )
 from dotrec.cli.train import parse_int_list
 from dotrec.cli.tune import TrialDisplay, load_optuna, trial_progress
+from dotrec.data.registry import DataOptions
 from dotrec.errors import ConfigError
 
 if TYPE_CHECKING:  # Optuna and matplotlib (extras) are imported only when the command runs
@@ -92,6 +93,7 @@ class StudyDisplay:
 
 
 @app.command("study")
+@with_data_options
 def study_cmd(
     dataset: str = typer.Option(
         "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
@@ -126,6 +128,7 @@ def study_cmd(
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
     device: str = device_option(),
+    data_options: DataOptions = DataOptions(),
 ) -> None:
     """Tune, retrain and test every model at every size; print the table, write the report."""
     load_optuna()
@@ -154,7 +157,7 @@ def study_cmd(
         holdout_negatives=holdout_negatives,
         **torch_options("neumf", optimizer, precision, device),
     )
-    split = load_split(dataset, data_dir, seed)
+    split = load_split(dataset, data_dir, seed, options=data_options)
     with trial_progress() as progress:
         result = run_study(split, config, out, StudyDisplay(progress, metric, k))
     md, page = write_report(result, out)

@@ -21,6 +21,7 @@ from dotrec.cli._common import (
     load_split,
     print_table,
     results_table,
+    with_data_options,
 )
 from dotrec.cli.app import (
     app,
@@ -32,6 +33,7 @@ from dotrec.cli.app import (
     optimizer_option,
     precision_option,
 )
+from dotrec.data.registry import DataOptions
 from dotrec.data.splits import Split
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
@@ -125,6 +127,7 @@ def resume_from(ckpt: Path, requested: Model, split: Split) -> Model:
 
 
 @app.command("train")
+@with_data_options
 def train_cmd(
     model_name: str | None = typer.Argument(
         None,
@@ -179,6 +182,7 @@ def train_cmd(
     force: bool = typer.Option(
         False, "--force", help="Replace --out if it holds a dotrec model (never anything else)."
     ),
+    data_options: DataOptions = DataOptions(),
 ) -> None:
     """Train MODEL on a dataset, print its evaluation, and save it to --out."""
     options: dict[str, Any] = dict(
@@ -224,7 +228,7 @@ def train_cmd(
         raise ConfigError("--checkpoint-every must be >= 0")
     check_model_out(out, force or resume)  # a resumed run replaces its own model
     ckpt = None if out is None else checkpoint_path(out)
-    split = load_split(dataset, data_dir, seed, fmt)
+    split = load_split(dataset, data_dir, seed, fmt, options=data_options)
     resuming = False
     if resume and ckpt is not None and ckpt.exists():
         model = resume_from(ckpt, model, split)

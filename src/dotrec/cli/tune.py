@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from dotrec.artifacts import atomic_write_bytes
-from dotrec.cli._common import LoggedProgress, load_split, print_table
+from dotrec.cli._common import LoggedProgress, load_split, print_table, with_data_options
 from dotrec.cli.app import (
     app,
     console,
@@ -40,6 +40,7 @@ from dotrec.cli.app import (
     precision_option,
     torch_options,
 )
+from dotrec.data.registry import DataOptions
 from dotrec.errors import ConfigError
 
 if TYPE_CHECKING:  # Optuna (the `tune` extra) is imported only when a command needs it
@@ -117,6 +118,7 @@ def load_optuna() -> None:
 
 
 @app.command("tune")
+@with_data_options
 def tune_cmd(
     model_name: str = typer.Argument(
         ..., metavar="MODEL", help="Model to tune: mf, ials, gmf, mlp or neumf."
@@ -167,6 +169,7 @@ def tune_cmd(
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
     device: str = device_option(),
+    data_options: DataOptions = DataOptions(),
 ) -> None:
     """Tune MODEL on the tuning holdout of a dataset (the test set is never read)."""
     load_optuna()
@@ -174,7 +177,7 @@ def tune_cmd(
 
     url = storage or default_storage(out)
     rdb = open_storage(url, heartbeat)  # before loading data: a bad URL fails at once
-    split = load_split(dataset, data_dir, seed)
+    split = load_split(dataset, data_dir, seed, options=data_options)
     with trial_progress() as progress:
         task = progress.add_task(f"tune {model_name} d{dim}", total=trials, info="")
         result = tune(

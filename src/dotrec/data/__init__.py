@@ -1,5 +1,6 @@
 """Interaction data: readers, the Interactions object, splits, synthetic data, the registry."""
 
+from dotrec.data.filters import FilterReport, filter_interactions
 from dotrec.data.ids import IdMap
 from dotrec.data.interactions import Interactions
 from dotrec.data.readers import (
@@ -10,12 +11,15 @@ from dotrec.data.readers import (
     read_table,
     read_udata,
 )
-from dotrec.data.registry import DATASETS, default_data_dir, load_dataset
+from dotrec.data.registry import DATASETS, DataOptions, default_data_dir, load_dataset
 from dotrec.data.splits import Split, leave_one_out, sample_negatives
 from dotrec.data.synthetic import SyntheticConfig, generate
 
 __all__ = [
     "DATASETS",
+    "DataOptions",
+    "FilterReport",
+    "filter_interactions",
     "IdMap",
     "Interactions",
     "Split",

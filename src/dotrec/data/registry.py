@@ -8,13 +8,16 @@ Files are looked up in ``DATA_DIR/NAME/`` where ``DATA_DIR`` is ``--data-dir``, 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotrec.data.readers import NCFFiles, read_ncf, read_ratings_file
+from dotrec.data.filters import FilterReport, filter_interactions
+from dotrec.data.interactions import Interactions
+from dotrec.data.readers import NCFFiles, read_ncf, read_ratings_file, read_table
 from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split, leave_one_out
 from dotrec.data.synthetic import SyntheticConfig, generate
-from dotrec.errors import DatasetNotFoundError
+from dotrec.errors import ConfigError, DatasetNotFoundError
 
 NCF_BASE = (
     "https://raw.githubusercontent.com/hexiangnan/neural_collaborative_filtering/"
@@ -165,6 +168,51 @@ def dataset_path(name: str, data_dir: str | os.PathLike[str] | None = None) -> P
     return resolve_data_dir(data_dir) / name
 
 
+@dataclass(frozen=True)
+class DataOptions:
+    """How to read a raw ratings table and what to keep of it (see :mod:`dotrec.data.filters`).
+
+    The column names (and ``sep``) read any CSV/TSV/Parquet file with a header
+    (:func:`~dotrec.data.readers.read_table`); the filters apply to every raw dataset. Fixed
+    splits (NCF files, synthetic data) take none of them.
+    """
+
+    user_col: str | None = None
+    item_col: str | None = None
+    rating_col: str | None = None
+    time_col: str | None = None
+    sep: str | None = None
+    min_rating: float | None = None
+    min_user_count: int = 0
+    min_item_count: int = 0
+
+    def columns_given(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.user_col, self.item_col, self.rating_col, self.time_col, self.sep)
+        )
+
+    def filters_given(self) -> bool:
+        return self.min_rating is not None or self.min_user_count > 0 or self.min_item_count > 0
+
+    def read(self, path: Path, fmt: str | None) -> Interactions:
+        """The table at ``path``: by its columns if they were named, else by its format."""
+        if not self.columns_given():
+            return read_ratings_file(path, fmt)
+        if self.user_col is None or self.item_col is None:
+            raise ConfigError(
+                "--user-col and --item-col are both needed to read a table by its column names"
+            )
+        return read_table(
+            path,
+            user=self.user_col,
+            item=self.item_col,
+            timestamp=self.time_col,
+            rating=self.rating_col,
+            sep=self.sep,
+        )
+
+
 def load_dataset(
     name: str,
     data_dir: str | os.PathLike[str] | None = None,
@@ -172,15 +220,53 @@ def load_dataset(
     seed: int = 0,
     fmt: str | None = None,
     n_negatives: int = DEFAULT_EVAL_NEGATIVES,
+    options: DataOptions | None = None,
+    on_filtered: Callable[[FilterReport], None] | None = None,
 ) -> Split:
     """Load a registered dataset or a path as a leave-one-out :class:`Split`.
 
     ``seed`` drives the leave-one-out and negative sampling of raw and synthetic datasets (NCF
-    files carry their own split).
+    files carry their own split). ``options`` name a table's columns and filter raw data;
+    ``on_filtered`` receives what the filters removed.
     """
+    opts = options or DataOptions()
     spec = DATASETS.get(name)
+    fixed = spec is not None and spec.kind in ("ncf", "synthetic")
+    if spec is None and NCFFiles.from_prefix(Path(name)).train.exists() and fmt in (None, "ncf"):
+        fixed = True
+    if fixed and (opts.columns_given() or opts.filters_given()):
+        raise ConfigError(
+            f"{name} is a fixed split: column names and filters apply to raw ratings files only"
+        )
+    if spec is not None and spec.kind == "raw" and opts.columns_given():
+        raise ConfigError(
+            f"{name} is a registered ratings file of known format; column "
+            "names apply to other files"
+        )
+
+    def split_raw(data: Interactions, split_name: str) -> Split:
+        if opts.filters_given():
+            data, report = filter_interactions(
+                data,
+                min_rating=opts.min_rating,
+                min_user_count=opts.min_user_count,
+                min_item_count=opts.min_item_count,
+            )
+            if on_filtered is not None:
+                on_filtered(report)
+        return leave_one_out(data, seed=seed, n_negatives=n_negatives, name=split_name)
+
     if spec is None:
-        return _load_path(name, seed=seed, fmt=fmt, n_negatives=n_negatives)
+        p = Path(name)
+        if fixed:
+            return read_ncf(p, name=p.name)
+        if p.is_file():
+            return split_raw(opts.read(p, fmt), p.name)
+        known = ", ".join(DATASETS)
+        raise DatasetNotFoundError(
+            f"{name!r} is neither a registered dataset ({known}) nor an "
+            "existing NCF prefix or ratings file"
+        )
     if spec.kind == "synthetic":
         assert spec.synthetic is not None
         return leave_one_out(
@@ -193,8 +279,7 @@ def load_dataset(
     if spec.kind == "ncf":
         return read_ncf(folder / name, name=name)
     assert spec.raw_file is not None
-    path = folder / spec.raw_file
-    return leave_one_out(read_ratings_file(path), seed=seed, n_negatives=n_negatives, name=name)
+    return split_raw(read_ratings_file(folder / spec.raw_file), name)
 
 
 def missing_files(name: str, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -218,19 +303,4 @@ def _missing_message(name: str, folder: Path, missing: list[Path]) -> str:
     return (
         f"dataset {name!r}: {names} not found in {folder}; run `dotrec data download {name}` "
         "or point --data-dir / DOTREC_DATA_DIR at a folder that holds it"
-    )
-
-
-def _load_path(path_str: str, *, seed: int, fmt: str | None, n_negatives: int) -> Split:
-    p = Path(path_str)
-    if NCFFiles.from_prefix(p).train.exists() and fmt in (None, "ncf"):
-        return read_ncf(p, name=p.name)
-    if p.is_file():
-        return leave_one_out(
-            read_ratings_file(p, fmt), seed=seed, n_negatives=n_negatives, name=p.name
-        )
-    known = ", ".join(DATASETS)
-    raise DatasetNotFoundError(
-        f"{path_str!r} is neither a registered dataset ({known}) nor an "
-        "existing NCF prefix or ratings file"
     )
