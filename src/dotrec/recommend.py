@@ -26,6 +26,7 @@ import threading
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from dotrec.data.ids import IdMap
 from dotrec.data.interactions import Interactions
@@ -140,22 +141,33 @@ class Recommender:
         self, user_id: Any, k: int = 10, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """The top-``k`` items for ``user_id``: (item ids, float32 model scores), best first."""
+        idx, scores = self.top_indices(np.array([self.user_index(user_id)]), k, exclude_seen)
+        keep = idx[0] >= 0
+        return self.items.external(idx[0][keep]), scores[0][keep]
+
+    def top_indices(
+        self, user_indices: npt.ArrayLike, k: int = 10, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and float32 scores for a batch of user indices.
+
+        Shapes (n_users, k); rows with fewer than ``k`` candidates end in index -1. Equal to
+        :meth:`recommend` per user (the batch shares one search or one ``score_all``).
+        """
         k = check_k(k)
-        u = self.user_index(user_id)
+        users = np.asarray(user_indices, dtype=np.int64)
         exclude = None
         if exclude_seen and self.seen is not None:
-            exclude = [self.seen.items_of(u)]
+            exclude = [self.seen.items_of(int(u)) for u in users]
         if self.index is not None:
             m = self.model
             assert isinstance(m, DotProductModel)
-            idx, scores = self.index.search(m.user_factors[u : u + 1], k, exclude=exclude)
-            scores = scores + np.float32(m.user_bias[u] + m.global_bias)
+            idx, scores = self.index.search(m.user_factors[users], k, exclude=exclude)
+            scores = scores + (m.user_bias[users] + m.global_bias)[:, None].astype(np.float32)
         else:
             idx, scores = topk_rows(
-                self.model.score_all(np.array([u])), k, exclude=exclude, threads=self.threads
+                self.model.score_all(users), k, exclude=exclude, threads=self.threads
             )
-        keep = idx[0] >= 0
-        return self.items.external(idx[0][keep]), scores[0][keep].astype(np.float32)
+        return idx, scores.astype(np.float32)
 
     def similar_items(self, item_id: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to ``item_id`` by cosine: (item ids, cosines)."""
