@@ -54,7 +54,7 @@ def test_index_build_and_recommend(tmp_path: Path, mf_dir: Path) -> None:
     "args,needle",
     [
         (["recommend", "{mf}", "--user", "nobody"], "unknown user id 'nobody'"),
-        (["recommend", "{mf}", "--user", "u1", "-k", "0"], "k must be an integer"),
+        (["recommend", "{mf}", "--users", "all"], "--users writes a file"),
         (["recommend", "{mf}", "--user", "u1", "--index", "hnsw"], "no hnsw index"),
         (["index", "build", "{mf}", "--kind", "exact", "--nprobe", "3"], "--nprobe does not apply"),
         (["serve", "{missing}"], "no such model directory"),
