@@ -136,24 +136,22 @@ def _forward(
     users: torch.Tensor,
     items: torch.Tensor,
     n_hidden: int,
-    sparse: bool = False,
 ) -> torch.Tensor:
-    """Training-time logits (the function :meth:`_NCFModel.score` computes in NumPy).
-
-    ``sparse`` makes the embedding gradients sparse (the batch's rows only), for SGD.
-    """
+    """The models' logits in torch autograd form: the reference the hand-derived training
+    step (:mod:`dotrec.models._ncf_train`) is tested against, and what
+    :meth:`_NCFModel.score` computes in NumPy."""
     F = torch.nn.functional
     parts = []
     if "gmf.user_embedding" in w:
         parts.append(
-            F.embedding(users, w["gmf.user_embedding"], sparse=sparse)
-            * F.embedding(items, w["gmf.item_embedding"], sparse=sparse)
+            F.embedding(users, w["gmf.user_embedding"])
+            * F.embedding(items, w["gmf.item_embedding"])
         )
     if "mlp.user_embedding" in w:
         z = torch.cat(
             [
-                F.embedding(users, w["mlp.user_embedding"], sparse=sparse),
-                F.embedding(items, w["mlp.item_embedding"], sparse=sparse),
+                F.embedding(users, w["mlp.user_embedding"]),
+                F.embedding(items, w["mlp.item_embedding"]),
             ],
             dim=1,
         )
