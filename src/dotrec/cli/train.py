@@ -38,6 +38,8 @@ from dotrec.data.splits import Split
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
 from dotrec.models import MODELS, Model, load_model
+from dotrec.train import EpochSelection, select_epochs
+from dotrec.train.early_stopping import with_epochs
 
 
 def parse_int_list(text: str, flag: str) -> list[int]:
@@ -103,6 +105,28 @@ def pretrain(name: str, options: dict[str, Any], split: Split) -> Model:
         task = progress.add_task(f"pretrain {name}", total=model.config()["epochs"], info="")
         model.fit(split.train, on_epoch=lambda e, m: progress.update(task, completed=e))
     return model
+
+
+def choose_epochs(
+    model: Model, name: str, split: Split, patience: int, seed: int, k: int
+) -> EpochSelection:
+    """``--early-stopping``: the epoch count chosen on the holdout, with a progress bar."""
+    epochs = int(model.config()["epochs"])
+    with epoch_progress() as progress:
+        task = progress.add_task(f"holdout {name}", total=epochs, info="")
+
+        def on_epoch(epoch: int, value: float) -> None:
+            progress.update(task, completed=epoch, info=f"NDCG@{k} {value:.4f}")
+
+        selection = select_epochs(
+            model, split, patience=patience, k=k, seed=seed, on_epoch=on_epoch
+        )
+    console.print(
+        f"holdout: best epoch {selection.best_epoch} (NDCG@{k} {selection.best_value:.4f}) "
+        f"of {max(selection.values)} run; fitting {selection.best_epoch} epochs on all the "
+        "training data"
+    )
+    return selection
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -182,6 +206,14 @@ def train_cmd(
     force: bool = typer.Option(
         False, "--force", help="Replace --out if it holds a dotrec model (never anything else)."
     ),
+    early_stopping: int = typer.Option(
+        0,
+        "--early-stopping",
+        min=0,
+        help="Choose the epoch count on the tuning holdout (training data less each user's "
+        "latest item; --epochs is the maximum; stop N epochs after the best), then fit that "
+        "many epochs on all the training data. 0 = off.",
+    ),
     data_options: DataOptions = DataOptions(),
 ) -> None:
     """Train MODEL on a dataset, print its evaluation, and save it to --out."""
@@ -238,6 +270,12 @@ def train_cmd(
         model.set_pretrained(  # type: ignore[attr-defined]
             *(pretrain(name, pretrain_options, split) for name in ("gmf", "mlp"))
         )
+    selection = None
+    if early_stopping:
+        if checkpoint_every or resume:
+            raise ConfigError("--early-stopping does not combine with checkpoints or --resume")
+        selection = choose_epochs(model, model_name, split, early_stopping, seed, k)
+        model = with_epochs(model, selection.best_epoch)
     n_epochs = int(model.config().get("epochs", 1) or 1)
 
     with epoch_progress() as progress:
@@ -263,6 +301,8 @@ def train_cmd(
 
         progress.update(task, completed=model.epochs_done)
         model.fit(split.train, on_epoch=on_epoch, resume=resuming)
+    if selection is not None:
+        model.fit_info["early_stopping"] = selection.as_dict()
 
     if out is not None:
         model.save(out, dataset=split.name, train=split.train)

@@ -680,6 +680,11 @@ class NeuMF(_NCFModel):
         self._pretrained = (gmf, mlp)
         self.pretrain = True
 
+    @property
+    def pretrained_models(self) -> tuple[GMF, MLP] | None:
+        """The GMF and MLP given to :meth:`set_pretrained` (None before)."""
+        return self._pretrained
+
     def _optimizer_name(self) -> str:
         return "sgd" if self.pretrain else "adam"
 
