@@ -252,16 +252,11 @@ class TorchRows:
     ) -> None:
         """One lazy Adam step on the rows of ``table`` named by ``rows``."""
         uniq, g = self._coalesce(rows, grads)
-        theta = table[uniq]
-        if weight_decay:
-            g.add_(theta, alpha=weight_decay)
-        m = exp_avg[uniq].mul_(betas[0]).add_(g, alpha=1.0 - betas[0])
-        v = exp_avg_sq[uniq].mul_(betas[1]).addcmul_(g, g, value=1.0 - betas[1])
-        denom = (v.sqrt() / math.sqrt(1.0 - betas[1] ** step)).add_(eps)
-        theta.addcdiv_(m, denom, value=-lr / (1.0 - betas[0] ** step))
-        exp_avg[uniq] = m
-        exp_avg_sq[uniq] = v
-        table[uniq] = theta
+        theta, m, v = table[uniq], exp_avg[uniq], exp_avg_sq[uniq]
+        self.dense_adam(
+            theta, m, v, g, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, step=step
+        )
+        table[uniq], exp_avg[uniq], exp_avg_sq[uniq] = theta, m, v
 
     def dense_adam(
         self,
@@ -276,7 +271,7 @@ class TorchRows:
         weight_decay: float,
         step: int,
     ) -> None:
-        """One Adam step on every element of ``param``."""
+        """One Adam step on every element of ``param`` (all tensors updated in place)."""
         g = grad.add(param, alpha=weight_decay) if weight_decay else grad
         exp_avg.mul_(betas[0]).add_(g, alpha=1.0 - betas[0])
         exp_avg_sq.mul_(betas[1]).addcmul_(g, g, value=1.0 - betas[1])
