@@ -140,3 +140,26 @@ def test_unfitted_model_is_a_dotrec_error() -> None:
     with pytest.raises(NotFittedError, match="not fitted") as e:
         MatrixFactorization().score([0], [0])
     assert isinstance(e.value, DotrecError)  # the CLI prints it as one line
+
+
+def test_embedding_dim_counts_the_bias_as_the_paper_does(tmp_path: Path) -> None:
+    # Rendle et al.'s reference builds MFModel(embedding_dim - 1): the item bias is one of the
+    # d numbers per item vector. d = 1 leaves only the biases (a popularity-like model).
+    split = planted_split()
+    m = MatrixFactorization(embedding_dim=5, epochs=1, threads=1).fit(split.train)
+    assert m.n_factors == 4
+    assert m.user_factors.shape == (split.train.n_users, 4)
+    assert m.item_factors.shape == (split.train.n_items, 4)
+    only_bias = MatrixFactorization(embedding_dim=1, epochs=2, threads=1).fit(split.train)
+    assert only_bias.item_factors.shape == (split.train.n_items, 0)
+    assert np.isfinite(only_bias.score_all(np.arange(3))).all()
+    # An artifact whose factor width follows the old accounting (d columns) is refused.
+    m.save(tmp_path / "m")
+    wide = MatrixFactorization(embedding_dim=4, epochs=1, threads=1).fit(split.train)
+    wide._arrays = m._arrays  # type: ignore[method-assign]
+    wide.save(tmp_path / "old")
+    from dotrec.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="bias counts as one"):
+        MatrixFactorization.load(tmp_path / "old")
+    assert MatrixFactorization.load(tmp_path / "m").n_factors == 4

@@ -170,7 +170,9 @@ def train_cmd(
     data_dir: Path | None = data_dir_option(),
     fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Model directory to write."),
-    embedding_dim: int | None = typer.Option(None, help="Embedding width."),
+    embedding_dim: int | None = typer.Option(
+        None, help="Numbers per vector as the paper counts them (MF: the bias is one of them)."
+    ),
     epochs: int | None = typer.Option(None, help="Training epochs."),
     learning_rate: float | None = typer.Option(None, help="Learning rate."),
     regularization: float | None = typer.Option(None, help="L2 regularization weight."),

@@ -23,6 +23,12 @@ Example stream
     negatives in an epoch number ``n_negatives`` times its positives on average instead of
     exactly. Only the ``n_pos`` positives are shuffled (and then read in order), not a list of
     all the epoch's examples.
+Size accounting
+    ``embedding_dim = d`` counts what the paper counts: the reference builds its model with
+    ``embedding_dim - 1`` factors, because the item bias is one more coordinate of the item
+    vector (its user coordinate is the constant 1). So p_u and q_i have ``d - 1`` columns
+    (:attr:`MatrixFactorization.n_factors`), and the index that serves the model holds exactly
+    ``d`` numbers per item: ``[q_i, b_i]``.
 Initialisation
     p_u, q_i ~ N(0, stddev^2); biases 0.
 
@@ -236,7 +242,9 @@ class MatrixFactorization(DotProductModel):
     Parameters
     ----------
     embedding_dim : int
-        Width of ``user_factors`` / ``item_factors``.
+        Parameters per item vector as the paper counts them, the item bias included:
+        ``user_factors`` / ``item_factors`` have ``embedding_dim - 1`` columns (the reference's
+        accounting; see the module doc).
     epochs : int
     learning_rate : float
     regularization : float
@@ -274,6 +282,7 @@ class MatrixFactorization(DotProductModel):
         if int(embedding_dim) != embedding_dim or int(epochs) != epochs:
             raise ConfigError("embedding_dim and epochs must be integers")
         self.embedding_dim = int(embedding_dim)
+        self.n_factors = self.embedding_dim - 1
         self.epochs = int(epochs)
         self.learning_rate = float(learning_rate)
         self.regularization = float(regularization)
@@ -298,7 +307,7 @@ class MatrixFactorization(DotProductModel):
     def initialize(self, n_users: int, n_items: int) -> None:
         """Draw the initial factors (N(0, stddev^2)) and zero biases."""
         r = rng(self.seed, "mf_init")
-        d = self.embedding_dim
+        d = self.n_factors
         self.user_factors = (r.standard_normal((n_users, d)) * self.stddev).astype(np.float32)
         self.item_factors = (r.standard_normal((n_items, d)) * self.stddev).astype(np.float32)
         self.user_bias = np.zeros(n_users, np.float32)
@@ -306,8 +315,17 @@ class MatrixFactorization(DotProductModel):
         self.global_bias = np.float32(0.0)
         self.epochs_done = 0
 
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        super()._restore(arrays)
+        if self.user_factors.shape[1] != self.n_factors:
+            raise ValueError(
+                f"factors have {self.user_factors.shape[1]} columns, but embedding_dim "
+                f"{self.embedding_dim} means {self.n_factors} (the bias counts as one; artifacts "
+                "written before this accounting must be retrained)"
+            )
+
     def _fit(self, train: Interactions, on_epoch: EpochCallback | None) -> None:
-        if self.epochs_done == 0 or self.user_factors.shape != (train.n_users, self.embedding_dim):
+        if self.epochs_done == 0 or self.user_factors.shape != (train.n_users, self.n_factors):
             self.initialize(train.n_users, train.n_items)
         self._train_epochs(train, self.epochs, on_epoch)
 
