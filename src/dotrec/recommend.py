@@ -11,6 +11,10 @@ Rules
       user who has seen all but 3 items gets 3. Without ``seen`` there is nothing to exclude.
     * ``k`` must be an integer >= 1; ``k`` above the catalog returns every eligible item.
     * An unknown user or item id raises :class:`UnknownIdError`.
+    * ``recommend_for_items(item_ids, k)`` folds in a user the model has not seen from the
+      items it interacted with (:meth:`Model.fold_in`, no retraining) and ranks for it the same
+      way, the given items excluded. Unknown item ids are reported and ignored; no known item
+      at all is a :class:`ConfigError`.
     * ``similar_items(item_id, k)`` ranks the other items by the cosine of their vectors in
       ``model.item_factors``. Cosine rather than inner product: an item's norm mostly encodes
       its popularity, so the inner product would return the most popular items for almost
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -166,6 +171,47 @@ class Recommender:
         else:
             idx, scores = topk_rows(
                 self.model.score_all(users), k, exclude=exclude, threads=self.threads
+            )
+        return idx, scores.astype(np.float32)
+
+    def recommend_for_items(
+        self, item_ids: Sequence[Any], k: int = 10
+    ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        """Top-``k`` for a new user known by its items: (item ids, scores, unknown item ids)."""
+        k = check_k(k)
+        known: list[int] = []
+        unknown: list[Any] = []
+        for item_id in item_ids:
+            i = self.items.index(item_id)
+            if i is None:
+                unknown.append(item_id)
+            else:
+                known.append(i)
+        if not known:
+            raise ConfigError(
+                "fold-in needs at least one known item"
+                + (f"; unknown: {', '.join(map(str, unknown[:10]))}" if unknown else "")
+            )
+        idx, scores = self.top_indices_for_items([np.array(known, dtype=np.int64)], k)
+        keep = idx[0] >= 0
+        return self.items.external(idx[0][keep]), scores[0][keep], unknown
+
+    def top_indices_for_items(
+        self, item_lists: Sequence[npt.ArrayLike], k: int = 10
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top_indices` for new users given by item-index lists (folded in, each
+        list's items excluded); shapes (len(item_lists), k), short rows end in -1."""
+        k = check_k(k)
+        rows = self.model.fold_in(item_lists)
+        exclude = [np.unique(np.asarray(a, dtype=np.int64)) for a in item_lists]
+        if self.index is not None:
+            m = self.model
+            assert isinstance(m, DotProductModel)
+            idx, scores = self.index.search(np.ascontiguousarray(rows[:, :-1]), k, exclude=exclude)
+            scores = scores + (rows[:, -1] + m.global_bias)[:, None].astype(np.float32)
+        else:
+            idx, scores = topk_rows(
+                self.model.score_rows(rows), k, exclude=exclude, threads=self.threads
             )
         return idx, scores.astype(np.float32)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from dotrec.artifacts import load_artifact, load_aux, save_artifact
 from dotrec.data.ids import IdMap
 from dotrec.data.interactions import Interactions
-from dotrec.errors import ArtifactError, ConfigError, NotFittedError
+from dotrec.errors import ArtifactError, ConfigError, NotFittedError, NotSupportedError
 
 M = TypeVar("M", bound="Model")
 
@@ -109,6 +109,36 @@ class Model(ABC):
     def _check_fitted(self) -> None:
         if self.n_items == 0:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load_model()")
+
+    # ------------------------------------------------------------------ fold-in
+    def fold_in(self, item_lists: Sequence[npt.ArrayLike]) -> np.ndarray:
+        """User rows for users the model was not trained on, without retraining.
+
+        ``item_lists[r]`` holds the item indices user ``r`` interacted with. Returns float32
+        rows of shape (len(item_lists), width) that stand in for those users' learned
+        parameters; :meth:`score_rows` scores the catalog for them. Each model fits them to its
+        own training loss with its item side fixed (see the model's doc).
+        """
+        raise NotSupportedError(f"model {self.name!r} cannot fold in new users")
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of every item, shape (len(rows), n_items), for rows made by :meth:`fold_in`."""
+        raise NotSupportedError(f"model {self.name!r} cannot fold in new users")
+
+    def _fold_in_items(self, item_lists: Sequence[npt.ArrayLike]) -> list[np.ndarray]:
+        """Each list as sorted unique int64 indices; ConfigError if empty or out of range."""
+        self._check_fitted()
+        out = []
+        for r, items in enumerate(item_lists):
+            a = np.unique(np.asarray(items, dtype=np.int64))
+            if not len(a):
+                raise ConfigError(f"fold-in: user {r} has no items")
+            if a[0] < 0 or a[-1] >= self.n_items:
+                raise ConfigError(
+                    f"fold-in: user {r} has an item index outside [0, {self.n_items})"
+                )
+            out.append(a)
+        return out
 
     @abstractmethod
     def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
@@ -301,6 +331,15 @@ class DotProductModel(Model):
         s += self.item_bias[None, :]
         s += (self.user_bias[u] + self.global_bias)[:, None]
         return s.astype(np.float32, copy=False)
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows are ``[p_u, b_u]``: the user's factors with its bias as the last column."""
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.float32)
+        out = rows[:, :-1] @ self.item_factors.T
+        out += self.item_bias[None, :]
+        out += (rows[:, -1] + self.global_bias)[:, None]
+        return out.astype(np.float32, copy=False)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -35,6 +35,10 @@ Optimizer
     Rows with no training pair have the exact solution 0 and are set to 0 by both solvers.
 Initialisation
     w_u, h_i ~ N(0, (stddev / sqrt(embedding_dim))^2), as in the reference code.
+Fold-in (:meth:`IALS.fold_in`)
+    A new user's ``w_u`` is the exact solution of its row system above with the trained item
+    factors and the training regularization ``lambda_u``: what one more user half-step would
+    give it, in float64.
 
 Rows are solved in parallel with numba (``threads``); each row is computed by one thread in a
 fixed order, and the only draw of random numbers is the initialisation (stream
@@ -56,10 +60,12 @@ Feedback Collaborative Filtering". RecSys 2011 (the warm-started CG solver).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numba
 import numpy as np
+import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from dotrec._numba import numba_threads
@@ -369,6 +375,20 @@ class IALS(DotProductModel):
             self.unobserved_weight,
             self.regularization_exponent,
         )
+
+    def fold_in(self, item_lists: Sequence[npt.ArrayLike]) -> np.ndarray:
+        """Rows ``[w_u, 0]``: each the exact solve of the user's row system (module doc)."""
+        lists = self._fold_in_items(item_lists)
+        H = self.item_factors.astype(np.float64)
+        G = self.unobserved_weight * (H.T @ H)
+        lam = self.row_regularization(np.array([len(a) for a in lists]), self.n_items)
+        out = np.zeros((len(lists), self.embedding_dim + 1), np.float32)
+        for r, items in enumerate(lists):
+            Hu = H[items]
+            A = Hu.T @ Hu + G
+            A[np.diag_indices_from(A)] += lam[r]
+            out[r, :-1] = np.linalg.solve(A, Hu.sum(axis=0))
+        return out
 
     # ------------------------------------------------------------------ training
     def _fit(self, train: Interactions, on_epoch: EpochCallback | None) -> None:

@@ -50,6 +50,7 @@ WWW 2017, sections 3.2-3.4 (eq. 9-12) and the reference code
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -160,6 +161,37 @@ def _forward(
         parts.append(z)
     z = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     return F.linear(z, w["output.weight"], w["output.bias"]).squeeze(1)
+
+
+def _lbfgs_fold_in(
+    torch: Any,
+    logits: Any,
+    start: np.ndarray,
+    n_items: int,
+    items: np.ndarray,
+    w_neg: float,
+    lam: float,
+    steps: int,
+) -> np.ndarray:
+    """One user's fold-in (see :meth:`_NCFModel.fold_in`): ``steps`` L-BFGS iterations on
+    softplus(-s) over ``items``, ``w_neg`` softplus(s) over the rest, and lam/2 |x|^2."""
+    F = torch.nn.functional
+    positive = torch.zeros(n_items, dtype=torch.bool)
+    positive[torch.from_numpy(items)] = True
+    x = torch.tensor(start, requires_grad=True)
+    opt = torch.optim.LBFGS([x], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> Any:
+        opt.zero_grad()
+        s = logits(x)
+        loss = F.softplus(-s[positive]).sum() + w_neg * F.softplus(s[~positive]).sum()
+        loss = loss + 0.5 * lam * (x @ x)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    out: np.ndarray = x.detach().numpy()
+    return out
 
 
 class _NCFModel(Model):
@@ -410,23 +442,121 @@ class _NCFModel(Model):
         self._check_fitted()
         users = np.asarray(user_indices, dtype=np.int64)
         t = self._score_tables()
-        out = np.empty((len(users), self.n_items), dtype=np.float32)
-        width = self.layers[0] if "mlp_user" in t else 1
+        return self._score_user_tables(
+            t["gmf_user"][users] if "gmf_user" in t else None,
+            t["mlp_user"][users] if "mlp_user" in t else None,
+            batch_size,
+        )
+
+    def _score_user_tables(
+        self,
+        gmf_user: np.ndarray | None,
+        mlp_user: np.ndarray | None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """:meth:`score_all` from the users' rows of the score tables (see the module doc)."""
+        t = self._score_tables()
+        n = len(gmf_user if gmf_user is not None else mlp_user)  # type: ignore[arg-type]
+        out = np.empty((n, self.n_items), dtype=np.float32)
+        width = self.layers[0] if mlp_user is not None else 1
         budget = batch_size or SCORE_BUDGET
         per = max(1, budget // (self.n_items * width))
         items_per = max(1, budget // width)
-        for s in range(0, len(users), per):
-            u = users[s : s + per]
-            block = out[s : s + len(u)]
+        for s in range(0, n, per):
+            block = out[s : s + per]
             block[:] = self.weights["output.bias"][0]
-            if "gmf_user" in t:
-                block += t["gmf_user"][u] @ t["gmf_item"].T
-            if "mlp_user" in t:
+            if gmf_user is not None:
+                block += gmf_user[s : s + per] @ t["gmf_item"].T
+            if mlp_user is not None:
+                mu = mlp_user[s : s + per]
                 for j in range(0, self.n_items, items_per):
                     items = t["mlp_item"][j : j + items_per]
-                    h = (t["mlp_user"][u][:, None, :] + items[None, :, :]).reshape(-1, width)
-                    block[:, j : j + len(items)] += self._tower(h, t).reshape(len(u), len(items))
+                    h = (mu[:, None, :] + items[None, :, :]).reshape(-1, width)
+                    block[:, j : j + len(items)] += self._tower(h, t).reshape(len(mu), len(items))
         return out
+
+    # ------------------------------------------------------------------ fold-in
+    def _user_widths(self) -> tuple[int, int]:
+        """Widths of the GMF and MLP user embeddings (0 for a missing branch)."""
+        k = self.factor if "gmf" in self.branches else 0
+        emb = self.layers[0] // 2 if "mlp" in self.branches else 0
+        return k, emb
+
+    def fold_in(self, item_lists: Sequence[npt.ArrayLike], steps: int = 50) -> np.ndarray:
+        """Rows ``[p^G_u ; p^M_u]``: fresh user embeddings fitted with the network fixed.
+
+        Each is fitted by at most ``steps`` L-BFGS iterations (PyTorch, strong-Wolfe line
+        search) from the mean trained user embedding, on the expected training loss: the
+        user's items as positives and every other item as a negative weighted by
+        ``n_negatives |I_u| / (n_items - |I_u|)`` (the expectation of the uniform negative
+        draws), plus ``regularization / 2`` times the user's example count times |p|^2. GMF's
+        loss is convex in its user vector; the MLP's is not, so MLP and NeuMF rows are a local
+        optimum. Measured quality: docs/fold-in.md.
+        """
+        lists = self._fold_in_items(item_lists)
+        steps = _check_int("steps", steps)
+        torch = import_torch()
+        k, emb = self._user_widths()
+        t = self._score_tables()
+        parts = []
+        if k:
+            parts.append(self.weights["gmf.user_embedding"].mean(axis=0))
+        if emb:
+            parts.append(self.weights["mlp.user_embedding"].mean(axis=0))
+        start = np.concatenate(parts)
+        gmf_item = torch.from_numpy(t["gmf_item"]) if k else None
+        mlp_item = torch.from_numpy(t["mlp_item"]) if emb else None
+        w1u = (
+            torch.from_numpy(np.ascontiguousarray(self.weights["mlp.0.weight"][:, :emb]))
+            if emb
+            else None
+        )
+        tower = [
+            (
+                torch.from_numpy(self.weights[f"mlp.{layer}.weight"]),
+                torch.from_numpy(self.weights[f"mlp.{layer}.bias"]),
+            )
+            for layer in range(1, len(self.layers))
+        ]
+        mlp_out = torch.from_numpy(t["mlp_out"]) if emb else None
+        bias = float(self.weights["output.bias"][0])
+        F = torch.nn.functional
+
+        def logits(x: Any) -> Any:
+            s = torch.full((self.n_items,), bias)
+            if gmf_item is not None:
+                s = s + gmf_item @ x[:k]
+            if mlp_item is not None and mlp_out is not None and w1u is not None:
+                h = torch.relu(mlp_item + w1u @ x[k:])
+                for weight, b in tower:
+                    h = torch.relu(F.linear(h, weight, b))
+                s = s + h @ mlp_out
+            return s
+
+        out = np.empty((len(lists), k + emb), np.float32)
+        for r, items in enumerate(lists):
+            n_p = len(items)
+            out[r] = _lbfgs_fold_in(
+                torch,
+                logits,
+                start,
+                self.n_items,
+                items,
+                self.n_negatives * n_p / max(1, self.n_items - n_p),
+                self.regularization * (self.n_negatives + 1) * n_p,
+                steps,
+            )
+        return out
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of every item for rows made by :meth:`fold_in`."""
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.float32)
+        k, emb = self._user_widths()
+        mlp_user = None
+        if emb:
+            mlp_user = rows[:, k:] @ self.weights["mlp.0.weight"][:, :emb].T
+        return self._score_user_tables(rows[:, :k] if k else None, mlp_user)
 
     # ------------------------------------------------------------------ artifacts
     def _arrays(self) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,14 @@ class Popularity(Model):
         self._check_fitted()
         n = len(np.asarray(user_indices))
         return np.broadcast_to(self.item_counts, (n, self.n_items)).copy()
+
+    def fold_in(self, item_lists: Sequence[npt.ArrayLike]) -> np.ndarray:
+        """Popularity has no user parameters: empty rows (every user ranks alike)."""
+        return np.zeros((len(self._fold_in_items(item_lists)), 0), np.float32)
+
+    def score_rows(self, rows: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return np.broadcast_to(self.item_counts, (len(rows), self.n_items)).copy()
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"item_counts": self.item_counts}
