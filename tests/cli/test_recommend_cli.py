@@ -101,8 +101,15 @@ def test_similar_and_export(models: dict[str, Path], tmp_path: Path) -> None:
     assert seen is not None
     users = pd.read_parquet(tmp_path / "emb" / "users.parquet")
     items_t = pd.read_parquet(tmp_path / "emb" / "items.parquet")
-    np.testing.assert_array_equal(users[[f"f{j}" for j in range(8)]].to_numpy(), model.user_factors)
+    # --embedding-dim 8 counts the bias: 7 factor columns, and the files give the model's scores
+    fu, fi = users[[f"f{j}" for j in range(7)]].to_numpy(), items_t[[f"f{j}" for j in range(7)]]
+    np.testing.assert_array_equal(fu, model.user_factors)
     np.testing.assert_array_equal(items_t.bias.to_numpy(), model.item_bias)
+    g_bias = json.loads((tmp_path / "emb" / "export.json").read_text())["global_bias"]
+    scores = fu @ fi.to_numpy().T + users.bias.to_numpy()[:, None] + items_t.bias.to_numpy()
+    np.testing.assert_allclose(
+        scores + g_bias, model.score_all(np.arange(model.n_users)), atol=1e-5
+    )
     assert users.user_id.tolist() == seen.users.external(np.arange(model.n_users)).tolist()
     r = runner.invoke(app, ["export", str(models["gmf"]), "--out", str(tmp_path / "g")])
     assert r.exit_code == 0, r.output

@@ -1,6 +1,7 @@
 """``dotrec recommend``, ``similar`` and ``export``: answers and embeddings of a saved model.
 
 ``recommend MODEL_DIR --user ID [--user ID ...]`` prints top-k items per user;
+``--items A,B,C`` folds in a new user from the items it interacted with (no retraining);
 ``--users FILE|all --out FILE`` writes them for many users (batched) to Parquet or CSV.
 ``similar MODEL_DIR --item ID`` prints the items closest by cosine. ``export MODEL_DIR --out
 DIR`` writes the user and item embeddings (and biases) with their raw ids as Parquet.
@@ -35,6 +36,11 @@ def recommend_cmd(
     users_from: str | None = typer.Option(
         None, "--users", help="A file of user ids (one per line), or 'all'; needs --out."
     ),
+    items_given: str | None = typer.Option(
+        None,
+        "--items",
+        help="A new user's item ids, comma-separated: fold it in and recommend for it.",
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="With --users: the Parquet (.parquet) or CSV file to write."
     ),
@@ -51,10 +57,12 @@ def recommend_cmd(
 ) -> None:
     """Recommend the top K items for each user, leaving out the items seen in training.
 
-    With --json, one JSON object per user, one per line.
+    A user the model has not seen: --items A,B,C (folded in from those items, which are left
+    out of its answer; unknown ids are reported and ignored). With --json, one JSON object per
+    user, one per line.
     """
-    if (users_from is None) == (not users):
-        raise ConfigError("pass --user ID (one or more) or --users FILE|all, not both")
+    if sum((users_from is not None, bool(users), items_given is not None)) != 1:
+        raise ConfigError("pass one of --user ID (one or more), --users FILE|all, --items A,B,C")
     if users_from is not None and out is None:
         raise ConfigError("--users writes a file: pass --out FILE.parquet or FILE.csv")
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
@@ -62,9 +70,26 @@ def recommend_cmd(
     if out is not None and out.exists() and not force:
         raise ConfigError(f"--out {out} exists; pass --force to replace it")
     rec = Recommender.from_dir(model_dir, index, threads=threads or default_threads())
+    if items_given is not None:
+        given = [i.strip() for i in items_given.split(",") if i.strip()]
+        items, scores, unknown = rec.recommend_for_items(given, k)
+        if unknown and not as_json:
+            console.print(f"[yellow]ignored unknown item ids:[/] {', '.join(unknown)}")
+        head: dict[str, object] = {"items_given": given, "unknown_items": unknown}
+        _show(rec, head, items, scores, k, as_json, f"a new user ({len(given)} items)")
+        return
     if users_from is None:
         for user in users or []:
-            _show(rec, user, k, include_seen, as_json)
+            items, scores = rec.recommend(user, k, exclude_seen=not include_seen)
+            _show(
+                rec,
+                {"user_id": user, "exclude_seen": not include_seen},
+                items,
+                scores,
+                k,
+                as_json,
+                f"user {user}",
+            )
         return
     assert out is not None
     indices = _user_indices(rec, users_from)
@@ -131,25 +156,24 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _show(rec: Recommender, user: str, k: int, include_seen: bool, as_json: bool) -> None:
-    items, scores = rec.recommend(user, k, exclude_seen=not include_seen)
+def _show(
+    rec: Recommender,
+    head: dict[str, object],
+    items: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    as_json: bool,
+    who: str,
+) -> None:
+    """Print one answer: a JSON line (``head`` fields first) or a table."""
     if as_json:
-        console.out(
-            json.dumps(
-                {
-                    "user_id": user,
-                    "k": k,
-                    "exclude_seen": not include_seen,
-                    "items": [
-                        {"item_id": i, "score": float(s)}
-                        for i, s in zip(items.tolist(), scores.tolist())
-                    ],
-                }
-            )
-        )
+        answer = [
+            {"item_id": i, "score": float(s)} for i, s in zip(items.tolist(), scores.tolist())
+        ]
+        console.out(json.dumps({**head, "k": k, "items": answer}))
         return
     t = Table(
-        title=f"top {k} for user {user} ({rec.model.name}, "
+        title=f"top {k} for {who} ({rec.model.name}, "
         f"{'score_all' if rec.index is None else rec.index.kind})"
     )
     t.add_column("rank", justify="right")
@@ -201,12 +225,14 @@ def export_cmd(
 ) -> None:
     """Write the user and item embeddings (and biases) with their raw ids as Parquet.
 
-    Dot-product models: columns ``user_id`` (``item_id``), ``f0 .. f{d-1}`` and ``bias``.
-    GMF/MLP/NeuMF: one column group per embedding table (``gmf_0 ..``, ``mlp_0 ..``).
+    Dot-product models: columns ``user_id`` (``item_id``), ``f0 ..`` and ``bias``; export.json
+    holds the global bias, so that score = f_u . f_i + bias_u + bias_i + global_bias.
+    GMF/MLP/NeuMF: one column group per embedding table (``gmf_0 ..``, ``mlp_0 ..``); their
+    scores need the network, which stays in the model directory.
     """
     rec = Recommender.from_dir(model_dir)
     tables = embedding_tables(rec.model)
-    paths = [out / f"{side}s.parquet" for side in ("user", "item")]
+    paths = [out / f"{side}s.parquet" for side in ("user", "item")] + [out / "export.json"]
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         raise ConfigError(f"{existing[0]} exists; pass --force to replace it")
@@ -220,7 +246,14 @@ def export_cmd(
             names = ["bias"] if prefix == "bias" else [f"{prefix}{j}" for j in range(cols.shape[1])]
             frame = pd.concat([frame, pd.DataFrame(cols, columns=names)], axis=1)
         _write_table(frame, path)
-    console.print(f"wrote {paths[0]} and {paths[1]}")
+    meta: dict[str, object] = {"model": rec.model.name, "model_dir": str(model_dir)}
+    if isinstance(rec.model, DotProductModel):
+        meta["global_bias"] = float(rec.model.global_bias)
+        meta["score"] = "sum(f_user * f_item) + user bias + item bias + global_bias"
+    else:
+        meta["score"] = "needs the model's network (the embeddings alone do not define it)"
+    atomic_write_bytes(paths[2], (json.dumps(meta, indent=2) + "\n").encode())
+    console.print(f"wrote {paths[0]}, {paths[1]} and {paths[2]}")
 
 
 def embedding_tables(model: Model) -> dict[str, list[tuple[str, np.ndarray]]]:

@@ -2,6 +2,9 @@
 
 Endpoints
     ``GET /users/{user_id}/recommendations?k=10&exclude_seen=true``
+    ``POST /recommendations`` with ``{"items": [...], "k": 10}``: a user the model has not seen,
+    folded in from its item ids (no retraining); unknown ids are reported in
+    ``unknown_items`` and ignored, and a list with no known item is a 422.
     ``GET /items/{item_id}/similar?k=10``
     ``GET /healthz`` and ``GET /metrics`` (Prometheus text format); OpenAPI docs at ``/docs``.
     ``POST /admin/reload``: load the model directory again (a new version written there by
@@ -40,7 +43,7 @@ from typing import Any
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from dotrec._version import __version__
 from dotrec.errors import ConfigError, DotrecError, NotSupportedError, UnknownIdError
@@ -51,6 +54,8 @@ from dotrec.serve.metrics import Metrics, MetricsMiddleware
 MAX_K = 1000
 #: Longest user or item id (characters) a request may carry; longer ones are refused (422).
 MAX_ID_LENGTH = 512
+#: Most item ids a fold-in request may carry.
+MAX_FOLD_IN_ITEMS = 10_000
 #: Environment variables read by :func:`app_from_env` (set by ``dotrec serve --workers``).
 ENV_MODEL_DIR = "DOTREC_SERVE_MODEL_DIR"
 ENV_INDEX = "DOTREC_SERVE_INDEX"
@@ -87,6 +92,19 @@ class Recommendations(BaseModel):
     user_id: str
     k: int
     exclude_seen: bool
+    items: list[ScoredItem]
+
+
+class FoldInRequest(BaseModel):
+    items: list[int | str] = Field(
+        ..., max_length=MAX_FOLD_IN_ITEMS, description="Item ids the new user interacted with."
+    )
+    k: int = Field(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K}).")
+
+
+class FoldInRecommendations(BaseModel):
+    k: int
+    unknown_items: list[int | str]
     items: list[ScoredItem]
 
 
@@ -225,6 +243,20 @@ def create_app(
         return Recommendations(
             user_id=user_id, k=k, exclude_seen=exclude_seen, items=_scored(items, scores)
         )
+
+    @app.post(
+        "/recommendations",
+        response_model=FoldInRecommendations,
+        responses={
+            422: {"model": ErrorBody, "description": "No known item, or a bad body"},
+            501: {"model": ErrorBody, "description": "The model cannot fold in users"},
+        },
+        summary="Top-k items for a new user, folded in from its items",
+    )
+    def fold_in(request: Request, body: FoldInRequest) -> FoldInRecommendations:
+        rec: Recommender = request.app.state.serving.recommender
+        items, scores, unknown = rec.recommend_for_items(body.items, body.k)
+        return FoldInRecommendations(k=body.k, unknown_items=unknown, items=_scored(items, scores))
 
     @app.get(
         "/items/{item_id}/similar",
