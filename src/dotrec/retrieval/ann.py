@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from dotrec.errors import ConfigError
 from dotrec.random import int_seed
-from dotrec.retrieval.index import ItemIndex
+from dotrec.retrieval.base import ItemIndex, register_index
 from dotrec.retrieval.topk import topk_candidates, topk_dot
 from dotrec.retrieval.transform import fold_items, mips_to_l2_items
 
@@ -168,6 +168,7 @@ class _FaissIndex(ItemIndex):
         return topk_candidates(q, self.vectors, self.bias, ids, int(k), exclude=ex)
 
 
+@register_index
 class HNSWIndex(_FaissIndex):
     """faiss ``IndexHNSWFlat`` (Malkov & Yashunin 2018) over the bias-folded item vectors.
 
@@ -248,6 +249,7 @@ class HNSWIndex(_FaissIndex):
         return super().memory_bytes() + self._index.ntotal * self._index.d * 4 + graph
 
 
+@register_index
 class IVFIndex(_FaissIndex):
     """faiss ``IndexIVFFlat``: k-means cells over the bias-folded vectors, ``nprobe`` scanned.
 

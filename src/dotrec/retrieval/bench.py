@@ -134,15 +134,16 @@ def sample_catalog(
 
 
 def quick_model(dim: int, seed: int = 0) -> tuple[DotProductModel, str]:
-    """An MF of width ``dim`` trained on the built-in synthetic data (a few seconds)."""
+    """An MF with ``dim`` factors (``embedding_dim = dim + 1``, the bias counted) trained on the
+    built-in synthetic data (a few seconds)."""
     from dotrec.data.synthetic import SyntheticConfig, generate
     from dotrec.models.mf import MatrixFactorization
 
     cfg = SyntheticConfig(seed=seed)
     model = MatrixFactorization(
-        embedding_dim=dim, epochs=20, learning_rate=0.02, seed=seed, threads=1
+        embedding_dim=dim + 1, epochs=20, learning_rate=0.02, seed=seed, threads=1
     ).fit(generate(cfg))
-    return model, f"MF(embedding_dim={dim}, epochs=20, learning_rate=0.02) on synthetic"
+    return model, f"MF(embedding_dim={dim + 1}, epochs=20, learning_rate=0.02) on synthetic"
 
 
 # ---------------------------------------------------------------------------- machine
