@@ -39,13 +39,7 @@ from dotrec.errors import ConfigError, NotSupportedError, UnknownIdError
 from dotrec.models.base import DotProductModel, Model, check_compatible, load_model, load_seen
 from dotrec.retrieval.index import ExactIndex, ItemIndex, load_index
 from dotrec.retrieval.topk import topk_rows
-
-
-def check_k(k: Any) -> int:
-    """``k`` as an int, or :class:`ConfigError` unless it is an integer >= 1."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
-    return int(k)
+from dotrec.validate import check_k
 
 
 class Recommender:

@@ -190,5 +190,5 @@ def test_search_params_change_without_rebuild(mf: DotProductModel) -> None:
         index.set_search_params(nprobe=3)
     with pytest.raises(ConfigError, match="no search parameters"):
         ExactIndex(mf.item_factors).set_search_params(ef_search=3)
-    with pytest.raises(ConfigError, match="must be a positive integer"):
+    with pytest.raises(ConfigError, match="nprobe must be > 0"):
         IVFIndex(mf.item_factors, nprobe=0)

@@ -366,10 +366,3 @@ class DotProductModel(Model):
         self.global_bias = np.float32(arrays["global_bias"])
         if self.user_bias.shape != (self.n_users,) or self.item_bias.shape != (self.n_items,):
             raise ValueError("bias vectors do not match the factor matrices")
-
-
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is > 0 (or >= 0)."""
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or (isinstance(value, float) and not np.isfinite(value)):
-        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")

@@ -71,8 +71,9 @@ from threadpoolctl import threadpool_limits
 from dotrec._numba import numba_threads
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError
-from dotrec.models.base import DotProductModel, EpochCallback, check_positive, register
+from dotrec.models.base import DotProductModel, EpochCallback, register
 from dotrec.random import rng
+from dotrec.validate import check_positive
 
 SOLVERS = ("cg", "cholesky")
 

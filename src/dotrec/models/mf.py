@@ -70,8 +70,9 @@ from scipy.special import expit
 from dotrec._numba import numba_threads
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError
-from dotrec.models.base import DotProductModel, EpochCallback, check_positive, register
+from dotrec.models.base import DotProductModel, EpochCallback, register
 from dotrec.random import int_seed, rng
+from dotrec.validate import check_positive
 
 # The SGD loop is hand-written in numba because no library does this: per-example (Hogwild!)
 # SGD with negatives drawn inline (numpy, torch and implicit train in vectorised mini-batches,

@@ -66,8 +66,9 @@ from dotrec._torch import (
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError, DataError
 from dotrec.models._ncf_train import StepConfig, Trainer
-from dotrec.models.base import EpochCallback, Model, check_positive, register
+from dotrec.models.base import EpochCallback, Model, register
 from dotrec.random import rng
+from dotrec.validate import check_int, check_positive
 
 if TYPE_CHECKING:
     import torch
@@ -81,21 +82,10 @@ OPTIMIZERS = ("adam", "lazy_adam")
 SCORE_BUDGET = 1 << 22
 
 
-def _check_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    try:
-        integral = not isinstance(value, bool) and int(value) == value
-    except (TypeError, ValueError):
-        integral = False
-    if not integral:
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    check_positive(name, value, allow_zero=allow_zero)
-    return int(value)
-
-
 def _check_layers(layers: Any) -> list[int]:
     if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
         raise ConfigError(f"layers must be a list of positive integers, got {layers!r}")
-    out = [_check_int("layers entry", w) for w in layers]
+    out = [check_int("layers entry", w) for w in layers]
     if not out:
         raise ConfigError("layers must name at least one hidden layer")
     if out[0] % 2:
@@ -216,20 +206,20 @@ class _NCFModel(Model):
         device: str,
     ) -> None:
         super().__init__()
-        self.factor = _check_int("factor", factor)
+        self.factor = check_int("factor", factor)
         k = self.factor
         self.layers: list[int] = []
         if "mlp" in self.branches:
             self.layers = [4 * k, 2 * k, k] if layers is None else _check_layers(layers)
-        self.epochs = _check_int("epochs", epochs, allow_zero=True)
-        self.batch_size = _check_int("batch_size", batch_size)
-        self.n_negatives = _check_int("n_negatives", n_negatives, allow_zero=True)
+        self.epochs = check_int("epochs", epochs, allow_zero=True)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.n_negatives = check_int("n_negatives", n_negatives, allow_zero=True)
         check_positive("learning_rate", learning_rate)
         check_positive("regularization", regularization, allow_zero=True)
         self.learning_rate = float(learning_rate)
         self.regularization = float(regularization)
-        self.seed = _check_int("seed", seed, allow_zero=True)
-        self.threads = _check_int("threads", threads)
+        self.seed = check_int("seed", seed, allow_zero=True)
+        self.threads = check_int("threads", threads)
         if optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}"
@@ -494,7 +484,7 @@ class _NCFModel(Model):
         optimum. Measured quality: docs/fold-in.md.
         """
         lists = self._fold_in_items(item_lists)
-        steps = _check_int("steps", steps)
+        steps = check_int("steps", steps)
         torch = import_torch()
         k, emb = self._user_widths()
         t = self._score_tables()

@@ -45,6 +45,7 @@ from dotrec.random import int_seed
 from dotrec.retrieval.base import ItemIndex, register_index
 from dotrec.retrieval.topk import topk_candidates, topk_dot
 from dotrec.retrieval.transform import fold_items, mips_to_l2_items
+from dotrec.validate import check_int
 
 #: ``l2``: MIPS-to-L2 transform, then L2 search; ``ip``: faiss's inner-product metric.
 METRICS = ("l2", "ip")
@@ -59,12 +60,6 @@ def import_faiss() -> Any:
             "the hnsw and ivf indexes need faiss: pip install 'dotrec[ann]' (faiss-cpu)"
         ) from None
     return faiss
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class _FaissIndex(ItemIndex):
@@ -211,9 +206,9 @@ class HNSWIndex(_FaissIndex):
         self._build()
 
     def _set_params(self, **params: Any) -> None:
-        self.m = _positive_int("m", params["m"])
-        self.ef_construction = _positive_int("ef_construction", params["ef_construction"])
-        self.ef_search = _positive_int("ef_search", params["ef_search"])
+        self.m = check_int("m", params["m"])
+        self.ef_construction = check_int("ef_construction", params["ef_construction"])
+        self.ef_search = check_int("ef_search", params["ef_search"])
         self.metric = self._check_metric(params["metric"])
         self.seed = int(params["seed"])
 
@@ -240,7 +235,7 @@ class HNSWIndex(_FaissIndex):
         if unknown:
             raise ConfigError(f"hnsw search parameters: ef_search (got {sorted(unknown)})")
         if "ef_search" in params:
-            self.ef_search = _positive_int("ef_search", params["ef_search"])
+            self.ef_search = check_int("ef_search", params["ef_search"])
             self._apply_search_params()
 
     def memory_bytes(self) -> int:
@@ -292,8 +287,8 @@ class IVFIndex(_FaissIndex):
         self._build()
 
     def _set_params(self, **params: Any) -> None:
-        self.nlist = _positive_int("nlist", params["nlist"])
-        self.nprobe = _positive_int("nprobe", params["nprobe"])
+        self.nlist = check_int("nlist", params["nlist"])
+        self.nprobe = check_int("nprobe", params["nprobe"])
         self.metric = self._check_metric(params["metric"])
         self.seed = int(params["seed"])
 
@@ -322,7 +317,7 @@ class IVFIndex(_FaissIndex):
         if unknown:
             raise ConfigError(f"ivf search parameters: nprobe (got {sorted(unknown)})")
         if "nprobe" in params:
-            self.nprobe = _positive_int("nprobe", params["nprobe"])
+            self.nprobe = check_int("nprobe", params["nprobe"])
             self._apply_search_params()
 
     def memory_bytes(self) -> int:

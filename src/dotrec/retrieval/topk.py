@@ -31,6 +31,7 @@ import numpy.typing as npt
 from numba import prange
 
 from dotrec._numba import numba_threads
+from dotrec.validate import check_k
 
 #: Bytes of scores each thread computes per BLAS call (fits in a core's L2 cache).
 _BLOCK_BYTES = 1 << 20
@@ -346,12 +347,6 @@ def _heaps(n_parts: int, n_q: int, k: int, n: int) -> tuple[np.ndarray, np.ndarr
     )
 
 
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    return int(k)
-
-
 def topk_dot(
     queries: npt.ArrayLike,
     vectors: np.ndarray,
@@ -379,7 +374,7 @@ def topk_dot(
     -------
     (indices, scores) : int64 and float32 arrays of shape (n_queries, k), best first.
     """
-    k = _check_k(k)
+    k = check_k(k)
     q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # no copy for index arrays
     bias = np.ascontiguousarray(bias, dtype=np.float32)
@@ -406,7 +401,7 @@ def topk_rows(
     threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of each row of a score matrix (same rules and result as :func:`topk_dot`)."""
-    k = _check_k(k)
+    k = check_k(k)
     s = np.ascontiguousarray(np.atleast_2d(np.asarray(scores, dtype=np.float32)))
     n_q, n = s.shape
     ex_ptr, ex_idx = exclusion_csr(exclude, n_q)
@@ -429,7 +424,7 @@ def topk_candidates(
     Same rules and result as :func:`topk_dot`, restricted to the candidates (an approximate
     index's answer, re-ranked by exact scores). Duplicate candidates must not occur.
     """
-    k = _check_k(k)
+    k = check_k(k)
     q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
     cand = np.ascontiguousarray(candidates, dtype=np.int64)
     ex_ptr, ex_idx = exclusion_csr(exclude, q.shape[0])
