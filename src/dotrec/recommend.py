@@ -35,8 +35,9 @@ import numpy.typing as npt
 
 from dotrec.data.ids import IdMap
 from dotrec.data.interactions import Interactions
+from dotrec.data.seen import load_seen
 from dotrec.errors import ConfigError, NotSupportedError, UnknownIdError
-from dotrec.models.base import DotProductModel, Model, check_compatible, load_model, load_seen
+from dotrec.models.base import DotProductModel, Model, check_compatible, load_model
 from dotrec.retrieval.index import ExactIndex, ItemIndex, load_index
 from dotrec.retrieval.topk import topk_rows
 from dotrec.validate import check_k

@@ -1,4 +1,4 @@
-"""The model interface shared by every dotrec model, and artifact save/load.
+"""The model interface shared by every dotrec model, its registry, and model save/load.
 
 A model works in index space only. ``fit(train)`` takes one :class:`Interactions` and returns
 the model; ``score(user_indices, item_indices)`` scores equal-length pairs;
@@ -21,9 +21,9 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from dotrec.artifacts import load_artifact, load_aux, save_artifact
-from dotrec.data.ids import IdMap
+from dotrec.artifacts import load_artifact, save_artifact
 from dotrec.data.interactions import Interactions
+from dotrec.data.seen import SEEN_FILE, seen_arrays
 from dotrec.errors import ArtifactError, ConfigError, NotFittedError, NotSupportedError
 
 M = TypeVar("M", bound="Model")
@@ -209,7 +209,7 @@ class Model(ABC):
             "fit": self.fit_info,
             **(extra or {}),
         }
-        aux = None if train is None else {SEEN_FILE: _seen_arrays(train)}
+        aux = None if train is None else {SEEN_FILE: seen_arrays(train)}
         save_artifact(path, meta, self._arrays(), aux=aux)
 
     @classmethod
@@ -245,42 +245,6 @@ def load_model(path: str | os.PathLike[str]) -> Model:
         raise ArtifactError(f"{path}/arrays.npz: does not match a {name!r} model ({e})") from None
     model.epochs_done = int(model.fit_info.get("epochs", 0))
     return model
-
-
-SEEN_FILE = "seen.npz"
-
-
-def _seen_arrays(train: Interactions) -> dict[str, np.ndarray]:
-    csr = train.csr
-    return {
-        "user_ids": train.users.ids,
-        "item_ids": train.items.ids,
-        "indptr": csr.indptr.astype(np.int64),
-        "indices": csr.indices.astype(np.int32),
-    }
-
-
-def load_seen(path: str | os.PathLike[str]) -> Interactions | None:
-    """The training interactions (id maps + items per user) saved beside a model, if any."""
-    arrays = load_aux(path, SEEN_FILE)
-    if arrays is None:
-        return None
-    try:
-        indptr, indices = arrays["indptr"], arrays["indices"]
-        users = IdMap(arrays["user_ids"])
-        items = IdMap(arrays["item_ids"])
-        user_index = np.repeat(np.arange(len(users)), np.diff(indptr))
-        return Interactions.from_indices(
-            user_index,
-            indices,
-            n_users=len(users),
-            n_items=len(items),
-            users=users,
-            items=items,
-            source=f"{path}/{SEEN_FILE}",
-        )
-    except (KeyError, ValueError) as e:
-        raise ArtifactError(f"{path}/{SEEN_FILE}: inconsistent ({e})") from None
 
 
 def check_compatible(model: Model, train: Interactions, where: str = "model") -> None:
