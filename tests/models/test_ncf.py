@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 from dotrec.cli import app
 from dotrec.data.interactions import Interactions
+from dotrec.data.negatives import training_negatives
 from dotrec.data.registry import load_dataset
 from dotrec.data.splits import Split
 from dotrec.errors import ConfigError, DataError
 from dotrec.eval.protocols import evaluate_sampled
 from dotrec.models import GMF, MLP, Model, NeuMF, load_model
-from dotrec.models.ncf import _sample_negatives
 from dotrec.random import rng
 from tests.conftest import planted_split, require
 
@@ -142,7 +142,7 @@ def test_resume_from_a_checkpoint_is_bit_identical(
 
 def test_negatives_avoid_training_items_and_cover_the_rest(split: Split) -> None:
     train = split.train
-    neg = _sample_negatives(train, 60, rng(0, "test")).reshape(len(train), 60)
+    neg = training_negatives(train, 60, rng(0, "test")).reshape(len(train), 60)
     csr = train.csr
     for u in range(train.n_users):
         drawn = set(neg[train.user_index == u].ravel().tolist())
@@ -150,7 +150,7 @@ def test_negatives_avoid_training_items_and_cover_the_rest(split: Split) -> None
         assert drawn == set(range(train.n_items)) - seen, u
     full = Interactions.from_indices(np.repeat([0, 1], 3), [0, 1, 2, 0, 1, 2], n_items=3)
     with pytest.raises(DataError, match="all 3 items"):
-        _sample_negatives(full, 1, rng(0, "test"))
+        training_negatives(full, 1, rng(0, "test"))
 
 
 def test_hyperparameters_are_checked_and_layers_override_factor() -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dotrec.data.interactions import Interactions
+from dotrec.data.negatives import eval_negatives
 from dotrec.errors import ConfigError
 from dotrec.random import rng as make_rng
 
@@ -109,28 +110,6 @@ def leave_one_out(
 def sample_negatives(
     data: Interactions, users: np.ndarray, n_negatives: int, *, seed: int = 0
 ) -> np.ndarray:
-    """For each user, ``n_negatives`` distinct items the user never interacted with in ``data``.
-
-    Uniform without replacement over the complement of the user's items. Each user's draw is a
-    uniform sample of ranks in the complement, mapped to item ids past the sorted positives.
-    """
-    users = np.asarray(users, dtype=np.int64)
-    out = np.empty((len(users), n_negatives), dtype=np.int64)
-    if n_negatives == 0:
-        return out
-    csr = data.csr
-    r = make_rng(seed, "eval_negatives")
-    n_items = data.n_items
-    for k, u in enumerate(users):
-        pos = csr.indices[csr.indptr[u] : csr.indptr[u + 1]]  # sorted ascending
-        free = n_items - len(pos)
-        if free < n_negatives:
-            raise ConfigError(
-                f"user {u} has only {free} items it never interacted with; "
-                f"cannot sample {n_negatives} negatives"
-            )
-        ranks = np.sort(r.choice(free, size=n_negatives, replace=False))
-        # The j-th free item is j + (number of positives p with p - index(p) <= j).
-        shift = np.searchsorted(pos - np.arange(len(pos)), ranks, side="right")
-        out[k] = r.permutation(ranks + shift)
-    return out
+    """For each user, ``n_negatives`` distinct items the user never interacted with in ``data``
+    (:func:`dotrec.data.negatives.eval_negatives`)."""
+    return eval_negatives(data, users, n_negatives, seed=seed)

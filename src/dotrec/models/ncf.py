@@ -64,7 +64,8 @@ from dotrec._torch import (
     warn_slow_bf16,
 )
 from dotrec.data.interactions import Interactions
-from dotrec.errors import ConfigError, DataError
+from dotrec.data.negatives import training_negatives
+from dotrec.errors import ConfigError
 from dotrec.models._ncf_train import StepConfig, Trainer
 from dotrec.models.base import EpochCallback, Model, register
 from dotrec.random import rng
@@ -91,34 +92,6 @@ def _check_layers(layers: Any) -> list[int]:
     if out[0] % 2:
         raise ConfigError(f"layers[0] must be even (it is twice the embedding width), got {out}")
     return out
-
-
-def _sample_negatives(train: Interactions, n_negatives: int, r: np.random.Generator) -> np.ndarray:
-    """``n_negatives`` items per training row, uniform among the user's non-training items.
-
-    Returns int64 of shape (len(train) * n_negatives,), row-major by training row. Rejection
-    sampling, vectorized: rejected draws are redrawn until none is a training positive.
-    """
-    n_items = train.n_items
-    users = np.repeat(train.user_index.astype(np.int64), n_negatives)
-    if len(users) and (train.user_counts >= n_items).any():
-        u = int(np.flatnonzero(train.user_counts >= n_items)[0])
-        raise DataError(
-            f"user index {u} interacted with all {n_items} items, so no negative "
-            "can be drawn for it; drop such users or use n_negatives=0"
-        )
-    csr = train.csr
-    # The CSR has sorted columns within ascending rows, so these keys are globally sorted.
-    keys = np.repeat(np.arange(train.n_users, dtype=np.int64), np.diff(csr.indptr)) * n_items
-    keys += csr.indices
-    items = r.integers(0, n_items, size=len(users))
-    todo = np.arange(len(users))
-    while len(todo):
-        k = users[todo] * n_items + items[todo]
-        hit = keys[np.minimum(np.searchsorted(keys, k), len(keys) - 1)] == k
-        todo = todo[hit]
-        items[todo] = r.integers(0, n_items, size=len(todo))
-    return items
 
 
 def _forward(
@@ -347,7 +320,7 @@ class _NCFModel(Model):
         pos_items = train.item_index.astype(np.int64)
         while self.epochs_done < self.epochs:
             epoch = self.epochs_done + 1
-            negatives = _sample_negatives(
+            negatives = training_negatives(
                 train, self.n_negatives, rng(self.seed, f"{self.name}_negatives", epoch)
             )
             order = rng(self.seed, f"{self.name}_shuffle", epoch).permutation(n_ex)
