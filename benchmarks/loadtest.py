@@ -8,7 +8,7 @@ Usage:
 Without ``--model`` a quick MF is trained on the built-in synthetic data into a temporary
 directory first. Requests are ``GET /users/{id}/recommendations?k=K`` for user ids drawn
 (seeded) from the model's users, plus a fraction of unknown ids (``--unknown``, expected 404)
-and of hostile requests (``--hostile``, expected 4xx; see ``dotrec.serve.loadtest``).
+and of hostile requests (``--hostile``, expected 4xx; see ``dotrec.bench.loadtest``).
 ``--reloads N`` asks the server to reload its model N times during the run
 (``POST /admin/reload``). Reported: throughput, latency percentiles (client side, including
 the HTTP round trip), status counts, requests that got an unexpected status, transport
@@ -33,9 +33,9 @@ from typing import Any  # noqa: E402
 
 import httpx  # noqa: E402
 
+from dotrec.bench import loadtest as lt  # noqa: E402
 from dotrec.machine import machine_line  # noqa: E402
 from dotrec.models import load_seen  # noqa: E402
-from dotrec.serve import loadtest as lt  # noqa: E402
 
 
 def train_quick_model(folder: Path) -> Path:

@@ -5,7 +5,7 @@ Usage:
     python benchmarks/serving.py --sizes 1e4,1e5,1e6,4e6 --out ...   # 4e6 if memory allows
     python benchmarks/serving.py --model MODEL_DIR --out ...          # your model's factors
 
-A thin wrapper over ``dotrec bench serving`` (:mod:`dotrec.retrieval.bench`) that also prints
+A thin wrapper over ``dotrec bench serving`` (:mod:`dotrec.bench.serving`) that also prints
 the machine and the thread settings. Single-query latency runs on 1 thread, builds and batched
 search on ``--threads``, for every method alike. Timings on a shared machine are inflated by
 the other jobs; the JSON records the load average around each catalog size.
@@ -20,16 +20,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss / torch load
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from dotrec.cli.bench import parse_sizes  # noqa: E402
-from dotrec.machine import machine_line  # noqa: E402
-from dotrec.models import load_model  # noqa: E402
-from dotrec.retrieval.bench import (  # noqa: E402
+from dotrec.bench.serving import (  # noqa: E402
     ServingBenchConfig,
+    parse_sizes,  # noqa: E402
     run_serving_bench,
     summary_lines,
     table_markdown,
     write_reports,
 )
+from dotrec.machine import machine_line  # noqa: E402
+from dotrec.models import load_model  # noqa: E402
 
 
 def main() -> None:

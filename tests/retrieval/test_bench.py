@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dotrec.cli import app
-from dotrec.errors import ConfigError
-from dotrec.retrieval.bench import (
+from dotrec.bench.serving import (
     ServingBenchConfig,
     growth_exponent,
     neumf_for_catalog,
@@ -20,6 +18,8 @@ from dotrec.retrieval.bench import (
     summary_lines,
     write_reports,
 )
+from dotrec.cli import app
+from dotrec.errors import ConfigError
 from tests.conftest import require
 
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dotrec.bench.serving import sample_catalog
 from dotrec.errors import ArtifactError, ConfigError
 from dotrec.models import load_model
 from dotrec.models.base import DotProductModel
@@ -25,7 +26,6 @@ from dotrec.retrieval import (
     save_index,
 )
 from dotrec.retrieval.ann import _FaissIndex
-from dotrec.retrieval.bench import sample_catalog
 from dotrec.retrieval.transform import (
     fold_items,
     fold_queries,

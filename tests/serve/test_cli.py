@@ -14,8 +14,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from dotrec.bench.serving import parse_sizes
 from dotrec.cli import app
-from dotrec.cli.bench import parse_sizes
 from dotrec.errors import ConfigError, DotrecError
 from dotrec.recommend import Recommender
 

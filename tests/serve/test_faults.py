@@ -15,6 +15,7 @@ require("fastapi")
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from dotrec.bench.loadtest import CLIENT_ERROR, NOT_FOUND, hostile_paths  # noqa: E402
 from dotrec.data.interactions import Interactions  # noqa: E402
 from dotrec.data.synthetic import SyntheticConfig, generate  # noqa: E402
 from dotrec.errors import ConfigError  # noqa: E402
@@ -22,7 +23,6 @@ from dotrec.models import MatrixFactorization  # noqa: E402
 from dotrec.recommend import Recommender  # noqa: E402
 from dotrec.serve import create_app  # noqa: E402
 from dotrec.serve.app import is_loopback  # noqa: E402
-from dotrec.serve.loadtest import CLIENT_ERROR, NOT_FOUND, hostile_paths  # noqa: E402
 from dotrec.serve.server import check_host, resolves_to_loopback  # noqa: E402
 
 LOCAL = ("127.0.0.1", 50000)

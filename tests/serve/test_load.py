@@ -19,9 +19,9 @@ from tests.conftest import require
 
 require("fastapi")
 
+from dotrec.bench import loadtest as lt  # noqa: E402
 from dotrec.models import load_seen  # noqa: E402
 from dotrec.recommend import Recommender  # noqa: E402
-from dotrec.serve import loadtest as lt  # noqa: E402
 from tests.serve.test_faults import _retrain_into, int_id_model_dir  # noqa: E402
 
 REQUESTS = 3000

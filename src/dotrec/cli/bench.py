@@ -1,4 +1,4 @@
-"""``dotrec bench serving``: the serving-cost benchmark (see :mod:`dotrec.retrieval.bench`)."""
+"""``dotrec bench serving``: the serving-cost benchmark (see :mod:`dotrec.bench.serving`)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,6 @@ from dotrec.models.base import DotProductModel
 
 bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
-
-
-def parse_sizes(text: str) -> tuple[int, ...]:
-    """``"1e4,1e5,1e6"`` -> (10000, 100000, 1000000)."""
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        values = []
-    if not values or any(v != int(v) or v < 1 for v in values):
-        raise ConfigError(f"--sizes: expected whole numbers such as 1e4,1e5,1e6, got {text!r}")
-    return tuple(int(v) for v in values)
 
 
 @bench_app.command("serving")
@@ -48,14 +37,15 @@ def serving_cmd(
     seed: int = typer.Option(0, help="Seed of the catalogs and the index builds."),
 ) -> None:
     """Measure MIPS serving cost against NeuMF whole-catalog scoring; write a table, JSON, plot."""
-    from dotrec.models import load_model
-    from dotrec.retrieval.bench import (
+    from dotrec.bench.serving import (
         ServingBenchConfig,
+        parse_sizes,
         run_serving_bench,
         summary_lines,
         table_markdown,
         write_reports,
     )
+    from dotrec.models import load_model
 
     cfg = ServingBenchConfig(
         sizes=parse_sizes(sizes),

@@ -146,6 +146,17 @@ def quick_model(dim: int, seed: int = 0) -> tuple[DotProductModel, str]:
     return model, f"MF(embedding_dim={dim + 1}, epochs=20, learning_rate=0.02) on synthetic"
 
 
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"1e4,1e5,1e6"`` -> (10000, 100000, 1000000)."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v != int(v) or v < 1 for v in values):
+        raise ConfigError(f"--sizes: expected whole numbers such as 1e4,1e5,1e6, got {text!r}")
+    return tuple(int(v) for v in values)
+
+
 # ---------------------------------------------------------------------------- machine
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _read_sum(a: np.ndarray, parts: int) -> float:  # pragma: no cover - compiled
