@@ -64,6 +64,71 @@ def data_dir_option() -> Path | None:
     )
 
 
+def dataset_option(default: str | None = "synthetic", help: str | None = None) -> Any:
+    """``--dataset``/``-d`` of the commands that read a dataset."""
+    return typer.Option(
+        default,
+        "--dataset",
+        "-d",
+        help=help or "Registry name, NCF prefix, or ratings file.",
+    )
+
+
+def format_option() -> Any:
+    """``--format`` of a ratings file given as ``--dataset``."""
+    return typer.Option(None, "--format", help="Ratings file format: dat|udata|csv.")
+
+
+def threads_option() -> Any:
+    """``--threads``: worker threads of training and search."""
+    return typer.Option(None, help="Worker threads (default: up to 2).")
+
+
+def seed_option(help: str, default: int | None = 0) -> Any:
+    """``--seed``; ``help`` says what the seed drives in that command."""
+    return typer.Option(default, help=help)
+
+
+def metric_option(help: str = "Tuning objective on the holdout: ndcg, hr or rr.") -> Any:
+    """``--metric`` of tune and study."""
+    return typer.Option("ndcg", help=help)
+
+
+def pruner_option() -> Any:
+    """``--pruner`` of tune and study."""
+    return typer.Option("median", help="Per-epoch pruning: median, halving or none.")
+
+
+def epoch_scale_option() -> Any:
+    """``--epoch-scale`` of tune and study."""
+    return typer.Option(
+        1.0, help="Multiply the searched epoch ranges (e.g. 0.25 for a quick study)."
+    )
+
+
+def holdout_negatives_option() -> Any:
+    """``--holdout-negatives`` of tune and study."""
+    return typer.Option(99, help="Sampled negatives per holdout user.")
+
+
+def heartbeat_option() -> Any:
+    """``--heartbeat`` of tune and study."""
+    return typer.Option(
+        10,
+        help="Seconds between trial heartbeats; a trial silent for two is retried by another "
+        "run or worker.",
+    )
+
+
+def storage_option() -> Any:
+    """``--storage`` of tune and study."""
+    return typer.Option(
+        None,
+        help="Optuna storage URL (default: SQLite file OUT/optuna.db; postgresql://... for "
+        "several workers).",
+    )
+
+
 def k_option(help: str = "Cut-off for HR@k / NDCG@k.") -> Any:
     """``-k``, a positive cut-off (0 or less is a usage error)."""
     return typer.Option(10, "-k", min=1, help=help)

@@ -20,7 +20,7 @@ from dotrec.cli._common import (
     results_table,
     with_data_options,
 )
-from dotrec.cli.app import app, console, data_dir_option, k_option
+from dotrec.cli.app import app, console, data_dir_option, dataset_option, k_option, threads_option
 from dotrec.cli.train import build_model
 from dotrec.data.registry import DataOptions
 from dotrec.errors import ConfigError
@@ -39,12 +39,10 @@ QUICK_SETTINGS: dict[str, dict[str, Any]] = {
 @with_data_options
 def compare_cmd(
     models: str = typer.Option("popularity,mf", help="Comma-separated model names."),
-    dataset: str = typer.Option(
-        "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
-    ),
+    dataset: str = dataset_option(),
     data_dir: Path | None = data_dir_option(),
     seed: int = typer.Option(0, help="Random seed for every model and the split."),
-    threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
+    threads: int | None = threads_option(),
     k: int = k_option(),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Directory for one saved model per name."

@@ -9,7 +9,15 @@ import typer
 
 from dotrec.artifacts import read_meta
 from dotrec.cli._common import load_split, print_table, results_table, with_data_options
-from dotrec.cli.app import app, console, data_dir_option, err_console, k_option
+from dotrec.cli.app import (
+    app,
+    console,
+    data_dir_option,
+    dataset_option,
+    err_console,
+    format_option,
+    k_option,
+)
 from dotrec.data.registry import DataOptions
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
@@ -21,11 +29,9 @@ from dotrec.models.base import check_compatible
 @with_data_options
 def evaluate_cmd(
     model_dir: Path = typer.Argument(..., help="A model directory written by `dotrec train`."),
-    dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="Registry name or path (default: the model's own)."
-    ),
+    dataset: str | None = dataset_option(None, "Registry name or path (default: the model's own)."),
     data_dir: Path | None = data_dir_option(),
-    fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
+    fmt: str | None = format_option(),
     protocol: str = typer.Option("both", help="sampled|full|both."),
     k: int = k_option(),
     seed: int | None = typer.Option(

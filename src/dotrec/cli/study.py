@@ -20,11 +20,19 @@ from dotrec.cli.app import (
     app,
     console,
     data_dir_option,
+    dataset_option,
     default_threads,
     device_option,
+    epoch_scale_option,
+    heartbeat_option,
+    holdout_negatives_option,
     k_option,
+    metric_option,
     optimizer_option,
     precision_option,
+    pruner_option,
+    storage_option,
+    threads_option,
     torch_options,
 )
 from dotrec.cli.train import parse_int_list
@@ -95,9 +103,7 @@ class StudyDisplay:
 @app.command("study")
 @with_data_options
 def study_cmd(
-    dataset: str = typer.Option(
-        "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
-    ),
+    dataset: str = dataset_option(),
     data_dir: Path | None = data_dir_option(),
     models: str = typer.Option("mf,ials,gmf,mlp,neumf", help="Comma-separated models."),
     dims: str = typer.Option(
@@ -112,19 +118,15 @@ def study_cmd(
         "-o",
         help="Folder of the storage, the cell records and the report.",
     ),
-    storage: str | None = typer.Option(
-        None, help="Optuna storage URL (default: SQLite file OUT/optuna.db)."
-    ),
-    metric: str = typer.Option("ndcg", help="Tuning objective on the holdout: ndcg, hr, rr."),
+    storage: str | None = storage_option(),
+    metric: str = metric_option(),
     k: int = k_option(),
     seed: int = typer.Option(0, help="Seed of the tuning, the holdout and the first final fit."),
-    pruner: str = typer.Option("median", help="Per-epoch pruning: median, halving or none."),
-    epoch_scale: float = typer.Option(
-        1.0, help="Multiply the searched epoch ranges (e.g. 0.25 for a quick study)."
-    ),
-    threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
-    holdout_negatives: int = typer.Option(99, help="Sampled negatives per holdout user."),
-    heartbeat: int = typer.Option(10, help="Seconds between trial heartbeats."),
+    pruner: str = pruner_option(),
+    epoch_scale: float = epoch_scale_option(),
+    threads: int | None = threads_option(),
+    holdout_negatives: int = holdout_negatives_option(),
+    heartbeat: int = heartbeat_option(),
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
     device: str = device_option(),

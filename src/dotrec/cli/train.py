@@ -27,11 +27,14 @@ from dotrec.cli.app import (
     app,
     console,
     data_dir_option,
+    dataset_option,
     default_threads,
     device_option,
+    format_option,
     k_option,
     optimizer_option,
     precision_option,
+    threads_option,
 )
 from dotrec.data.registry import DataOptions
 from dotrec.data.splits import Split
@@ -164,11 +167,9 @@ def train_cmd(
         help="Start from the best configuration of a tuning result (dotrec tune's JSON, or a "
         "study cell's tuning.json): model, size and hyperparameters; flags override it.",
     ),
-    dataset: str = typer.Option(
-        "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
-    ),
+    dataset: str = dataset_option(),
     data_dir: Path | None = data_dir_option(),
-    fmt: str | None = typer.Option(None, "--format", help="Ratings file format: dat|udata|csv."),
+    fmt: str | None = format_option(),
     out: Path | None = typer.Option(None, "--out", "-o", help="Model directory to write."),
     embedding_dim: int | None = typer.Option(
         None, help="Numbers per vector as the paper counts them (MF: the bias is one of them)."
@@ -193,7 +194,7 @@ def train_cmd(
     precision: str | None = precision_option(None),
     device: str | None = device_option(None),
     seed: int = typer.Option(0, help="Random seed (model and, for raw data, the split)."),
-    threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
+    threads: int | None = threads_option(),
     eval_every: int = typer.Option(
         0, help="Evaluate on the test split every N epochs (display only; 0 = at the end only)."
     ),

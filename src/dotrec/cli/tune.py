@@ -32,12 +32,20 @@ from dotrec.cli.app import (
     app,
     console,
     data_dir_option,
+    dataset_option,
     default_threads,
     device_option,
+    epoch_scale_option,
     err_console,
+    heartbeat_option,
+    holdout_negatives_option,
     k_option,
+    metric_option,
     optimizer_option,
     precision_option,
+    pruner_option,
+    storage_option,
+    threads_option,
     torch_options,
 )
 from dotrec.data.registry import DataOptions
@@ -123,9 +131,7 @@ def tune_cmd(
     model_name: str = typer.Argument(
         ..., metavar="MODEL", help="Model to tune: mf, ials, gmf, mlp or neumf."
     ),
-    dataset: str = typer.Option(
-        "synthetic", "--dataset", "-d", help="Registry name, NCF prefix, or ratings file."
-    ),
+    dataset: str = dataset_option(),
     data_dir: Path | None = data_dir_option(),
     trials: int = typer.Option(
         ..., "--trials", "-n", help="Finished trials to reach in total (all workers and runs)."
@@ -136,12 +142,7 @@ def tune_cmd(
         help="Embedding size, fixed while tuning (paper accounting: GMF k, MLP 2k, NeuMF 3k).",
     ),
     timeout: float | None = typer.Option(None, help="Start no new trial after S seconds."),
-    storage: str | None = typer.Option(
-        None,
-        help="Optuna storage URL (default: SQLite file "
-        "OUT/optuna.db; postgresql://... for "
-        "several workers).",
-    ),
+    storage: str | None = storage_option(),
     study: str | None = typer.Option(
         None, "--study", help="Study name (default: DATASET:MODEL:dDIM)."
     ),
@@ -151,20 +152,14 @@ def tune_cmd(
         "-o",
         help="Folder of the default storage and of the result JSON.",
     ),
-    metric: str = typer.Option("ndcg", help="Objective on the holdout: ndcg, hr or rr."),
+    metric: str = metric_option(),
     k: int = k_option("Cut-off of the objective metric."),
     seed: int = typer.Option(0, help="Seed of the sampler, the holdout and the models."),
-    pruner: str = typer.Option("median", help="Per-epoch pruning: median, halving or none."),
-    epoch_scale: float = typer.Option(
-        1.0, help="Multiply the searched epoch ranges (e.g. 0.25 for a quick study)."
-    ),
-    threads: int | None = typer.Option(None, help="Worker threads (default: up to 2)."),
-    holdout_negatives: int = typer.Option(99, help="Sampled negatives per holdout user."),
-    heartbeat: int = typer.Option(
-        10,
-        help="Seconds between heartbeats; a trial silent for "
-        "two is retried by another run or worker.",
-    ),
+    pruner: str = pruner_option(),
+    epoch_scale: float = epoch_scale_option(),
+    threads: int | None = threads_option(),
+    holdout_negatives: int = holdout_negatives_option(),
+    heartbeat: int = heartbeat_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
