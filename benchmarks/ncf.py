@@ -35,7 +35,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -47,8 +46,9 @@ from dotrec.data.registry import load_dataset
 from dotrec.data.splits import Split
 from dotrec.eval.protocols import evaluate
 from dotrec.machine import machine_info, machine_line
-from dotrec.models import GMF, MLP, MatrixFactorization, Model, NeuMF, load_model
+from dotrec.models import GMF, MLP, MatrixFactorization, Model, NeuMF
 from dotrec.random import rng
+from dotrec.train import select_epochs, with_epochs
 
 #: The bands for ml-1m at k = 64 (mean of 3 seeds, sampled protocol) of issue #12, which every
 #: optimizer and precision must keep.
@@ -103,52 +103,8 @@ def fit_logged(model: Model, split: Split, label: str, trace: bool) -> Model:
     return model.fit(split.train, on_epoch=on_epoch)
 
 
-class _Stop(Exception):
-    """Ends a selection fit once the holdout metric has stopped improving."""
-
-
-def select_epochs(
-    model: Model,
-    holdout: Split,
-    label: str,
-    snapshot: Path,
-    patience: int,
-    pretrained: tuple[GMF, MLP] | None = None,
-) -> tuple[int, Model, int]:
-    """Fit ``model`` on the holdout's training part; pick the epoch with the best NDCG@10.
-
-    The holdout is the leave-one-out split of the training data (``Split.holdout``): the test
-    items and test negatives are never read. For NeuMF, epoch 0 (the pretrained models'
-    combination before any step) is a candidate too. Returns the best epoch, the model
-    at that epoch and the number of epochs run; the fit stops after ``patience`` epochs
-    without improvement.
-    """
-    best = {"value": -1.0, "epoch": 0, "last": 0}
-
-    def consider(epoch: int, m: Model) -> None:
-        best["last"] = epoch
-        s = evaluate(m, holdout, protocol="sampled", k=10)["sampled"].summary()
-        log(
-            f"  {label} epoch {epoch}: loss {m.fit_info.get('loss', float('nan')):.4f}  "
-            f"holdout HR@10 {s['hr@10']:.4f} NDCG@10 {s['ndcg@10']:.4f}"
-        )
-        if s["ndcg@10"] > best["value"]:
-            best.update(value=s["ndcg@10"], epoch=epoch)
-            m.save(snapshot)
-        elif epoch - best["epoch"] >= patience:
-            raise _Stop
-
-    if pretrained is not None:
-        start = type(model).from_config({**model.config(), "epochs": 0})
-        for m in (start, model):
-            m.set_pretrained(*pretrained)  # type: ignore[attr-defined]
-        consider(0, start.fit(holdout.train))
-    try:
-        model.fit(holdout.train, on_epoch=consider)
-    except _Stop:
-        pass
-    log(f"  {label}: best holdout epoch {best['epoch']} (NDCG@10 {best['value']:.4f})")
-    return best["epoch"], load_model(snapshot), best["last"]
+def log_holdout(label: str, epoch: int, value: float) -> None:
+    log(f"  {label} epoch {epoch}: holdout NDCG@10 {value:.4f}")
 
 
 def build(name: str, epochs: int, seed: int, args: argparse.Namespace) -> Model:
@@ -180,57 +136,34 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
             epochs.update(args.given_epochs[seed])
         selection_seconds = 0.0
         fitted: dict[str, Model] = {}
-        if args.select == "early-stop":
-            # Early stopping: each model is fitted once on the holdout's training part (the
-            # training data less each user's latest item), and the epoch with the best holdout
-            # NDCG@10 is the model evaluated on the test set. NeuMF starts from these GMF and MLP.
-            holdout = split.holdout(seed)
-            with tempfile.TemporaryDirectory() as tmp:
-                for name in ("gmf", "mlp", "neumf"):
-                    if name in models or (need_pre and name != "neumf"):
-                        pre = (fitted["gmf"], fitted["mlp"]) if name == "neumf" else None
-                        start = time.perf_counter()
-                        epochs[name], fitted[name], ran = select_epochs(
-                            build(name, epochs[name], seed, args),
-                            holdout,
-                            f"{name} seed {seed} early-stop",
-                            Path(tmp) / name,
-                            args.patience,
-                            pre,
-                        )
-                        # The fit time is that of the whole selection fit, up to the stop
-                        # (epochs past the best one and the holdout evaluations included).
-                        seconds = time.perf_counter() - start
-                        row[name] = {
-                            **summarize(fitted[name], split),
-                            "epochs": epochs[name],
-                            "fit_seconds": seconds,
-                            "epoch_seconds": seconds / max(1, ran),
-                        }
-        elif args.select == "holdout":
-            start = time.perf_counter()
-            holdout = split.holdout(seed)
-            with tempfile.TemporaryDirectory() as tmp:
-                snap: dict[str, Any] = {}
-                for name in ("gmf", "mlp", "neumf"):
-                    if name in models or (need_pre and name != "neumf"):
-                        pre = (snap["gmf"], snap["mlp"]) if name == "neumf" else None
-                        epochs[name], snap[name], _ = select_epochs(
-                            build(name, epochs[name], seed, args),
-                            holdout,
-                            f"{name} seed {seed} holdout",
-                            Path(tmp) / name,
-                            args.patience,
-                            pre,
-                        )
-            selection_seconds = time.perf_counter() - start
         for name in ("gmf", "mlp", "neumf"):
-            if args.select != "early-stop" and (name in models or (need_pre and name != "neumf")):
-                m = build(name, epochs[name], seed, args)
-                if name == "neumf":
-                    m.set_pretrained(fitted["gmf"], fitted["mlp"])  # type: ignore[attr-defined]
-                fitted[name] = fit_logged(m, split, f"{name} seed {seed}", args.trace)
-                row[name] = {**summarize(fitted[name], split), "epochs": epochs[name]}
+            if not (name in models or (need_pre and name != "neumf")):
+                continue
+            m = build(name, epochs[name], seed, args)
+            if name == "neumf":
+                m.set_pretrained(fitted["gmf"], fitted["mlp"])  # type: ignore[attr-defined]
+            if args.select == "holdout":
+                # dotrec.train's early stopping, as `dotrec train --early-stopping` runs it: the
+                # epoch count is chosen on the training data's holdout (a NeuMF's pretrained
+                # GMF and MLP are refitted there with their chosen epochs; epoch 0 is a
+                # candidate), then the model is refitted on all the training data.
+                start = time.perf_counter()
+                selection = select_epochs(
+                    m,
+                    split,
+                    patience=args.patience,
+                    seed=seed,
+                    on_epoch=partial(log_holdout, f"{name} seed {seed} holdout"),
+                )
+                selection_seconds += time.perf_counter() - start
+                epochs[name] = selection.best_epoch
+                log(
+                    f"  {name} seed {seed} holdout: best holdout epoch {selection.best_epoch} "
+                    f"(NDCG@10 {selection.best_value:.4f})"
+                )
+                m = with_epochs(m, selection.best_epoch)
+            fitted[name] = fit_logged(m, split, f"{name} seed {seed}", args.trace)
+            row[name] = {**summarize(fitted[name], split), "epochs": epochs[name]}
         if need_pre:
             row["neumf"]["pipeline_seconds"] = sum(
                 row[n]["fit_seconds"] if n in row else fitted[n].fit_info["fit_seconds"]
@@ -254,7 +187,6 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
     means: dict[str, Any] = {}
     how = {
         "holdout": "epochs picked on the training data's holdout",
-        "early-stop": "early stopping on the training data's holdout",
         "fixed": f"{args.epochs} epochs",
         "given": f"epochs picked on the training data's holdout by {args.epochs_from}, "
         "refitted on all the training data",
@@ -407,20 +339,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument(
         "--select",
-        choices=("holdout", "early-stop", "fixed", "given"),
+        choices=("holdout", "fixed", "given"),
         default="holdout",
         help="holdout: pick each model's epoch count (at most --epochs) by NDCG@10 "
         "on the training data's leave-one-out holdout, then refit on all the "
-        "training data; early-stop: keep the best epoch of the holdout fit "
-        "itself (half the cost; the model misses each user's holdout item); "
-        "fixed: --epochs; given: the epochs a previous holdout or early-stop run "
+        "training data (dotrec.train's early stopping, as `dotrec train "
+        "--early-stopping` does); "
+        "fixed: --epochs; given: the epochs a previous holdout run "
         "picked (--epochs-from its --json), refitted on all the training data: "
         "the same models as --select holdout, without repeating the selection.",
     )
     p.add_argument(
         "--epochs-from",
         type=Path,
-        help="JSON written by an earlier --select holdout or early-stop run.",
+        help="JSON written by an earlier --select holdout run.",
     )
     p.add_argument(
         "--patience",

@@ -1,5 +1,10 @@
 """Training helpers that wrap a model's ``fit``: early stopping on the tuning holdout."""
 
-from dotrec.train.early_stopping import EpochSelection, fit_early_stopped, select_epochs
+from dotrec.train.early_stopping import (
+    EpochSelection,
+    fit_early_stopped,
+    select_epochs,
+    with_epochs,
+)
 
-__all__ = ["EpochSelection", "fit_early_stopped", "select_epochs"]
+__all__ = ["EpochSelection", "fit_early_stopped", "select_epochs", "with_epochs"]
