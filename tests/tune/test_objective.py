@@ -115,3 +115,22 @@ def test_bad_settings_are_config_errors(split: Split, tmp_path: Path, bad: dict)
     kwargs = {**TINY, "n_trials": 1, **bad}
     with pytest.raises(ConfigError):
         tune(split, "mf", storage=storage_url(tmp_path), **kwargs)
+
+
+def test_early_stopping_ends_trials_at_their_best_epoch(tmp_path: Path) -> None:
+    # MF's space at epoch_scale 1 samples 10-256 epochs; patience 2 stops well before that on
+    # this tiny data, and the result's epochs are the best trial's best epoch.
+    url = storage_url(tmp_path)
+    settings = {**TINY, "epoch_scale": 1.0}
+    result = tune(planted(), "mf", n_trials=2, storage=url, early_stopping=2, **settings)
+    study = optuna.load_study(study_name=result.study_name, storage=url)
+    for t in study.get_trials():
+        steps = t.intermediate_values
+        best = max(steps, key=lambda e: (steps[e], -e))
+        assert t.user_attrs["best_epoch"] == best and t.value == steps[best]
+        assert max(steps) == best + 2 < t.params["epochs"]  # stopped 2 epochs after the best
+    assert result.best_params["epochs"] == result.best_attrs["best_epoch"]
+    assert result.best_attrs["sampled_epochs"] > result.best_params["epochs"]
+    # another patience is another study
+    with pytest.raises(ConfigError, match="early_stopping"):
+        tune(planted(), "mf", n_trials=2, storage=url, early_stopping=3, **settings)

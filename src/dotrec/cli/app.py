@@ -129,6 +129,11 @@ def storage_option() -> Any:
     )
 
 
+def early_stopping_option(help: str) -> Any:
+    """``--early-stopping N``: patience on the tuning holdout (0 = off)."""
+    return typer.Option(0, "--early-stopping", min=0, help=help)
+
+
 def k_option(help: str = "Cut-off for HR@k / NDCG@k.") -> Any:
     """``-k``, a positive cut-off (0 or less is a usage error)."""
     return typer.Option(10, "-k", min=1, help=help)

@@ -23,6 +23,7 @@ from dotrec.cli.app import (
     dataset_option,
     default_threads,
     device_option,
+    early_stopping_option,
     epoch_scale_option,
     heartbeat_option,
     holdout_negatives_option,
@@ -126,6 +127,10 @@ def study_cmd(
     epoch_scale: float = epoch_scale_option(),
     threads: int | None = threads_option(),
     holdout_negatives: int = holdout_negatives_option(),
+    early_stopping: int = early_stopping_option(
+        "Stop each trial N epochs after its best holdout epoch; the best configuration then "
+        "trains that epoch count. 0 = off (every sampled epoch)."
+    ),
     heartbeat: int = heartbeat_option(),
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
@@ -157,6 +162,7 @@ def study_cmd(
         storage=storage,
         heartbeat=heartbeat,
         holdout_negatives=holdout_negatives,
+        early_stopping=early_stopping or None,
         **torch_options("neumf", optimizer, precision, device),
     )
     split = load_split(dataset, data_dir, seed, options=data_options)

@@ -30,6 +30,7 @@ from dotrec.cli.app import (
     dataset_option,
     default_threads,
     device_option,
+    early_stopping_option,
     format_option,
     k_option,
     optimizer_option,
@@ -209,11 +210,8 @@ def train_cmd(
     force: bool = typer.Option(
         False, "--force", help="Replace --out if it holds a dotrec model (never anything else)."
     ),
-    early_stopping: int = typer.Option(
-        0,
-        "--early-stopping",
-        min=0,
-        help="Choose the epoch count on the tuning holdout (training data less each user's "
+    early_stopping: int = early_stopping_option(
+        "Choose the epoch count on the tuning holdout (training data less each user's "
         "latest item; --epochs is the maximum; stop N epochs after the best), then fit that "
         "many epochs on all the training data. 0 = off.",
     ),

@@ -35,6 +35,7 @@ from dotrec.cli.app import (
     dataset_option,
     default_threads,
     device_option,
+    early_stopping_option,
     epoch_scale_option,
     err_console,
     heartbeat_option,
@@ -159,6 +160,10 @@ def tune_cmd(
     epoch_scale: float = epoch_scale_option(),
     threads: int | None = threads_option(),
     holdout_negatives: int = holdout_negatives_option(),
+    early_stopping: int = early_stopping_option(
+        "Stop each trial N epochs after its best holdout epoch; the best configuration then "
+        "trains that epoch count. 0 = off (every sampled epoch)."
+    ),
     heartbeat: int = heartbeat_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     optimizer: str = optimizer_option(),
@@ -190,6 +195,7 @@ def tune_cmd(
             epoch_scale=epoch_scale,
             timeout=timeout,
             holdout_negatives=holdout_negatives,
+            early_stopping=early_stopping or None,
             on_progress=TrialDisplay(progress, task, metric),
             torch_options=torch_options(model_name, optimizer, precision, device),
         )

@@ -69,6 +69,8 @@ class StudyConfig:
     storage: str | None = None
     heartbeat: int = 10
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES
+    #: Patience of early stopping inside each tuning trial (None: off).
+    early_stopping: int | None = None
     #: GMF, MLP and NeuMF: "adam" or "lazy_adam", "fp32" or "bf16", "cpu", "cuda" or "auto".
     optimizer: str = "adam"
     precision: str = "fp32"
@@ -274,6 +276,7 @@ def run_cell(
         pruner=config.pruner,
         epoch_scale=config.epoch_scale,
         holdout_negatives=config.holdout_negatives,
+        early_stopping=config.early_stopping,
         on_progress=listener.tuning,
         torch_options=config.torch_options(),
     )

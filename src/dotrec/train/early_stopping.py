@@ -47,6 +47,33 @@ class EpochSelection:
         }
 
 
+class EarlyStopping:
+    """Patience on a per-epoch value (higher is better): the rule every early stop in dotrec uses.
+
+    ``update(epoch, value)`` records an epoch and says whether to stop: ``patience`` epochs have
+    passed since the best one. Ties go to the earlier epoch (fewer epochs for the same value).
+    """
+
+    def __init__(self, patience: int) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ConfigError(f"patience must be an integer >= 1, got {patience!r}")
+        self.patience = patience
+        self.values: dict[int, float] = {}
+
+    def update(self, epoch: int, value: float) -> bool:
+        """Record ``value`` for ``epoch``; True when training should stop."""
+        self.values[epoch] = value
+        return epoch - self.best_epoch >= self.patience
+
+    @property
+    def best_epoch(self) -> int:
+        return max(self.values, key=lambda e: (self.values[e], -e))
+
+    @property
+    def best_value(self) -> float:
+        return self.values[self.best_epoch]
+
+
 class _Stop(Exception):
     """Raised from the epoch callback once ``patience`` epochs passed without improvement."""
 
@@ -70,19 +97,16 @@ def select_epochs(
 
     ``model`` itself is not fitted; ``on_epoch(epoch, value)`` reports each holdout value.
     """
-    if patience < 1:
-        raise ConfigError(f"patience must be >= 1, got {patience}")
+    stopper = EarlyStopping(patience)
     if metric not in METRICS or k < 1:
         raise ConfigError(f"metric must be one of {', '.join(METRICS)} and k >= 1")
     holdout = split.holdout(seed, holdout_negatives)
-    values: dict[int, float] = {}
 
     def consider(epoch: int, m: Model) -> None:
-        values[epoch] = float(getattr(evaluate_sampled(m, holdout, k=k), metric).mean())
+        value = float(getattr(evaluate_sampled(m, holdout, k=k), metric).mean())
         if on_epoch is not None:
-            on_epoch(epoch, values[epoch])
-        best = max(values, key=lambda e: (values[e], -e))
-        if epoch - best >= patience:
+            on_epoch(epoch, value)
+        if stopper.update(epoch, value):
             raise _Stop
 
     trial = type(model).from_config(model.config())
@@ -97,8 +121,7 @@ def select_epochs(
         trial.fit(holdout.train, on_epoch=consider)
     except _Stop:
         pass
-    best = max(values, key=lambda e: (values[e], -e))
-    return EpochSelection(best, values[best], values, metric, k)
+    return EpochSelection(stopper.best_epoch, stopper.best_value, stopper.values, metric, k)
 
 
 def fit_early_stopped(

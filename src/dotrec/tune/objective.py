@@ -5,7 +5,9 @@ leave-one-out procedure applied to the training interactions), so the test items
 negatives never reach it. Each trial samples a configuration, fits the model on the holdout's
 training part, and after every epoch scores the sampled protocol on the holdout (NDCG@10 by
 default), reports it to Optuna and stops early when the pruner says so. The trial's value is
-the metric after the last epoch.
+the metric after the last epoch; with ``early_stopping=N`` (:class:`dotrec.train.EarlyStopping`)
+a trial instead stops N epochs after its best epoch, its value is the best epoch's, and that
+epoch is recorded as the trial's ``best_epoch`` (the epochs a refit should train).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dotrec.data.splits import Split
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate_sampled
 from dotrec.models import Model
+from dotrec.train.early_stopping import EarlyStopping
 from dotrec.tune.spaces import check_model, fit_config, suggest
 
 #: Per-user metrics the objective can maximise (attributes of ``EvalResult``).
@@ -68,6 +71,8 @@ class HoldoutObjective:
         Multiplies the searched epoch ranges (a cheaper or longer search).
     on_epoch : callable, optional
         Receives an :class:`EpochEvent` after every epoch.
+    early_stopping : int, optional
+        Patience in epochs (see the module doc); None trains every sampled epoch.
     """
 
     def __init__(
@@ -83,8 +88,11 @@ class HoldoutObjective:
         epoch_scale: float = 1.0,
         on_epoch: Callable[[EpochEvent], None] | None = None,
         torch_options: Mapping[str, Any] | None = None,
+        early_stopping: int | None = None,
     ) -> None:
         check_model(model)
+        if early_stopping is not None:
+            EarlyStopping(early_stopping)  # checks the patience now, not in the first trial
         if metric not in METRICS:
             raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if k < 1:
@@ -99,6 +107,7 @@ class HoldoutObjective:
         self.torch_options = dict(torch_options or {})
         self.epoch_scale = epoch_scale
         self.on_epoch = on_epoch
+        self.early_stopping = early_stopping
 
     def score(self, model: Model) -> float:
         """Mean holdout ``metric@k`` of ``model`` under the sampled protocol."""
@@ -109,6 +118,7 @@ class HoldoutObjective:
         params = suggest(trial, self.model, self.epoch_scale)
         trial.set_user_attr("worker", worker_id())
         last: list[float] = []
+        stopper = None if self.early_stopping is None else EarlyStopping(self.early_stopping)
 
         def on_epoch(phase: str, epoch: int, epochs: int, m: Model) -> None:
             value = None
@@ -122,18 +132,30 @@ class HoldoutObjective:
                 raise optuna.TrialPruned(
                     f"pruned at epoch {epoch} of {epochs} ({self.metric}@{self.k} {value:.4f})"
                 )
+            if value is not None and stopper is not None and stopper.update(epoch, value):
+                raise _Stopped
 
         start = time.perf_counter()
-        model = fit_config(
-            self.model,
-            self.size,
-            params,
-            self.holdout.train,
-            seed=self.seed,
-            threads=self.threads,
-            on_epoch=on_epoch,
-            torch_options=self.torch_options,
-        )
+        try:
+            fit_config(
+                self.model,
+                self.size,
+                params,
+                self.holdout.train,
+                seed=self.seed,
+                threads=self.threads,
+                on_epoch=on_epoch,
+                torch_options=self.torch_options,
+            )
+        except _Stopped:
+            pass
         trial.set_user_attr("fit_seconds", time.perf_counter() - start)
-        assert last and model.epochs_done, "every search space trains at least one epoch"
-        return last[0]
+        assert last, "every search space trains at least one epoch"
+        if stopper is None:
+            return last[0]
+        trial.set_user_attr("best_epoch", stopper.best_epoch)
+        return stopper.best_value
+
+
+class _Stopped(Exception):
+    """Ends a trial's fit once early stopping says so (not a failure)."""

@@ -81,6 +81,8 @@ class TuneSettings:
     #: GMF, MLP and NeuMF only (None for the others): their optimizer and precision.
     optimizer: str | None = None
     precision: str | None = None
+    #: Patience of early stopping inside each trial (None: every sampled epoch is trained).
+    early_stopping: int | None = None
 
     def default_name(self) -> str:
         """``DATASET:MODEL:dSIZE``, the study name used when none is given."""
@@ -401,8 +403,8 @@ def summarize(
         failed=sum(t.state == TrialState.FAIL and not t.user_attrs.get("surplus") for t in trials),
         best_value=None if best is None else best.value,
         best_trial=None if best is None else best.number,
-        best_params={} if best is None else dict(best.params),
-        best_attrs={} if best is None else dict(best.user_attrs),
+        best_params={} if best is None else _refit_params(best),
+        best_attrs={} if best is None else _best_attrs(best),
         timed_out=timed_out,
         seconds=seconds,
         trial_seconds=sum(
@@ -441,6 +443,7 @@ def tune(
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES,
     on_progress: Callable[[TuneProgress], None] | None = None,
     torch_options: Mapping[str, Any] | None = None,
+    early_stopping: int | None = None,
 ) -> TuneResult:
     """Tune ``model`` at embedding ``size`` on the holdout of ``split`` (its test set unread).
 
@@ -450,6 +453,9 @@ def tune(
     or when ``timeout`` seconds have passed (checked between trials). See the module doc for
     storage, budget and crash handling. ``torch_options`` (``optimizer``, ``precision``,
     ``device``) apply to GMF, MLP and NeuMF; the first two are part of the study's settings.
+    ``early_stopping`` (patience) stops each trial N epochs after its best holdout epoch; the
+    result's ``best_params["epochs"]`` is then the best trial's best epoch (the sampled maximum
+    stays in ``best_attrs["sampled_epochs"]``).
     """
     space(model, epoch_scale)  # checks the model and the scale before any work
     if n_trials < 1:
@@ -472,6 +478,7 @@ def tune(
         epoch_scale=epoch_scale,
         holdout_negatives=holdout_negatives,
         **_torch_settings(model, torch_options),
+        early_stopping=early_stopping,
     )
     holdout = split.holdout(seed, holdout_negatives)
     rdb = storage if isinstance(storage, RDBStorage) else open_storage(storage, heartbeat)
@@ -507,8 +514,24 @@ def tune(
         epoch_scale=epoch_scale,
         on_epoch=on_epoch,
         torch_options=torch_options,
+        early_stopping=early_stopping,
     )
     timed_out = run_trials(study, objective, n_trials, timeout=timeout, on_progress=remember)
     return summarize(
         study, n_trials, timed_out=timed_out, seconds=time.monotonic() - start, storage_url=rdb.url
     )
+
+
+def _refit_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The trial's parameters, with the epochs early stopping chose (if it ran)."""
+    params = dict(trial.params)
+    if "best_epoch" in trial.user_attrs:
+        params["epochs"] = int(trial.user_attrs["best_epoch"])
+    return params
+
+
+def _best_attrs(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    attrs = dict(trial.user_attrs)
+    if "best_epoch" in attrs and "epochs" in trial.params:
+        attrs["sampled_epochs"] = trial.params["epochs"]
+    return attrs
