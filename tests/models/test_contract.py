@@ -61,13 +61,13 @@ def fitted(request: pytest.FixtureRequest, split: Split) -> tuple[str, Model]:
 
 
 def test_score_shape_and_dtype(fitted: tuple[str, Model], split: Split) -> None:
-    _, m = fitted
+    name, m = fitted
     u = np.array([0, 1, 2, 2])
     i = np.array([0, 5, 7, 7])
     s = m.score(u, i)
-    assert s.shape == (4,)
-    assert np.issubdtype(s.dtype, np.floating)
-    assert s[2] == s[3]
+    assert s.shape == (4,) and s.dtype == np.float32
+    if name in LEARNERS:  # a learner ranks: its scores of one user's items are not all equal
+        assert np.ptp(m.score_all(np.array([0]))[0]) > 1e-3
     with pytest.raises(ValueError):
         m.score(np.array([0, 1]), np.array([0]))
 
@@ -115,9 +115,11 @@ def test_learns_planted_blocks(name: str, split: Split) -> None:
 
 
 def test_popularity_is_not_a_learner(split: Split) -> None:
-    # The planted blocks have flat popularity, so Popularity must do much worse than learners.
+    # The planted blocks have flat popularity: measured 0.267, against 0.47 for random scores
+    # (mean of 10 seeds) and >= 0.9 for every learner; a Popularity that ranked by anything but
+    # the counts would leave this band.
     hr = evaluate_sampled(Popularity().fit(split.train), split, k=10).hr.mean()
-    assert hr < 0.8
+    assert 0.2 <= hr <= 0.34, hr
 
 
 def test_score_candidates_matches_score(fitted: tuple[str, Model], split: Split) -> None:

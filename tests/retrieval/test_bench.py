@@ -77,8 +77,13 @@ def test_small_bench_run(tmp_path: Path) -> None:
         (n, m) for n in (500, 3000) for m in methods
     }
     for row in rows:
-        assert row["median_s"] > 0 and row["p99_s"] >= row["median_s"]
-        assert 0 < row["recall"] <= 1
+        assert row["p99_s"] >= row["median_s"] > 0
+        # exact search and whole-catalog scoring are exact; the ANN indexes on these small
+        # catalogs come near it (a broken index does not)
+        if row["method"] in ("exact", "neumf"):
+            assert row["recall"] == 1.0, row
+        else:
+            assert row["recall"] >= 0.8, row
     exact = [row for row in rows if row["method"] == "exact"]
     assert all(row["bandwidth_bound_s"] > 0 and row["batched_qps"] > 0 for row in exact)
     assert set(res["exponents"]) == set(methods)

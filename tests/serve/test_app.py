@@ -138,13 +138,25 @@ def test_learned_model_service(popularity_dir: Path) -> None:
     assert r.status_code == 501 and r.json()["error"] == "not_supported"
 
 
-def test_state_is_one_shared_object(hnsw_dir: Path) -> None:
+def test_state_is_one_shared_object(hnsw_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(hnsw_dir)
     state = app.state.serving
-    c = TestClient(app)
-    c.get("/users/u0/recommendations")
-    assert app.state.serving is state  # requests read it, never rebuild it
     assert state.index_kind == "exact"
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a request loaded the model again")
+
+    # Requests only read the loaded state: with every loader broken they still answer, and the
+    # state is the same object afterwards.
+    import dotrec.serve.app as serve_app
+
+    monkeypatch.setattr(serve_app, "load_state", no_loading)
+    monkeypatch.setattr(Recommender, "from_dir", no_loading)
+    c = TestClient(app)
+    for path in ("/users/u0/recommendations", "/items/i3/similar", "/healthz"):
+        assert c.get(path).status_code == 200, path
+    assert c.post("/recommendations", json={"items": ["i3"]}).status_code == 200
+    assert app.state.serving is state
 
 
 def test_app_factory_reads_the_environment(hnsw_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
