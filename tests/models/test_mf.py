@@ -106,7 +106,9 @@ def test_bad_hyperparameters(kw: dict) -> None:
 
 @pytest.mark.realdata
 def test_band_on_ml_1m_u3k(data_dir: Path) -> None:
-    """A short run on the 2,999-user NCF subset; measured sampled 0.665 / 0.392 (seed 0)."""
+    """A short run on the 2,999-user NCF subset. Measured (embedding_dim 32 = 31 factors and
+    the bias), seeds 0 / 1 / 2: sampled HR@10 0.663 / 0.659 / 0.665, NDCG@10 0.391 / 0.390 /
+    0.390, full HR@10 0.075 / 0.073 / 0.076; Popularity: sampled 0.469, full 0.042."""
     split = load_dataset("ml-1m-u3k", data_dir)
     m = MatrixFactorization(
         embedding_dim=32,
@@ -120,9 +122,9 @@ def test_band_on_ml_1m_u3k(data_dir: Path) -> None:
     )
     res = evaluate(m.fit(split.train), split, protocol="both")
     s, f = res["sampled"].summary(), res["full"].summary()
-    assert 0.63 <= s["hr@10"] <= 0.75, s
-    assert 0.37 <= s["ndcg@10"] <= 0.46, s
-    assert 0.06 <= f["hr@10"] <= 0.12, f  # measured 0.072; Popularity gets 0.042
+    assert 0.645 <= s["hr@10"] <= 0.685, s
+    assert 0.375 <= s["ndcg@10"] <= 0.405, s
+    assert 0.065 <= f["hr@10"] <= 0.085, f
 
 
 def test_divergence_is_a_clear_error() -> None:

@@ -191,7 +191,11 @@ def test_cli_trains_neumf_from_pretrained_gmf_and_mlp(tmp_path: Path) -> None:
                 *common,
                 *extra,
                 "--epochs",
-                "2",
+                "8",
+                "--learning-rate",
+                "0.01",
+                "--optimizer",
+                "lazy_adam",
                 "--batch-size",
                 "256",
                 "--out",
@@ -225,7 +229,9 @@ def test_cli_trains_neumf_from_pretrained_gmf_and_mlp(tmp_path: Path) -> None:
     assert meta["fit"]["pretrained_from"]["gmf"]["config"]["factor"] == 8
     r = runner.invoke(app, ["evaluate", str(n), "--dataset", "synthetic", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["sampled"]["hr@10"] > 0.2
+    # Measured 0.772 (its GMF alone 0.773); Popularity gets 0.6005 here and random scores about
+    # 0.10, so a NeuMF that lost what its pretrained GMF learned falls below the band.
+    assert 0.70 <= json.loads(r.stdout)["sampled"]["hr@10"] <= 0.85
 
     r = runner.invoke(
         app,
@@ -308,9 +314,10 @@ except ConfigError as e:
 
 @pytest.mark.realdata
 def test_gmf_band_on_ml_1m_u3k(data_dir: Path) -> None:
-    # Measured: sampled HR@10 0.505 / 0.509 / 0.531 for seeds 0 / 1 / 2 (GMF k=8, 2 epochs,
-    # 1 thread, torch 2.13 CPU); the band leaves room for seed-level spread and other builds.
+    # Measured: sampled HR@10 0.581 / 0.594 / 0.593 for seeds 0 / 1 / 2 (GMF k=8, lazy Adam,
+    # 6 epochs, 1 thread, torch 2.13 CPU); Popularity gets 0.469 and random scores about 0.10,
+    # so a GMF that learned nothing beyond item popularity falls below the band.
     split = load_dataset("ml-1m-u3k", data_dir)
-    m = GMF(factor=8, epochs=2, seed=0, threads=1).fit(split.train)
+    m = GMF(factor=8, epochs=6, seed=0, threads=1, optimizer="lazy_adam").fit(split.train)
     hr = evaluate_sampled(m, split).hr.mean()
-    assert 0.46 <= hr <= 0.58, hr
+    assert 0.55 <= hr <= 0.63, hr
