@@ -172,15 +172,18 @@ def _show(
         ]
         console.out(json.dumps({**head, "k": k, "items": answer}))
         return
-    t = Table(
-        title=f"top {k} for {who} ({rec.model.name}, "
-        f"{'score_all' if rec.index is None else rec.index.kind})"
-    )
+    how = "score_all" if rec.index is None else rec.index.kind
+    _print_ranked(f"top {k} for {who} ({rec.model.name}, {how})", items, scores, "score")
+
+
+def _print_ranked(title: str, items: np.ndarray, values: np.ndarray, column: str) -> None:
+    """A table of ranked items: rank, item_id and ``column`` (a score or a cosine)."""
+    t = Table(title=title)
     t.add_column("rank", justify="right")
     t.add_column("item_id")
-    t.add_column("score", justify="right")
-    for r, (i, s) in enumerate(zip(items.tolist(), scores.tolist()), 1):
-        t.add_row(str(r), str(i), f"{s:.4f}")
+    t.add_column(column, justify="right")
+    for r, (i, v) in enumerate(zip(items.tolist(), values.tolist()), 1):
+        t.add_row(str(r), str(i), f"{v:.4f}")
     console.print(t)
 
 
@@ -208,13 +211,9 @@ def similar_cmd(
             )
         )
         return
-    t = Table(title=f"{k} items most similar to {item} ({rec.model.name}, cosine)")
-    t.add_column("rank", justify="right")
-    t.add_column("item_id")
-    t.add_column("cosine", justify="right")
-    for r, (i, c) in enumerate(zip(items.tolist(), sims.tolist()), 1):
-        t.add_row(str(r), str(i), f"{c:.4f}")
-    console.print(t)
+    _print_ranked(
+        f"{k} items most similar to {item} ({rec.model.name}, cosine)", items, sims, "cosine"
+    )
 
 
 @app.command("export")

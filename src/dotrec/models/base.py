@@ -106,6 +106,17 @@ class Model(ABC):
         """Model-specific training; called by :meth:`fit`."""
 
     # ------------------------------------------------------------------ scoring
+    def _pairs(
+        self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs :meth:`score` takes, as int64 arrays of one shape (fitted models only)."""
+        self._check_fitted()
+        u = np.asarray(user_indices, dtype=np.int64)
+        i = np.asarray(item_indices, dtype=np.int64)
+        if u.shape != i.shape:
+            raise ValueError("user_indices and item_indices must have the same length")
+        return u, i
+
     def _check_fitted(self) -> None:
         if self.n_items == 0:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load_model()")
@@ -270,11 +281,7 @@ class DotProductModel(Model):
         self.global_bias = np.float32(0.0)
 
     def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
-        self._check_fitted()
-        u = np.asarray(user_indices, dtype=np.int64)
-        i = np.asarray(item_indices, dtype=np.int64)
-        if u.shape != i.shape:
-            raise ValueError("user_indices and item_indices must have the same length")
+        u, i = self._pairs(user_indices, item_indices)
         out = np.einsum("ij,ij->i", self.user_factors[u], self.item_factors[i])
         return (out + self.user_bias[u] + self.item_bias[i] + self.global_bias).astype(np.float32)
 

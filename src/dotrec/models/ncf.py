@@ -379,11 +379,7 @@ class _NCFModel(Model):
 
     def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
         """Logits of (user, item) index pairs: float32 array of shape (n,)."""
-        self._check_fitted()
-        u = np.asarray(user_indices, dtype=np.int64)
-        i = np.asarray(item_indices, dtype=np.int64)
-        if u.shape != i.shape:
-            raise ValueError("user_indices and item_indices must have the same length")
+        u, i = self._pairs(user_indices, item_indices)
         t = self._score_tables()
         out = np.full(len(u), self.weights["output.bias"][0], dtype=np.float32)
         per = max(1, SCORE_BUDGET // max(self.layers[:1] + [self.factor]))

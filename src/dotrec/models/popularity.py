@@ -32,11 +32,7 @@ class Popularity(Model):
             on_epoch(1, self)
 
     def score(self, user_indices: npt.ArrayLike, item_indices: npt.ArrayLike) -> np.ndarray:
-        self._check_fitted()
-        u = np.asarray(user_indices)
-        i = np.asarray(item_indices, dtype=np.int64)
-        if u.shape != i.shape:
-            raise ValueError("user_indices and item_indices must have the same length")
+        u, i = self._pairs(user_indices, item_indices)
         return self.item_counts[i]
 
     def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
