@@ -284,6 +284,16 @@ class Trainer:
         )
         return float(total) / max(1, len(users))
 
+    def _adam_hyper(self) -> dict[str, Any]:
+        """Adam's settings for this step (row and dense updates alike)."""
+        return {
+            "lr": self.cfg.learning_rate,
+            "betas": BETAS,
+            "eps": EPS,
+            "weight_decay": self.cfg.regularization,
+            "step": self.step_count,
+        }
+
     def _update_rows(self, name: str, rows: Any, g: Any) -> None:
         cfg = self.cfg
         if cfg.sgd:
@@ -298,11 +308,7 @@ class Trainer:
                 st["exp_avg_sq"],
                 rows,
                 g,
-                lr=cfg.learning_rate,
-                betas=BETAS,
-                eps=EPS,
-                weight_decay=cfg.regularization,
-                step=self.step_count,
+                **self._adam_hyper(),
             )
 
     def _update_table(self, name: str, grad: Any) -> None:
@@ -318,11 +324,7 @@ class Trainer:
                 st["exp_avg"],
                 st["exp_avg_sq"],
                 grad,
-                lr=cfg.learning_rate,
-                betas=BETAS,
-                eps=EPS,
-                weight_decay=cfg.regularization,
-                step=self.step_count,
+                **self._adam_hyper(),
             )
 
     def _update_dense(self) -> None:
