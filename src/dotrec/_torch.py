@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from dotrec._optional import import_optional
 from dotrec.errors import ConfigError
 
 #: Values of ``device=`` / ``--device``: ``auto`` picks CUDA when torch sees a GPU, else CPU.
@@ -21,14 +22,12 @@ PRECISIONS = ("fp32", "bf16")
 
 def import_torch() -> Any:
     """``import torch``, or a :class:`ConfigError` saying how to install it."""
-    try:
-        import torch
-    except ImportError:
-        raise ConfigError(
-            "this needs PyTorch: pip install 'dotrec[torch]' (CPU wheel: "
-            "pip install torch==2.13.0 first)"
-        ) from None
-    return torch
+    return import_optional(
+        "torch",
+        "this",
+        "pip install 'dotrec[torch]' (CPU wheel: pip install torch==2.13.0 first)",
+        "PyTorch",
+    )
 
 
 def check_device(device: str) -> str:

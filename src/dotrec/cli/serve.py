@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dotrec._optional import import_optional
 from dotrec.cli.app import app, err_console
-from dotrec.errors import ConfigError
 
 
 @app.command("serve")
@@ -34,10 +34,9 @@ def serve_cmd(
 
     POST /admin/reload (from this machine) loads a new model version written to MODEL_DIR.
     """
-    try:
-        from dotrec.serve import server
-    except ImportError:
-        raise ConfigError("serving needs the serve extra: pip install 'dotrec[serve]'") from None
+    server = import_optional(
+        "dotrec.serve.server", "serving", "pip install 'dotrec[serve]'", "FastAPI and uvicorn"
+    )
     explicit = host is not None
     address = host if host is not None else server.DEFAULT_HOST
     if explicit and not server.resolves_to_loopback(address):

@@ -15,6 +15,7 @@ import typer
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from dotrec._optional import import_optional
 from dotrec.cli._common import load_split, print_table, with_data_options
 from dotrec.cli.app import (
     app,
@@ -39,7 +40,6 @@ from dotrec.cli.app import (
 from dotrec.cli.train import parse_int_list
 from dotrec.cli.tune import TrialDisplay, load_optuna, trial_progress
 from dotrec.data.registry import DataOptions
-from dotrec.errors import ConfigError
 
 if TYPE_CHECKING:  # Optuna and matplotlib (extras) are imported only when the command runs
     from dotrec.study import Cell
@@ -139,12 +139,7 @@ def study_cmd(
 ) -> None:
     """Tune, retrain and test every model at every size; print the table, write the report."""
     load_optuna()
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "the study report needs matplotlib: pip install 'dotrec[plots]'"
-        ) from None
+    import_optional("matplotlib", "the study report", "pip install 'dotrec[plots]'")
     from dotrec.study import StudyConfig, run_study, write_report
     from dotrec.study.report import results_table
 

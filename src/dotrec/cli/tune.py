@@ -26,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dotrec._optional import import_optional
 from dotrec.artifacts import atomic_write_bytes
 from dotrec.cli._common import LoggedProgress, load_split, print_table, with_data_options
 from dotrec.cli.app import (
@@ -50,7 +51,6 @@ from dotrec.cli.app import (
     torch_options,
 )
 from dotrec.data.registry import DataOptions
-from dotrec.errors import ConfigError
 
 if TYPE_CHECKING:  # Optuna (the `tune` extra) is imported only when a command needs it
     from dotrec.tune import TuneProgress, TuneResult
@@ -119,10 +119,7 @@ def result_table(result: TuneResult, metric: str) -> Table:
 
 def load_optuna() -> None:
     """Check that Optuna is installed and keep its per-trial INFO lines out of the display."""
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError("tuning needs Optuna: pip install 'dotrec[tune]'") from None
+    optuna = import_optional("optuna", "tuning", "pip install 'dotrec[tune]'")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dotrec._optional import import_optional
 from dotrec.errors import ConfigError
 from dotrec.random import int_seed
 from dotrec.retrieval.base import ItemIndex, register_index
@@ -53,13 +54,9 @@ METRICS = ("l2", "ip")
 
 def import_faiss() -> Any:
     """Import faiss, or raise a :class:`ConfigError` that says how to install it."""
-    try:
-        import faiss
-    except ImportError:
-        raise ConfigError(
-            "the hnsw and ivf indexes need faiss: pip install 'dotrec[ann]' (faiss-cpu)"
-        ) from None
-    return faiss
+    return import_optional(
+        "faiss", "the hnsw and ivf indexes", "pip install 'dotrec[ann]' (faiss-cpu)"
+    )
 
 
 class _FaissIndex(ItemIndex):
