@@ -129,3 +129,20 @@ def test_score_candidates_matches_score(fitted: tuple[str, Model], split: Split)
     got = m.score_candidates(users, cand)
     want = m.score(np.repeat(users, 3), cand.reshape(-1)).reshape(3, 3)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_one_size_vocabulary_with_the_papers_accounting() -> None:
+    # Rendle et al. (2020) count numbers per vector: MF's bias is one of its d, an MLP of
+    # factor k has embeddings of 2k and NeuMF adds a GMF branch of k.
+    assert MatrixFactorization(embedding_dim=64).size == 64
+    assert MatrixFactorization(embedding_dim=64).n_factors == 63
+    assert IALS(embedding_dim=64).size == 64
+    assert GMF(factor=64).size == 64
+    assert MLP(factor=64).size == 128 and MLP(factor=8, layers=[64, 16, 8]).size == 32
+    assert NeuMF(factor=64).size == 192
+    assert Popularity().size is None
+    from dotrec.tune.spaces import width_for_size
+
+    for name, model in (("mf", MatrixFactorization), ("gmf", GMF), ("mlp", MLP), ("neumf", NeuMF)):
+        width = width_for_size(name, 192)
+        assert model(**{model.size_param: width}).size == 192  # type: ignore[misc]

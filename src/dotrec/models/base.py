@@ -28,6 +28,10 @@ from dotrec.errors import ArtifactError, ConfigError, NotFittedError, NotSupport
 
 M = TypeVar("M", bound="Model")
 
+#: Float32 elements per intermediate array when scoring (the default ``batch_size`` of
+#: :meth:`Model.score_all`).
+SCORE_BUDGET = 1 << 22
+
 #: Called after every epoch as ``on_epoch(epoch, model)`` with the 1-based epoch number.
 #: Progress bars, periodic evaluation, checkpoints and tuning pruners hook in here.
 EpochCallback = Callable[[int, "Model"], None]
@@ -46,8 +50,13 @@ class Model(ABC):
 
     #: Registry key, also the CLI name (``dotrec train NAME``).
     name: ClassVar[str]
-    #: True for models whose score is a dot product of user and item vectors (MIPS-servable).
-    is_dot_product: ClassVar[bool] = False
+
+    #: The constructor parameter that sets the model's width (``--embedding-dim`` or
+    #: ``--factor`` on the command line), None for a model without one.
+    size_param: ClassVar[str | None] = None
+    #: Numbers per user or item vector per unit of ``size_param``, as Rendle et al. (2020)
+    #: count them (MF, iALS, GMF 1; MLP 2; NeuMF 3): ``size = size_multiplier * width``.
+    size_multiplier: ClassVar[int] = 1
 
     n_users: int = 0
     n_items: int = 0
@@ -121,6 +130,13 @@ class Model(ABC):
         if self.n_items == 0:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load_model()")
 
+    @property
+    def size(self) -> int | None:
+        """The model's embedding size as the paper counts it (None without a width)."""
+        if self.size_param is None:
+            return None
+        return self.size_multiplier * int(self.config()[self.size_param])
+
     # ------------------------------------------------------------------ fold-in
     def fold_in(self, item_lists: Sequence[npt.ArrayLike]) -> np.ndarray:
         """User rows for users the model was not trained on, without retraining.
@@ -169,14 +185,16 @@ class Model(ABC):
     def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
         """Scores of every item for each user: float32 array of shape (len(users), n_items).
 
-        The default scores pairs in chunks through :meth:`score`; models override it with a
-        faster path.
+        ``batch_size`` means the same for every model: the most float32 elements any
+        intermediate array may hold (default :data:`SCORE_BUDGET`); users (and, where one
+        user's pass is larger, items) are processed in blocks within it. The default scores
+        pairs through :meth:`score`; models override it with a faster path.
         """
         self._check_fitted()
         users = np.asarray(user_indices, dtype=np.int64)
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         items = np.arange(self.n_items, dtype=np.int64)
-        per = max(1, (batch_size or 1 << 20) // max(1, self.n_items))
+        per = max(1, (batch_size or SCORE_BUDGET) // max(1, self.n_items))
         for s in range(0, len(users), per):
             u = users[s : s + per]
             out[s : s + len(u)] = self.score(
@@ -270,8 +288,6 @@ def check_compatible(model: Model, train: Interactions, where: str = "model") ->
 class DotProductModel(Model):
     """A model whose score is ``global_bias + user_bias[u] + item_bias[i] + <p_u, q_i>``."""
 
-    is_dot_product: ClassVar[bool] = True
-
     def __init__(self) -> None:
         super().__init__()
         self.user_factors = np.zeros((0, 0), np.float32)
@@ -298,10 +314,14 @@ class DotProductModel(Model):
     def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
         self._check_fitted()
         u = np.asarray(user_indices, dtype=np.int64)
-        s = self.user_factors[u] @ self.item_factors.T
-        s += self.item_bias[None, :]
-        s += (self.user_bias[u] + self.global_bias)[:, None]
-        return s.astype(np.float32, copy=False)
+        out = np.empty((len(u), self.n_items), dtype=np.float32)
+        per = max(1, (batch_size or SCORE_BUDGET) // max(1, self.n_items))
+        for s in range(0, len(u), per):
+            block = u[s : s + per]
+            np.matmul(self.user_factors[block], self.item_factors.T, out=out[s : s + per])
+            out[s : s + per] += self.item_bias[None, :]
+            out[s : s + per] += (self.user_bias[block] + self.global_bias)[:, None]
+        return out
 
     def score_rows(self, rows: np.ndarray) -> np.ndarray:
         """Rows are ``[p_u, b_u]``: the user's factors with its bias as the last column."""

@@ -296,6 +296,7 @@ class IALS(DotProductModel):
     """
 
     name = "ials"
+    size_param = "embedding_dim"
 
     def __init__(
         self,

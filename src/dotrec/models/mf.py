@@ -270,6 +270,7 @@ class MatrixFactorization(DotProductModel):
     """
 
     name = "mf"
+    size_param = "embedding_dim"
 
     def __init__(
         self,

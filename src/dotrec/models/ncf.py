@@ -67,7 +67,7 @@ from dotrec.data.interactions import Interactions
 from dotrec.data.negatives import training_negatives
 from dotrec.errors import ConfigError
 from dotrec.models._ncf_train import StepConfig, Trainer
-from dotrec.models.base import EpochCallback, Model, register
+from dotrec.models.base import SCORE_BUDGET, EpochCallback, Model, register
 from dotrec.random import rng
 from dotrec.validate import check_int, check_positive
 
@@ -79,8 +79,6 @@ PRETRAIN_ALPHA = 0.5
 #: Optimizers of the NCF models: dense Adam (the paper's Keras semantics) or Adam on the
 #: embedding rows a batch touches (see :mod:`dotrec.models._row_optim`).
 OPTIMIZERS = ("adam", "lazy_adam")
-#: Float32 elements per intermediate array when scoring (bounds score/score_all memory).
-SCORE_BUDGET = 1 << 22
 
 
 def _check_layers(layers: Any) -> list[int]:
@@ -434,6 +432,11 @@ class _NCFModel(Model):
                     block[:, j : j + len(items)] += self._tower(h, t).reshape(len(mu), len(items))
         return out
 
+    @property
+    def size(self) -> int:
+        """Numbers per user (or item) vector: the GMF embedding plus the MLP embedding."""
+        return sum(self._user_widths())
+
     # ------------------------------------------------------------------ fold-in
     def _user_widths(self) -> tuple[int, int]:
         """Widths of the GMF and MLP user embeddings (0 for a missing branch)."""
@@ -588,6 +591,7 @@ class GMF(_NCFModel):
     """
 
     name = "gmf"
+    size_param = "factor"
     branches = ("gmf",)
 
     def __init__(
@@ -642,6 +646,8 @@ class MLP(_NCFModel):
     """
 
     name = "mlp"
+    size_param = "factor"
+    size_multiplier = 2
     branches = ("mlp",)
 
     def __init__(
@@ -701,6 +707,8 @@ class NeuMF(_NCFModel):
     """
 
     name = "neumf"
+    size_param = "factor"
+    size_multiplier = 3
     branches = ("gmf", "mlp")
 
     def __init__(

@@ -36,6 +36,7 @@ class Popularity(Model):
         return self.item_counts[i]
 
     def score_all(self, user_indices: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
+        """The counts, one row per user (no intermediate arrays: ``batch_size`` has no use)."""
         self._check_fitted()
         n = len(np.asarray(user_indices))
         return np.broadcast_to(self.item_counts, (n, self.n_items)).copy()

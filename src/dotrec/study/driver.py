@@ -33,7 +33,7 @@ from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split
 from dotrec.errors import ArtifactError, ConfigError
 from dotrec.eval.metrics import hit_rate, ndcg
 from dotrec.eval.protocols import PROTOCOL_VERSION, evaluate
-from dotrec.models import MODELS, Model
+from dotrec.models import MODELS, DotProductModel, Model
 from dotrec.tune import (
     PRUNERS,
     TuneProgress,
@@ -134,7 +134,7 @@ class Cell:
 
     @property
     def is_dot_product(self) -> bool:
-        return bool(MODELS[self.model].is_dot_product)
+        return issubclass(MODELS[self.model], DotProductModel)
 
     def metric(self, protocol: str, key: str) -> np.ndarray:
         """One summary value (e.g. ``"hr@10"``) per seed."""

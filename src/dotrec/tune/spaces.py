@@ -146,8 +146,9 @@ REFERENCE: dict[str, dict[str, Any]] = {
 #: Settings held fixed while tuning (beside the size, the seed and the thread count).
 FIXED: dict[str, dict[str, Any]] = {"ials": {"solver": "cg"}}
 
-#: How the paper counts a model's embedding size from its width parameter.
-SIZE_MULTIPLIER: dict[str, int] = {"mf": 1, "ials": 1, "gmf": 1, "mlp": 2, "neumf": 3}
+#: How the paper counts a model's embedding size from its width parameter (each model class
+#: declares it: ``Model.size_multiplier``).
+SIZE_MULTIPLIER: dict[str, int] = {name: MODELS[name].size_multiplier for name in SPACES}
 
 _EPOCH_PARAMS = ("epochs", "pretrain_epochs")
 
@@ -230,7 +231,8 @@ def _options(
     torch_options: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     width = width_for_size(model, size)
-    key = "embedding_dim" if model in ("mf", "ials") else "factor"
+    key = MODELS[model].size_param
+    assert key is not None, f"{model} has a search space, so it has a width"
     extra = dict(torch_options or {}) if model in TORCH_MODELS else {}
     return {**FIXED.get(model, {}), **params, **extra, key: width, "seed": seed, "threads": threads}
 
