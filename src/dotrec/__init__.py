@@ -31,8 +31,10 @@ from dotrec.models import (
     load_model,
     load_seen,
 )
+from dotrec.recommend import Recommender
 
 __all__ = [
+    "Recommender",
     "DataOptions",
     "filter_interactions",
     "NotFittedError",
