@@ -15,7 +15,6 @@ from dotrec.bench.serving import sample_catalog
 from dotrec.errors import ArtifactError, ConfigError
 from dotrec.models import load_model
 from dotrec.models.base import DotProductModel
-from dotrec.random import rng
 from dotrec.retrieval import (
     ExactIndex,
     HNSWIndex,
@@ -33,7 +32,7 @@ from dotrec.retrieval.transform import (
     mips_to_l2_items,
     mips_to_l2_queries,
 )
-from tests.retrieval.conftest import make_model_dir, trained_mf
+from tests.retrieval.conftest import brute_force_recall, make_model_dir, trained_mf
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +123,7 @@ def test_build_reports_recall_and_rejects_learned_models(
     info = index.build_info
     # The reported recall is the one a brute-force top-10 gives on the same sampled users
     # (measured 0.972; a broken graph or a recall computed against itself would differ).
-    users = np.sort(rng(0, "index_recall").choice(mf.n_users, size=200, replace=False))
-    scores = mf.user_factors[users] @ mf.item_factors.T + mf.item_bias
-    truth = np.argsort(-scores, axis=1, kind="stable")[:, :10]
-    found, _ = index.search(mf.user_factors[users], 10)
-    recall = np.mean([len(np.intersect1d(t, f)) / 10 for t, f in zip(truth, found)])
+    recall = brute_force_recall(mf, index, 200)
     assert info["recall@10"] == pytest.approx(recall) and recall >= 0.9
     assert info["recall_queries"] == 200
     assert info["build_seconds"] > 0 and info["memory_bytes"] > mf.item_factors.nbytes
