@@ -41,7 +41,8 @@ CASES = {
         "src/dotrec/models/base.py",
         "return (out + self.user_bias[u] + self.item_bias[i] + self.global_bias)"
         ".astype(np.float32)",
-        "return out + self.user_bias[u] + self.item_bias[i] + self.global_bias",
+        "return (out + self.user_bias[u] + self.item_bias[i] + self.global_bias)"
+        ".astype(np.float64)",
         "dot-product scores come back as float64",
     ),
     "Popularity scores random": (

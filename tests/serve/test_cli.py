@@ -37,16 +37,17 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_index_build_and_recommend(tmp_path: Path, mf_dir: Path) -> None:
     d = tmp_path / "mf"
     shutil.copytree(mf_dir, d)
-    r = runner.invoke(app, ["index", "build", str(d), "--kind", "ivf", "--nprobe", "4", "--json"])
+    # nprobe 1 of 4 cells: an approximate index (measured recall@10 0.80; nprobe 4 is exact)
+    r = runner.invoke(app, ["index", "build", str(d), "--kind", "ivf", "--nprobe", "1", "--json"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
-    assert report["kind"] == "ivf" and report["params"]["nprobe"] == 4
+    assert report["kind"] == "ivf" and report["params"]["nprobe"] == 1
     assert (d / "index-ivf" / "index.faiss").is_file()
     # the CLI reports the index's real recall: a brute-force top-10 over the same sampled users
     model = load_model(d)
     index = load_index(d, "ivf", model)
     recall = brute_force_recall(model, index, report["recall_queries"])
-    assert report["recall@10"] == pytest.approx(recall) and recall >= 0.8
+    assert report["recall@10"] == pytest.approx(recall) and 0.7 <= recall < 0.95
     r = runner.invoke(
         app, ["recommend", str(d), "--user", "u4", "-k", "5", "--index", "ivf", "--json"]
     )
