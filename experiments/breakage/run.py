@@ -133,6 +133,9 @@ def main() -> None:
     subprocess.run(
         ["git", "worktree", "add", "-q", "--detach", str(WT), "HEAD"], cwd=ROOT, check=True
     )
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=WT, capture_output=True, text=True
+    ).stdout.strip()
     env = {**os.environ, "PYTHONPATH": str(WT / "src") + os.pathsep + str(WT)}
     env.setdefault("DOTREC_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
