@@ -171,12 +171,7 @@ def main() -> None:
     out = Path(__file__).with_name("breakage.json")
     out.write_text(
         json.dumps(
-            {
-                "commit": subprocess.run(
-                    ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-                ).stdout.strip(),
-                "results": results,
-            },
+            {"commit": head, "results": results},
             indent=1,
         )
     )
