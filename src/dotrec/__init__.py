@@ -9,6 +9,7 @@ from dotrec._version import __version__
 from dotrec.data import (
     DATASETS,
     DataOptions,
+    FileSplit,
     IdMap,
     Interactions,
     Split,
@@ -17,11 +18,13 @@ from dotrec.data import (
     generate,
     leave_one_out,
     load_dataset,
+    load_file_split,
     read_ncf,
     read_table,
 )
 from dotrec.errors import ArtifactError, ConfigError, DataError, DotrecError, NotFittedError
 from dotrec.eval.protocols import EvalResult, evaluate, evaluate_full, evaluate_sampled
+from dotrec.eval.ranking import RankingResult, evaluate_ranking
 from dotrec.models import (
     MODELS,
     DotProductModel,
@@ -34,6 +37,10 @@ from dotrec.models import (
 from dotrec.recommend import Recommender
 
 __all__ = [
+    "FileSplit",
+    "RankingResult",
+    "evaluate_ranking",
+    "load_file_split",
     "Recommender",
     "DataOptions",
     "filter_interactions",

@@ -11,11 +11,19 @@ from dotrec.data.readers import (
     read_table,
     read_udata,
 )
-from dotrec.data.registry import DATASETS, DataOptions, default_data_dir, load_dataset
-from dotrec.data.splits import Split, leave_one_out, sample_negatives
+from dotrec.data.registry import (
+    DATASETS,
+    DataOptions,
+    default_data_dir,
+    load_dataset,
+    load_file_split,
+)
+from dotrec.data.splits import FileSplit, Split, leave_one_out, sample_negatives
 from dotrec.data.synthetic import SyntheticConfig, generate
 
 __all__ = [
+    "FileSplit",
+    "load_file_split",
     "DATASETS",
     "DataOptions",
     "FilterReport",

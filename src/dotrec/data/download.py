@@ -16,7 +16,10 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from dotrec.artifacts import atomic_write_bytes
+from dotrec.data.readers import parse_user_items
 from dotrec.data.registry import DATASETS, RemoteFile, dataset_path
 from dotrec.errors import DataError, DotrecError
 
@@ -36,9 +39,23 @@ def verify_checksum(data: bytes, checksum: str | None) -> str | None:
         actual = hashlib.sha256(data).hexdigest()
     elif kind == "gitblob":
         actual = hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+    elif kind == "pairs256":
+        try:
+            actual = pairs_sha256(data)
+        except DataError as e:
+            return f"not a user-items file ({e.problem})"
     else:
         raise ValueError(f"unknown checksum kind {kind!r}")
     return None if actual == expected else f"{kind} {actual} != expected {expected}"
+
+
+def pairs_sha256(data: bytes) -> str:
+    """sha256 of a user-items file's sorted pairs as ``user<TAB>item`` lines joined by
+    newlines (no trailing one): a checksum of its content that ignores the order in a line."""
+    users, items = parse_user_items(data.decode("utf-8", errors="strict"), "<download>")
+    order = np.lexsort((items, users))
+    text = "\n".join(f"{u}\t{i}" for u, i in zip(users[order].tolist(), items[order].tolist()))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _fetch(url: str, progress: Progress | None, label: str, timeout: float) -> bytes:

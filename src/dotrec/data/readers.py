@@ -22,7 +22,7 @@ from dotrec.data.interactions import Interactions
 from dotrec.errors import DataError
 
 if TYPE_CHECKING:
-    from dotrec.data.splits import Split
+    from dotrec.data.splits import FileSplit, Split
 
 PathLike = str | os.PathLike[str]
 # Ids must fit the int32 indices used everywhere downstream.
@@ -491,3 +491,64 @@ def read_ratings_file(path: PathLike, fmt: str | None = None) -> Interactions:
     if fmt not in readers:
         raise DataError(f"unknown format {fmt!r}; expected one of {', '.join(readers)}", p)
     return readers[fmt](p)
+
+
+def parse_user_items(text: str, path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items) of a user-items text: one line per user, ``USER ITEM ITEM ...``,
+    space separated (the NGCF / LightGCN ``train.txt`` / ``test.txt`` layout).
+
+    Checks: every token a non-negative integer, no user on two lines, no item twice in a
+    line. Blank lines are skipped; a line with a user and no item is a user without items.
+    """
+    users: list[np.ndarray] = []
+    items: list[np.ndarray] = []
+    seen: dict[int, int] = {}
+    for n, line in enumerate(_split_lines(text), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if line.isascii() and all(t.isdigit() for t in tokens):
+            values = np.array(tokens, dtype=np.int64)
+        else:
+            values = np.array([_parse_int(t, "id", path, n) for t in tokens], dtype=np.int64)
+        if values.max() > MAX_ID:
+            raise DataError(f"id {int(values.max())} is out of range (max {MAX_ID})", path, n)
+        user = int(values[0])
+        if user in seen:
+            raise DataError(f"user {user} again (first on line {seen[user]})", path, n)
+        seen[user] = n
+        row = values[1:]
+        if len(np.unique(row)) != len(row):
+            dup = int(row[np.flatnonzero(np.bincount(row) > 1)[0]])
+            raise DataError(f"item {dup} twice for user {user}", path, n)
+        users.append(np.full(len(row), user, dtype=np.int64))
+        items.append(row)
+    if not seen:
+        raise DataError("no user lines", path)
+    return np.concatenate(users), np.concatenate(items)
+
+
+def read_user_items(train: PathLike, test: PathLike, *, name: str | None = None) -> FileSplit:
+    """Read a train/test pair of user-items files (see :func:`parse_user_items`) as a
+    :class:`~dotrec.data.splits.FileSplit`: the test set is the test file, any number of items
+    per user. Ids are the files' indices (identity id maps); the catalog is every item id seen
+    in either file. A test pair that is also a training pair is an error."""
+    from dotrec.data.splits import FileSplit
+
+    tu, ti = parse_user_items(_read_text(train), train)
+    su, si = parse_user_items(_read_text(test), test)
+    n_users = int(max(tu.max(initial=-1), su.max(initial=-1))) + 1
+    n_items = int(max(ti.max(initial=-1), si.max(initial=-1))) + 1
+    overlap = np.intersect1d(tu * n_items + ti, su * n_items + si)
+    if len(overlap):
+        u, i = divmod(int(overlap[0]), n_items)
+        raise DataError(f"test pair (user {u}, item {i}) is also a training pair", test)
+
+    def build(u: np.ndarray, i: np.ndarray, source: PathLike) -> Interactions:
+        return Interactions.from_indices(
+            u, i, n_users=n_users, n_items=n_items, source=str(source), warn_duplicates=False
+        )
+
+    return FileSplit(
+        build(tu, ti, train), build(su, si, test), name=name or Path(train).parent.name
+    )

@@ -14,8 +14,14 @@ from pathlib import Path
 
 from dotrec.data.filters import FilterReport, filter_interactions
 from dotrec.data.interactions import Interactions
-from dotrec.data.readers import NCFFiles, read_ncf, read_ratings_file, read_table
-from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split, leave_one_out
+from dotrec.data.readers import (
+    NCFFiles,
+    read_ncf,
+    read_ratings_file,
+    read_table,
+    read_user_items,
+)
+from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, FileSplit, Split, leave_one_out
 from dotrec.data.synthetic import SyntheticConfig, generate
 from dotrec.errors import ConfigError, DatasetNotFoundError
 
@@ -24,15 +30,18 @@ NCF_BASE = (
     "4aab159e81c44b062c091bdaed0ab54ac632371f/Data/"
 )
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
+LIGHTGCN = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/"
 
 
 @dataclass(frozen=True)
 class RemoteFile:
     """One file of a dataset and where to fetch it.
 
-    ``checksum`` is ``"sha256:<hex>"`` or ``"gitblob:<sha1>"`` (the id of the file in the
-    upstream git tree, for files whose sha256 was never published). ``member`` names the file
-    inside a zip archive at ``url``; ``optional`` files may be missing.
+    ``checksum`` is ``"sha256:<hex>"``, ``"gitblob:<sha1>"`` (the id of the file in the
+    upstream git tree, for files whose sha256 was never published) or ``"pairs256:<hex>"``
+    (for user-items files: the sha256 of their sorted pairs, written as ``user<TAB>item``
+    lines joined by newlines; it does not depend on the order inside a line). ``member``
+    names the file inside a zip archive at ``url``; ``optional`` files may be missing.
     """
 
     name: str
@@ -47,7 +56,7 @@ class DatasetSpec:
     """A registered dataset."""
 
     name: str
-    kind: str  # "ncf", "raw" or "synthetic"
+    kind: str  # "ncf", "raw", "synthetic" or "files" (train.txt / test.txt user-items files)
     description: str
     files: tuple[RemoteFile, ...] = ()
     raw_file: str | None = None
@@ -131,6 +140,26 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         raw_file="ratings.csv",
         citation="Harper & Konstan, ACM TiiS 5(4):19, 2015",
+    ),
+    "gowalla": DatasetSpec(
+        "gowalla",
+        "files",
+        "Gowalla check-ins, the NGCF / LightGCN split (train.txt / test.txt, 29,858 users, "
+        "40,981 items, about 20% of each user's items in the test file)",
+        (
+            RemoteFile(
+                "train.txt",
+                LIGHTGCN + "gowalla/train.txt",
+                "pairs256:9d453db6583bc20241f8be818bb5262aac05a62d32f5dd7f5ab9609553fe241b",
+            ),
+            RemoteFile(
+                "test.txt",
+                LIGHTGCN + "gowalla/test.txt",
+                "pairs256:0be451b93ddfaf0c1119ab9c2aa6b6642daee16508ab7ee7e029b425170ff06d",
+            ),
+        ),
+        citation="Cho, Myers, Leskovec, KDD 2011; split of Wang et al. (NGCF, SIGIR 2019) "
+        "as used by He et al. (LightGCN, SIGIR 2020)",
     ),
     "synthetic": DatasetSpec(
         "synthetic",
@@ -278,8 +307,36 @@ def load_dataset(
         raise DatasetNotFoundError(_missing_message(name, folder, missing))
     if spec.kind == "ncf":
         return read_ncf(folder / name, name=name)
+    if spec.kind == "files":
+        raise ConfigError(
+            f"{name} is a split given by files, with many test items per user: load it with "
+            "dotrec.load_file_split and evaluate it with dotrec.evaluate_ranking (the "
+            "LightGCN protocol); the train/evaluate/tune commands do not take it yet"
+        )
     assert spec.raw_file is not None
     return split_raw(read_ratings_file(folder / spec.raw_file), name)
+
+
+def load_file_split(name: str, data_dir: str | os.PathLike[str] | None = None) -> FileSplit:
+    """A registered split given by files (``gowalla``), or a folder holding ``train.txt`` and
+    ``test.txt`` in the user-items layout (:func:`~dotrec.data.readers.read_user_items`)."""
+    spec = DATASETS.get(name)
+    if spec is None:
+        folder = Path(name)
+        if not (folder / "train.txt").is_file():
+            raise DatasetNotFoundError(
+                f"{name!r} is neither a registered file split "
+                f"({', '.join(n for n, s in DATASETS.items() if s.kind == 'files')}) nor a "
+                "folder holding train.txt and test.txt"
+            )
+        return read_user_items(folder / "train.txt", folder / "test.txt", name=folder.name)
+    if spec.kind != "files":
+        raise ConfigError(f"{name} is a leave-one-out dataset: load it with load_dataset")
+    folder = dataset_path(name, data_dir)
+    missing = missing_files(name, data_dir)
+    if missing:
+        raise DatasetNotFoundError(_missing_message(name, folder, missing))
+    return read_user_items(folder / "train.txt", folder / "test.txt", name=name)
 
 
 def missing_files(name: str, data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -288,6 +345,8 @@ def missing_files(name: str, data_dir: str | os.PathLike[str] | None = None) -> 
     if spec.kind == "synthetic":
         return []
     folder = dataset_path(name, data_dir)
+    if spec.kind == "files":
+        return [folder / f.name for f in spec.files if not (folder / f.name).exists()]
     if spec.kind == "ncf":
         files = NCFFiles.from_prefix(folder / name)
         missing = [p for p in (files.train, files.test) if not p.exists()]

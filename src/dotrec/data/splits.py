@@ -113,3 +113,84 @@ def sample_negatives(
     """For each user, ``n_negatives`` distinct items the user never interacted with in ``data``
     (:func:`dotrec.data.negatives.eval_negatives`)."""
     return eval_negatives(data, users, n_negatives, seed=seed)
+
+
+#: Share of each user's training items the tuning holdout of a :class:`FileSplit` takes (the
+#: test files of LightGCN's benchmarks hold about 20% of each user's items).
+DEFAULT_HOLDOUT_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class FileSplit:
+    """A split given by files: training interactions and a test set with any number of items
+    per user (LightGCN's benchmarks), evaluated by full ranking (:mod:`dotrec.eval.ranking`).
+
+    Attributes
+    ----------
+    train, test : Interactions
+        The same index space (``n_users`` x ``n_items``); no test pair is a training pair.
+    name : str
+    """
+
+    train: Interactions
+    test: Interactions
+    name: str = "split"
+
+    def __post_init__(self) -> None:
+        if (self.train.n_users, self.train.n_items) != (self.test.n_users, self.test.n_items):
+            raise ConfigError(
+                f"{self.name}: train ({self.train.n_users} x {self.train.n_items}) and test "
+                f"({self.test.n_users} x {self.test.n_items}) must share one index space"
+            )
+
+    @property
+    def n_users(self) -> int:
+        return self.train.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.train.n_items
+
+    @property
+    def test_users(self) -> np.ndarray:
+        """Users with at least one test item (the users every metric averages over)."""
+        return np.flatnonzero(self.test.user_counts > 0)
+
+    def holdout(self, seed: int = 0, fraction: float = DEFAULT_HOLDOUT_FRACTION) -> FileSplit:
+        """The tuning split, from the training data alone (the test file is never read).
+
+        Each user with at least two training items gives ``round(fraction * n)`` of them
+        (at least 1, at most ``n - 1``), drawn uniformly without replacement from the stream
+        ``(seed, "file_holdout")``, to the holdout's test set; the rest stay in training.
+        """
+        if not 0 < fraction < 1:
+            raise ConfigError(f"holdout fraction must be in (0, 1), got {fraction}")
+        train = self.train
+        csr = train.csr
+        counts = np.diff(csr.indptr)
+        r = make_rng(seed, "file_holdout")
+        take = np.zeros(len(csr.indices), dtype=bool)
+        for u in np.flatnonzero(counts >= 2):
+            n = int(counts[u])
+            k = min(n - 1, max(1, int(round(fraction * n))))
+            take[csr.indptr[u] + r.choice(n, size=k, replace=False)] = True
+        users = np.repeat(np.arange(train.n_users), counts)
+
+        def part(mask: np.ndarray) -> Interactions:
+            return Interactions.from_indices(
+                users[mask],
+                csr.indices[mask],
+                n_users=train.n_users,
+                n_items=train.n_items,
+                users=train.users,
+                items=train.items,
+                warn_duplicates=False,
+            )
+
+        return FileSplit(part(~take), part(take), name=f"{self.name}/holdout")
+
+    def __repr__(self) -> str:
+        return (
+            f"FileSplit(name={self.name!r}, train={self.train!r}, "
+            f"test_users={len(self.test_users)}, test_pairs={len(self.test)})"
+        )
