@@ -115,3 +115,26 @@ def test_gitblob_checksum() -> None:
     # `git hash-object` of "hello\n"
     assert verify_checksum(data, "gitblob:ce013625030ba8dba906f756967f9e9ca394464a") is None
     assert verify_checksum(data, "gitblob:" + "1" * 40) is not None
+
+
+@pytest.mark.realdata
+def test_gowalla_downloads_and_verifies_by_its_pairs(
+    serve_dir, data_dir: Path, tmp_path: Path
+) -> None:
+    # A mirror serving the lines in another order still verifies: the checksum is of the
+    # sorted pairs (PROVENANCE.md of the data); a changed pair does not.
+    root = tmp_path / "www" / "gowalla"
+    root.mkdir(parents=True)
+    for name in ("train.txt", "test.txt"):
+        lines = (data_dir / "gowalla" / name).read_text().splitlines()
+        shuffled = [" ".join([ln.split()[0], *reversed(ln.split()[1:])]) for ln in lines[::-1]]
+        (root / name).write_text("\n".join(shuffled) + "\n")
+    paths = download("gowalla", tmp_path / "data", mirror=f"{serve_dir(tmp_path / 'www')}")
+    assert sorted(p.name for p in paths) == ["test.txt", "train.txt"]
+    text = (root / "test.txt").read_text()
+    first = text.split("\n", 1)[0].split()
+    broken = " ".join([first[0], str(int(first[1]) + 1), *first[2:]])
+    (root / "test.txt").write_text(text.replace(" ".join(first), broken, 1))
+    with pytest.raises(DownloadError, match="checksum mismatch for test.txt"):
+        download("gowalla", tmp_path / "data2", mirror=f"{serve_dir(tmp_path / 'www')}")
+    assert not (tmp_path / "data2" / "gowalla" / "test.txt").exists()

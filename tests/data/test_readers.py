@@ -177,3 +177,35 @@ def test_fast_and_checked_paths_agree(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a.item_index, b.item_index)
     np.testing.assert_array_equal(a.timestamps, b.timestamps)
     np.testing.assert_array_equal(a.ratings, b.ratings)
+
+
+def test_user_items_files_read_as_a_file_split(tmp_path: Path) -> None:
+    from dotrec.data.readers import read_user_items
+
+    (tmp_path / "train.txt").write_text("0 3 1 2\n1 0\n2 4 5\n")
+    (tmp_path / "test.txt").write_text("0 4\n1 2 3\n2 0\n")
+    s = read_user_items(tmp_path / "train.txt", tmp_path / "test.txt", name="tiny")
+    assert (s.n_users, s.n_items, len(s.train), len(s.test)) == (3, 6, 6, 4)
+    assert s.train.items_of(0).tolist() == [1, 2, 3] and s.test.items_of(1).tolist() == [2, 3]
+    assert s.test_users.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "message"),
+    [
+        ("0 1 2\n1 x\n", "0 3\n", r"train.txt:2: id 'x' is not an integer"),
+        ("0 1 2\n0 3\n", "0 4\n", r"train.txt:2: user 0 again \(first on line 1\)"),
+        ("0 1 2 1\n", "0 4\n", r"train.txt:1: item 1 twice for user 0"),
+        ("0 1 2\n", "0 2\n", r"test.txt: test pair \(user 0, item 2\) is also a training pair"),
+        ("0 1 -2\n", "0 3\n", r"train.txt:1: id '-2'|train.txt:1: id -2 is negative"),
+    ],
+)
+def test_user_items_errors_name_file_and_line(
+    tmp_path: Path, train: str, test: str, message: str
+) -> None:
+    from dotrec.data.readers import read_user_items
+
+    (tmp_path / "train.txt").write_text(train)
+    (tmp_path / "test.txt").write_text(test)
+    with pytest.raises(DataError, match=message):
+        read_user_items(tmp_path / "train.txt", tmp_path / "test.txt")

@@ -120,3 +120,23 @@ def test_holdout_reads_training_data_only() -> None:
         s.train
     )
     assert h.test_items.tolist() == [3, 3, 3, 3]  # the latest training item of each user
+
+
+def test_file_split_holdout_takes_a_seeded_share_of_each_users_training_items() -> None:
+    from dotrec.data.splits import FileSplit
+
+    r = np.random.default_rng(0)
+    users = np.repeat(np.arange(50), 10)
+    items = np.concatenate([r.choice(40, 10, replace=False) for _ in range(50)])
+    train = Interactions.from_indices(users, items, n_users=51, n_items=40)  # user 50: none
+    test = Interactions.from_indices([0, 1], [0, 0], n_users=51, n_items=40, warn_duplicates=False)
+    test = test.select(~np.isin(test.item_index, train.items_of(0)))  # keep it disjoint
+    split = FileSplit(train, test, name="t")
+    h = split.holdout(seed=3)
+    assert (h.n_users, h.n_items) == (51, 40)
+    assert np.all(h.test.user_counts[:50] == 2) and np.all(h.train.user_counts[:50] == 8)
+    # disjoint, and together the original training data; the test file is not in it
+    pairs = lambda x: set(zip(x.user_index.tolist(), x.item_index.tolist()))  # noqa: E731
+    assert pairs(h.train) | pairs(h.test) == pairs(train) and not pairs(h.train) & pairs(h.test)
+    same = split.holdout(seed=3)
+    assert pairs(same.test) == pairs(h.test) and pairs(split.holdout(seed=4).test) != pairs(h.test)

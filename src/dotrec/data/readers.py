@@ -493,6 +493,38 @@ def read_ratings_file(path: PathLike, fmt: str | None = None) -> Interactions:
     return readers[fmt](p)
 
 
+def _parse_user_items_fast(text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Vectorised parse of a well-formed user-items text; None sends it to the checked path
+    (which names the file and line of the first problem)."""
+    if not text.isascii():
+        return None
+    counts = np.array([len(line.split()) for line in text.split("\n")], dtype=np.int64)
+    counts = counts[counts > 0]
+    try:
+        flat = np.array(text.split(), dtype=np.int64)
+    except (ValueError, OverflowError):
+        return None
+    if not len(counts) or flat.min() < 0 or flat.max() > MAX_ID:
+        return None
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    user_of_line = flat[starts]
+    if _has_repeats(user_of_line):
+        return None
+    is_item = np.ones(len(flat), dtype=bool)
+    is_item[starts] = False
+    users = np.repeat(user_of_line, counts - 1)
+    items = flat[is_item]
+    if _has_repeats(users * (int(items.max(initial=0)) + 1) + items):
+        return None
+    return users, items
+
+
+def _has_repeats(a: np.ndarray) -> bool:
+    """Whether any value occurs twice (a sort: numpy's hash-based unique is slower here)."""
+    b = np.sort(a)
+    return bool((b[1:] == b[:-1]).any())
+
+
 def parse_user_items(text: str, path: PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(users, items) of a user-items text: one line per user, ``USER ITEM ITEM ...``,
     space separated (the NGCF / LightGCN ``train.txt`` / ``test.txt`` layout).
@@ -500,6 +532,9 @@ def parse_user_items(text: str, path: PathLike) -> tuple[np.ndarray, np.ndarray]
     Checks: every token a non-negative integer, no user on two lines, no item twice in a
     line. Blank lines are skipped; a line with a user and no item is a user without items.
     """
+    fast = _parse_user_items_fast(text)
+    if fast is not None:
+        return fast
     users: list[np.ndarray] = []
     items: list[np.ndarray] = []
     seen: dict[int, int] = {}
@@ -518,8 +553,9 @@ def parse_user_items(text: str, path: PathLike) -> tuple[np.ndarray, np.ndarray]
             raise DataError(f"user {user} again (first on line {seen[user]})", path, n)
         seen[user] = n
         row = values[1:]
-        if len(np.unique(row)) != len(row):
-            dup = int(row[np.flatnonzero(np.bincount(row) > 1)[0]])
+        if _has_repeats(row):
+            ordered = np.sort(row)
+            dup = int(ordered[1:][ordered[1:] == ordered[:-1]][0])
             raise DataError(f"item {dup} twice for user {user}", path, n)
         users.append(np.full(len(row), user, dtype=np.int64))
         items.append(row)
@@ -539,7 +575,8 @@ def read_user_items(train: PathLike, test: PathLike, *, name: str | None = None)
     su, si = parse_user_items(_read_text(test), test)
     n_users = int(max(tu.max(initial=-1), su.max(initial=-1))) + 1
     n_items = int(max(ti.max(initial=-1), si.max(initial=-1))) + 1
-    overlap = np.intersect1d(tu * n_items + ti, su * n_items + si)
+    # pairs are unique within each file (checked above), so the merge needs no unique pass
+    overlap = np.intersect1d(tu * n_items + ti, su * n_items + si, assume_unique=True)
     if len(overlap):
         u, i = divmod(int(overlap[0]), n_items)
         raise DataError(f"test pair (user {u}, item {i}) is also a training pair", test)
