@@ -128,6 +128,7 @@ def _lbfgs_fold_in(
     torch: Any,
     logits: Any,
     start: np.ndarray,
+    prior: Any,
     n_items: int,
     items: np.ndarray,
     w_neg: float,
@@ -135,10 +136,12 @@ def _lbfgs_fold_in(
     steps: int,
 ) -> np.ndarray:
     """One user's fold-in (see :meth:`_NCFModel.fold_in`): ``steps`` L-BFGS iterations on
-    softplus(-s) over ``items``, ``w_neg`` softplus(s) over the rest, and lam/2 |x|^2."""
+    softplus(-s) over ``items``, ``w_neg`` softplus(s) over the rest, lam/2 |x|^2 and the prior
+    1/2 (x - start)' prior (x - start)."""
     F = torch.nn.functional
     positive = torch.zeros(n_items, dtype=torch.bool)
     positive[torch.from_numpy(items)] = True
+    mean = torch.from_numpy(start)
     x = torch.tensor(start, requires_grad=True)
     opt = torch.optim.LBFGS([x], max_iter=steps, line_search_fn="strong_wolfe")
 
@@ -146,7 +149,8 @@ def _lbfgs_fold_in(
         opt.zero_grad()
         s = logits(x)
         loss = F.softplus(-s[positive]).sum() + w_neg * F.softplus(s[~positive]).sum()
-        loss = loss + 0.5 * lam * (x @ x)
+        d = x - mean
+        loss = loss + 0.5 * lam * (x @ x) + 0.5 * (d @ (prior @ d))
         loss.backward()
         return loss
 
@@ -447,25 +451,28 @@ class _NCFModel(Model):
     def fold_in(self, item_lists: Sequence[npt.ArrayLike], steps: int = 50) -> np.ndarray:
         """Rows ``[p^G_u ; p^M_u]``: fresh user embeddings fitted with the network fixed.
 
-        Each is fitted by at most ``steps`` L-BFGS iterations (PyTorch, strong-Wolfe line
-        search) from the mean trained user embedding, on the expected training loss: the
-        user's items as positives and every other item as a negative weighted by
+        Each is the MAP estimate under a Gaussian prior fitted to the trained users' embeddings
+        (their mean and covariance), found by at most ``steps`` L-BFGS iterations (PyTorch,
+        strong-Wolfe line search) from that mean, on the expected training loss: the user's
+        items as positives and every other item as a negative weighted by
         ``n_negatives |I_u| / (n_items - |I_u|)`` (the expectation of the uniform negative
         draws), plus ``regularization / 2`` times the user's example count times |p|^2. GMF's
-        loss is convex in its user vector; the MLP's is not, so MLP and NeuMF rows are a local
-        optimum. Measured quality: docs/fold-in.md.
+        objective is convex in its user vector; the MLP's is not, so MLP and NeuMF rows are a
+        local optimum. Measured quality: docs/fold-in.md.
         """
         lists = self._fold_in_items(item_lists)
         steps = check_int("steps", steps)
         torch = import_torch()
         k, emb = self._user_widths()
         t = self._score_tables()
-        parts = []
-        if k:
-            parts.append(self.weights["gmf.user_embedding"].mean(axis=0))
-        if emb:
-            parts.append(self.weights["mlp.user_embedding"].mean(axis=0))
-        start = np.concatenate(parts)
+        trained = np.hstack(
+            [self.weights[f"{b}.user_embedding"] for b in ("gmf", "mlp") if b in self.branches]
+        ).astype(np.float64)
+        start = trained.mean(axis=0)
+        # The trained users' spread as a Gaussian prior: NCF trains without L2, and the bare
+        # optimum of one user's loss overfits its few items (docs/fold-in.md).
+        cov = np.cov(trained, rowvar=False) + 1e-6 * np.eye(len(start))
+        prior = torch.from_numpy(np.linalg.inv(cov).astype(np.float32))
         gmf_item = torch.from_numpy(t["gmf_item"]) if k else None
         mlp_item = torch.from_numpy(t["mlp_item"]) if emb else None
         w1u = (
@@ -501,7 +508,8 @@ class _NCFModel(Model):
             out[r] = _lbfgs_fold_in(
                 torch,
                 logits,
-                start,
+                start.astype(np.float32),
+                prior,
                 self.n_items,
                 items,
                 self.n_negatives * n_p / max(1, self.n_items - n_p),
