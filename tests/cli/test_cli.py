@@ -342,3 +342,12 @@ def test_small_cli_contracts(tmp_path: Path) -> None:
     r = runner.invoke(app, ["data", "info", str(f), "--format", "udata", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["users"] == 110
+
+
+@pytest.mark.realdata
+def test_data_info_of_a_file_split(data_dir: Path) -> None:
+    r = CliRunner().invoke(app, ["data", "info", "gowalla", "--data-dir", str(data_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert (info["users"], info["items"], info["train_interactions"]) == (29858, 40981, 810128)
+    assert info["test_interactions"] == 217242 and info["test_users"] == 29858

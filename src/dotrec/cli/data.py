@@ -11,7 +11,14 @@ from rich.table import Table
 
 from dotrec.cli._common import LoggedProgress, load_split, with_data_options
 from dotrec.cli.app import app, console, data_dir_option, err_console
-from dotrec.data.registry import DATASETS, DataOptions, dataset_path, missing_files
+from dotrec.data.registry import (
+    DATASETS,
+    DataOptions,
+    dataset_path,
+    load_file_split,
+    missing_files,
+)
+from dotrec.data.splits import FileSplit
 
 data_app = typer.Typer(help="List, inspect and download datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -53,6 +60,10 @@ def info_cmd(
     data_options: DataOptions = DataOptions(),
 ) -> None:
     """Print users, items, interactions, density and split sizes of a dataset."""
+    spec = DATASETS.get(name)
+    if spec is not None and spec.kind == "files":
+        _print_info(_file_split_info(load_file_split(name, data_dir)), name, as_json)
+        return
     split = load_split(name, data_dir, seed, fmt, options=data_options)
     tr = split.train
     info = {
@@ -67,10 +78,30 @@ def info_cmd(
         "timestamps": tr.timestamps is not None,
         "duplicates_merged": tr.n_duplicates_merged,
     }
+    _print_info(info, split.name, as_json)
+
+
+def _file_split_info(split: FileSplit) -> dict[str, object]:
+    tr, te = split.train, split.test
+    return {
+        "name": split.name,
+        "users": tr.n_users,
+        "items": tr.n_items,
+        "interactions": len(tr) + len(te),
+        "train_interactions": len(tr),
+        "test_interactions": len(te),
+        "test_users": len(split.test_users),
+        "test_items_per_user": len(te) / max(1, len(split.test_users)),
+        "density": (len(tr) + len(te)) / max(1, tr.n_users * tr.n_items),
+        "protocol": "full ranking, many test items per user (LightGCN)",
+    }
+
+
+def _print_info(info: dict[str, object], name: str, as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps(info))
         return
-    t = Table(title=f"dataset {split.name}", show_header=False)
+    t = Table(title=f"dataset {name}", show_header=False)
     for k, v in info.items():
         t.add_row(k, f"{v:.5f}" if isinstance(v, float) else str(v))
     console.print(t)
