@@ -25,8 +25,8 @@ from rich.table import Table
 from dotrec.artifacts import FORMAT, META_FILE, written_by_dotrec
 from dotrec.cli.app import console, err_console
 from dotrec.data.filters import FilterReport
-from dotrec.data.registry import DataOptions, load_dataset
-from dotrec.data.splits import Split
+from dotrec.data.registry import DATASETS, DataOptions, load_dataset, load_file_split
+from dotrec.data.splits import FileSplit, Split
 from dotrec.errors import ConfigError
 
 
@@ -36,11 +36,20 @@ def load_split(
     seed: int = 0,
     fmt: str | None = None,
     options: DataOptions | None = None,
-) -> Split:
+) -> Split | FileSplit:
     """Load ``--dataset`` with a status line on stderr (large files take a second or two).
 
-    What the filters of ``options`` removed is printed on stderr.
+    What the filters of ``options`` removed is printed on stderr. A split given by files
+    (``gowalla``, or a folder holding ``train.txt`` and ``test.txt``) is a :class:`FileSplit`.
     """
+    spec = DATASETS.get(dataset)
+    if (spec is not None and spec.kind == "files") or (
+        spec is None and (Path(dataset) / "train.txt").is_file()
+    ):
+        if options is not None and (options.columns_given() or options.filters_given()):
+            raise ConfigError(f"{dataset} is a fixed split: column names and filters do not apply")
+        with err_console.status(f"loading {dataset} ..."):
+            return load_file_split(dataset, data_dir)
 
     def report(r: FilterReport) -> None:
         for line in r.lines():
@@ -50,6 +59,16 @@ def load_split(
         return load_dataset(
             dataset, data_dir, seed=seed, fmt=fmt, options=options, on_filtered=report
         )
+
+
+def leave_one_out_only(split: Split | FileSplit, command: str) -> Split:
+    """``split``, or a one-line error where ``command`` does not take splits given by files."""
+    if isinstance(split, FileSplit):
+        raise ConfigError(
+            f"`dotrec {command}` does not take a split given by files ({split.name}) yet; "
+            "train and evaluate do"
+        )
+    return split
 
 
 #: The options of :class:`DataOptions`, added to every command that reads a dataset.

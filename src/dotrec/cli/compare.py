@@ -15,6 +15,7 @@ import typer
 
 from dotrec.cli._common import (
     epoch_progress,
+    leave_one_out_only,
     load_split,
     print_table,
     results_table,
@@ -58,7 +59,7 @@ def compare_cmd(
             f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from "
             f"{', '.join(sorted(MODELS))}"
         )
-    split = load_split(dataset, data_dir, seed, options=data_options)
+    split = leave_one_out_only(load_split(dataset, data_dir, seed, options=data_options), "compare")
     rows = []
     for name in names:
         opts: dict[str, Any] = dict(QUICK_SETTINGS.get(name, {}))

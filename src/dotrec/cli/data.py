@@ -9,7 +9,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from dotrec.cli._common import LoggedProgress, load_split, with_data_options
+from dotrec.cli._common import LoggedProgress, leave_one_out_only, load_split, with_data_options
 from dotrec.cli.app import app, console, data_dir_option, err_console
 from dotrec.data.registry import (
     DATASETS,
@@ -64,7 +64,9 @@ def info_cmd(
     if spec is not None and spec.kind == "files":
         _print_info(_file_split_info(load_file_split(name, data_dir)), name, as_json)
         return
-    split = load_split(name, data_dir, seed, fmt, options=data_options)
+    split = leave_one_out_only(
+        load_split(name, data_dir, seed, fmt, options=data_options), "data info"
+    )
     tr = split.train
     info = {
         "name": split.name,

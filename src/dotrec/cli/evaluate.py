@@ -18,9 +18,12 @@ from dotrec.cli.app import (
     format_option,
     k_option,
 )
+from dotrec.cli.train import print_ranking
 from dotrec.data.registry import DataOptions
+from dotrec.data.splits import FileSplit
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
+from dotrec.eval.ranking import evaluate_ranking
 from dotrec.models import load_model
 from dotrec.models.base import check_compatible
 
@@ -46,7 +49,11 @@ def evaluate_cmd(
     ),
     data_options: DataOptions = DataOptions(),
 ) -> None:
-    """Evaluate a saved model on a dataset's test split."""
+    """Evaluate a saved model on a dataset's test split.
+
+    A split given by files (``gowalla``) is evaluated by full ranking over all its test items
+    (Recall, NDCG and Precision at -k; the LightGCN protocol), whatever --protocol says.
+    """
     if protocol not in ("sampled", "full", "both"):
         raise ConfigError(f"--protocol must be sampled, full or both, got {protocol!r}")
     model = load_model(model_dir)
@@ -69,6 +76,13 @@ def evaluate_cmd(
                 "training --seed, or --other-data to evaluate anyway"
             )
         err_console.print(f"warning: {message}")
+    if isinstance(split, FileSplit):
+        summary = evaluate_ranking(model, split, k=k).summary()
+        if as_json:
+            console.out(json.dumps({"ranking": summary}))
+        else:
+            print_ranking(model.name, summary, f"{model_dir} on {split.name}")
+        return
     res = {p: r.summary() for p, r in evaluate(model, split, protocol=protocol, k=k).items()}
     if as_json:
         for r in res.values():

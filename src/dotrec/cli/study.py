@@ -16,7 +16,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from dotrec._optional import import_optional
-from dotrec.cli._common import load_split, print_table, with_data_options
+from dotrec.cli._common import leave_one_out_only, load_split, print_table, with_data_options
 from dotrec.cli.app import (
     app,
     console,
@@ -160,7 +160,7 @@ def study_cmd(
         early_stopping=early_stopping or None,
         **torch_options("neumf", optimizer, precision, device),
     )
-    split = load_split(dataset, data_dir, seed, options=data_options)
+    split = leave_one_out_only(load_split(dataset, data_dir, seed, options=data_options), "study")
     with trial_progress() as progress:
         result = run_study(split, config, out, StudyDisplay(progress, metric, k))
     md, page = write_report(result, out)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from dotrec.artifacts import FORMAT, META_FILE, written_by_dotrec
 from dotrec.cli._common import (
@@ -38,9 +39,10 @@ from dotrec.cli.app import (
     threads_option,
 )
 from dotrec.data.registry import DataOptions
-from dotrec.data.splits import Split
+from dotrec.data.splits import FileSplit, Split
 from dotrec.errors import ConfigError
 from dotrec.eval.protocols import evaluate
+from dotrec.eval.ranking import evaluate_ranking
 from dotrec.models import MODELS, Model, load_model
 from dotrec.train import EpochSelection, select_epochs
 from dotrec.train.early_stopping import with_epochs
@@ -102,7 +104,7 @@ def options_from_config(
     return model, final, pre
 
 
-def pretrain(name: str, options: dict[str, Any], split: Split) -> Model:
+def pretrain(name: str, options: dict[str, Any], split: Split | FileSplit) -> Model:
     """Fit NeuMF's GMF or MLP (``--config`` of a NeuMF tuning result), with a progress bar."""
     model = build_model(name, options)
     with epoch_progress(transient=True) as progress:
@@ -112,7 +114,7 @@ def pretrain(name: str, options: dict[str, Any], split: Split) -> Model:
 
 
 def choose_epochs(
-    model: Model, name: str, split: Split, patience: int, seed: int, k: int
+    model: Model, name: str, split: Split | FileSplit, patience: int, seed: int, k: int
 ) -> EpochSelection:
     """``--early-stopping``: the epoch count chosen on the holdout, with a progress bar."""
     epochs = int(model.config()["epochs"])
@@ -133,12 +135,24 @@ def choose_epochs(
     return selection
 
 
+def print_ranking(name: str, summary: dict[str, Any], where: str) -> None:
+    """A results table of the full-ranking protocol of a split given by files."""
+    t = Table(title=f"{where} (full ranking, all test items)")
+    t.add_column("model")
+    metrics = [key for key in summary if "@" in key]
+    for key in metrics:
+        t.add_column(key, justify="right")
+    t.add_column("users", justify="right")
+    t.add_row(name, *(f"{summary[key]:.4f}" for key in metrics), str(summary["users"]))
+    console.print(t)
+
+
 def checkpoint_path(out: Path) -> Path:
     """Where ``dotrec train --out OUT`` keeps its checkpoint: the sibling ``OUT.ckpt``."""
     return out.with_name(out.name + ".ckpt")
 
 
-def resume_from(ckpt: Path, requested: Model, split: Split) -> Model:
+def resume_from(ckpt: Path, requested: Model, split: Split | FileSplit) -> Model:
     """Load a checkpoint and check it continues exactly the requested run."""
     model = load_model(ckpt)
     if type(model) is not type(requested) or model.config() != requested.config():
@@ -288,8 +302,12 @@ def train_cmd(
             if loss is not None:
                 info.append(f"loss {loss:.4f}")
             if eval_every and epoch % eval_every == 0 and epoch < n_epochs:
-                s = evaluate(m, split, protocol="sampled", k=k)["sampled"].summary()
-                info.append(f"HR@{k} {s[f'hr@{k}']:.4f} NDCG@{k} {s[f'ndcg@{k}']:.4f}")
+                if isinstance(split, FileSplit):
+                    s = evaluate_ranking(m, split, k=k).summary()
+                    info.append(f"Recall@{k} {s[f'recall@{k}']:.4f} NDCG@{k} {s[f'ndcg@{k}']:.4f}")
+                else:
+                    s = evaluate(m, split, protocol="sampled", k=k)["sampled"].summary()
+                    info.append(f"HR@{k} {s[f'hr@{k}']:.4f} NDCG@{k} {s[f'ndcg@{k}']:.4f}")
                 progress.console.print(f"epoch {epoch}: " + "  ".join(info))
             progress.update(task, completed=epoch, info="  ".join(info))
             if (
@@ -310,7 +328,11 @@ def train_cmd(
         if ckpt is not None and written_by_dotrec(ckpt, META_FILE, FORMAT):
             shutil.rmtree(ckpt)
         console.print(f"saved {model_name} to {out}")
-    if protocol != "none":
+    if protocol == "none":
+        return
+    if isinstance(split, FileSplit):
+        print_ranking(model.name, evaluate_ranking(model, split, k=k).summary(), split.name)
+    else:
         res = {p: r.summary() for p, r in evaluate(model, split, protocol=protocol, k=k).items()}
         print_table(
             results_table(

@@ -31,6 +31,7 @@ from optuna.storages import RDBStorage
 from dotrec.artifacts import atomic_write_bytes
 from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split
 from dotrec.errors import ArtifactError, ConfigError
+from dotrec.eval.holdout import METRICS
 from dotrec.eval.metrics import hit_rate, ndcg
 from dotrec.eval.protocols import PROTOCOL_VERSION, evaluate
 from dotrec.models import MODELS, DotProductModel, Model
@@ -46,7 +47,6 @@ from dotrec.tune import (
     tune,
     width_for_size,
 )
-from dotrec.tune.objective import METRICS
 from dotrec.tune.spaces import check_model
 
 PROTOCOLS = ("sampled", "full")

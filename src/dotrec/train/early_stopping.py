@@ -1,8 +1,10 @@
 """Early stopping on the tuning holdout: a model's epoch count chosen without the test set.
 
 :func:`select_epochs` fits a fresh copy of a model (same configuration; its ``epochs`` is the
-maximum) on ``split.holdout(seed).train``, the training data less each user's latest
-interaction, evaluates it on that holdout after every epoch (sampled protocol, ``metric@k``)
+maximum) on the training part of the split's tuning holdout (:mod:`dotrec.eval.holdout`: each
+user's latest training interaction for a leave-one-out split, a seeded 20% of each user's
+training items for a split given by files), evaluates it on that holdout after every epoch
+(the split's protocol, ``metric@k``)
 and stops ``patience`` epochs after the best one. :func:`fit_early_stopped` then fits the model
 for the best number of epochs on all of ``split.train``: the protocol of the NCF record
 (experiments/ncf_ml1m.md, run 2). The test items are never read while choosing.
@@ -18,12 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split
+from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, FileSplit, Split
 from dotrec.errors import ConfigError
-from dotrec.eval.protocols import evaluate_sampled
+from dotrec.eval.holdout import check_metric, holdout_score, tuning_holdout
 from dotrec.models.base import Model
-
-METRICS = ("ndcg", "hr", "rr")
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def _pretrained(model: Model) -> tuple[Model, Model] | None:
 
 def select_epochs(
     model: Model,
-    split: Split,
+    split: Split | FileSplit,
     *,
     patience: int,
     metric: str = "ndcg",
@@ -98,12 +98,13 @@ def select_epochs(
     ``model`` itself is not fitted; ``on_epoch(epoch, value)`` reports each holdout value.
     """
     stopper = EarlyStopping(patience)
-    if metric not in METRICS or k < 1:
-        raise ConfigError(f"metric must be one of {', '.join(METRICS)} and k >= 1")
-    holdout = split.holdout(seed, holdout_negatives)
+    check_metric(split, metric)
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    holdout = tuning_holdout(split, seed, holdout_negatives)
 
     def consider(epoch: int, m: Model) -> None:
-        value = float(getattr(evaluate_sampled(m, holdout, k=k), metric).mean())
+        value = holdout_score(m, holdout, metric, k)
         if on_epoch is not None:
             on_epoch(epoch, value)
         if stopper.update(epoch, value):
@@ -126,7 +127,7 @@ def select_epochs(
 
 def fit_early_stopped(
     model: Model,
-    split: Split,
+    split: Split | FileSplit,
     *,
     patience: int,
     metric: str = "ndcg",

@@ -6,7 +6,8 @@ read), per-epoch pruning, durable storage (SQLite by default, PostgreSQL for sev
 and a budget of finished trials. See ``docs/tuning.md``.
 """
 
-from dotrec.tune.objective import METRICS, EpochEvent, HoldoutObjective
+from dotrec.eval.holdout import METRICS
+from dotrec.tune.objective import EpochEvent, HoldoutObjective
 from dotrec.tune.runner import (
     PRUNERS,
     TuneProgress,

@@ -3,7 +3,9 @@
 :class:`HoldoutObjective` is built from the tuning holdout alone (``split.holdout(seed)``: the
 leave-one-out procedure applied to the training interactions), so the test items and test
 negatives never reach it. Each trial samples a configuration, fits the model on the holdout's
-training part, and after every epoch scores the sampled protocol on the holdout (NDCG@10 by
+training part, and after every epoch scores the holdout under the split's protocol
+(:mod:`dotrec.eval.holdout`: sampled for leave-one-out, full ranking for splits given by
+files; NDCG@10 by
 default), reports it to Optuna and stops early when the pruner says so. The trial's value is
 the metric after the last epoch; with ``early_stopping=N`` (:class:`dotrec.train.EarlyStopping`)
 a trial instead stops N epochs after its best epoch, its value is the best epoch's, and that
@@ -21,15 +23,12 @@ from typing import Any
 
 import optuna
 
-from dotrec.data.splits import Split
+from dotrec.data.splits import FileSplit, Split
 from dotrec.errors import ConfigError
-from dotrec.eval.protocols import evaluate_sampled
+from dotrec.eval.holdout import check_metric, holdout_score
 from dotrec.models import Model
 from dotrec.train.early_stopping import EarlyStopping
 from dotrec.tune.spaces import check_model, fit_config, suggest
-
-#: Per-user metrics the objective can maximise (attributes of ``EvalResult``).
-METRICS = ("ndcg", "hr", "rr")
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class HoldoutObjective:
         self,
         model: str,
         size: int,
-        holdout: Split,
+        holdout: Split | FileSplit,
         *,
         metric: str = "ndcg",
         k: int = 10,
@@ -93,8 +92,7 @@ class HoldoutObjective:
         check_model(model)
         if early_stopping is not None:
             EarlyStopping(early_stopping)  # checks the patience now, not in the first trial
-        if metric not in METRICS:
-            raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        check_metric(holdout, metric)
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
         self.model = model
@@ -110,9 +108,8 @@ class HoldoutObjective:
         self.early_stopping = early_stopping
 
     def score(self, model: Model) -> float:
-        """Mean holdout ``metric@k`` of ``model`` under the sampled protocol."""
-        res = evaluate_sampled(model, self.holdout, k=self.k)
-        return float(getattr(res, self.metric).mean())
+        """Mean holdout ``metric@k`` of ``model`` under the split's protocol."""
+        return holdout_score(model, self.holdout, self.metric, self.k)
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.model, self.epoch_scale)

@@ -42,8 +42,9 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split
+from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, FileSplit, Split
 from dotrec.errors import ConfigError, DotrecError
+from dotrec.eval.holdout import tuning_holdout
 from dotrec.random import int_seed
 from dotrec.tune.objective import EpochEvent, HoldoutObjective
 from dotrec.tune.spaces import TORCH_MODELS, Int, reference, space
@@ -425,7 +426,7 @@ def _torch_settings(model: str, torch_options: Mapping[str, Any] | None) -> dict
 
 
 def tune(
-    split: Split,
+    split: Split | FileSplit,
     model: str,
     *,
     size: int,
@@ -447,7 +448,8 @@ def tune(
 ) -> TuneResult:
     """Tune ``model`` at embedding ``size`` on the holdout of ``split`` (its test set unread).
 
-    The holdout is ``split.holdout(seed, holdout_negatives)``. ``storage`` is a URL or a
+    The holdout is :func:`~dotrec.eval.holdout.tuning_holdout` of ``split`` (``seed``,
+    ``holdout_negatives`` for leave-one-out splits). ``storage`` is a URL or a
     storage from :func:`open_storage` (which then sets the heartbeat). Resumes the study if it
     exists (same settings required) and returns once ``n_trials`` trials have finished in it,
     or when ``timeout`` seconds have passed (checked between trials). See the module doc for
@@ -480,7 +482,7 @@ def tune(
         **_torch_settings(model, torch_options),
         early_stopping=early_stopping,
     )
-    holdout = split.holdout(seed, holdout_negatives)
+    holdout = tuning_holdout(split, seed, holdout_negatives)
     rdb = storage if isinstance(storage, RDBStorage) else open_storage(storage, heartbeat)
     study = open_study(rdb, study_name or settings.default_name(), settings)
 
