@@ -116,6 +116,18 @@ class Recommender:
                 index = load_index(model_dir, index_kind, model, threads=threads)
         return cls(model, index, load_seen(model_dir), threads=threads)
 
+    def warm(self) -> Recommender:
+        """Build now what requests would otherwise build on first use: the raw-id lookup
+        tables and, for models with item vectors, the cosine index of similar items (a server
+        calls this when it loads a model, so no request pays for it)."""
+        self.users.prepare()
+        self.items.prepare()
+        try:
+            self._similarity_index()
+        except NotSupportedError:
+            pass
+        return self
+
     def __repr__(self) -> str:
         kind = "score_all" if self.index is None else self.index.kind
         return (

@@ -81,3 +81,11 @@ def test_dimension_mismatch_and_exclude_rows() -> None:
         topk_dot(np.ones((1, 3)), items, bias, 1)
     with pytest.raises(ValueError, match="exclude has 2 rows"):
         topk_dot(np.ones((1, 2)), items, bias, 1, exclude=[[0], [1]])
+
+
+def test_exclusion_rows_already_sorted_are_taken_as_they_are() -> None:
+    from dotrec.retrieval.topk import exclusion_csr
+
+    sorted_row = np.array([1, 4, 9], dtype=np.int64)
+    indptr, indices = exclusion_csr([sorted_row, [7, 3, 3, 0], []], 3)
+    assert indptr.tolist() == [0, 3, 6, 6] and indices.tolist() == [1, 4, 9, 0, 3, 7]

@@ -166,3 +166,11 @@ def test_app_factory_reads_the_environment(hnsw_dir: Path, monkeypatch: pytest.M
     monkeypatch.setenv(ENV_MODEL_DIR, str(hnsw_dir))
     monkeypatch.setenv("DOTREC_SERVE_INDEX", "hnsw")
     assert app_from_env().state.serving.index_kind == "hnsw"
+
+
+def test_loading_builds_what_requests_would_build(hnsw_dir: Path) -> None:
+    # The id tables and the similar-items index exist before the first request, so no
+    # request after a load or reload pays for them.
+    rec = create_app(hnsw_dir).state.serving.recommender
+    assert rec.users._lookup is not None and rec.items._lookup is not None
+    assert rec._similar is not None

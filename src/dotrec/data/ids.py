@@ -75,6 +75,10 @@ class IdMap:
             return None
         return str(external_id)
 
+    def prepare(self) -> None:
+        """Build the lookup table now (it is otherwise built by the first lookup)."""
+        self._table()
+
     def index(self, external_id: Any) -> int | None:
         """The index of ``external_id``, or None when it is unknown."""
         key = self._coerce(external_id)

@@ -307,6 +307,15 @@ def _single_threaded_blas() -> Iterator[None]:
                 _blas_limiter = None
 
 
+def _sorted_unique(items: npt.ArrayLike) -> np.ndarray:
+    """``items`` as sorted unique int64; a row that already is (a user's seen items, a CSR row)
+    is taken as it is, with no per-request sort."""
+    a = np.asarray(items, dtype=np.int64)
+    if len(a) > 1 and not bool((a[1:] > a[:-1]).all()):
+        return np.unique(a)
+    return a
+
+
 def exclusion_csr(
     exclude: Sequence[npt.ArrayLike] | None,
     n_queries: int,
@@ -319,7 +328,7 @@ def exclusion_csr(
         return _EMPTY, _EMPTY
     if len(exclude) != n_queries:
         raise ValueError(f"exclude has {len(exclude)} rows for {n_queries} queries")
-    rows = [np.unique(np.asarray(e, dtype=np.int64)) for e in exclude]
+    rows = [_sorted_unique(e) for e in exclude]
     indptr = np.zeros(n_queries + 1, np.int64)
     indptr[1:] = np.cumsum([len(r) for r in rows])
     indices = np.concatenate(rows) if rows else np.zeros(0, np.int64)

@@ -78,7 +78,7 @@ def load_state(
     model_dir: str | os.PathLike[str], index_kind: str | None = None, threads: int = 1
 ) -> ServingState:
     """Load the model, its seen items and its index from ``model_dir``."""
-    rec = Recommender.from_dir(model_dir, index_kind, threads=threads)
+    rec = Recommender.from_dir(model_dir, index_kind, threads=threads).warm()
     kind = "score_all" if rec.index is None else rec.index.kind
     return ServingState(rec, str(model_dir), kind, time.time())
 
