@@ -34,6 +34,7 @@ release the GIL, so requests proceed in parallel, each scanning in its own threa
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import threading
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from dotrec._version import __version__
@@ -161,10 +162,11 @@ def reload_state(app: FastAPI) -> ServingState:
         return new
 
 
-def _scored(item_ids: Any, scores: Any) -> list[ScoredItem]:
-    return [
-        ScoredItem(item_id=i, score=float(s)) for i, s in zip(item_ids.tolist(), scores.tolist())
-    ]
+def _answer(head: dict[str, Any], item_ids: Any, scores: Any) -> Response:
+    """A JSON answer written directly: no per-item pydantic objects, built and validated
+    again, on the request path (the endpoint's ``response_model`` still documents it)."""
+    items = [{"item_id": i, "score": s} for i, s in zip(item_ids.tolist(), scores.tolist())]
+    return Response(json.dumps({**head, "items": items}), media_type="application/json")
 
 
 def create_app(
@@ -237,12 +239,10 @@ def create_app(
         user_id: str = user_path,
         k: int = Query(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K})."),
         exclude_seen: bool = Query(True, description="Leave out the user's training items."),
-    ) -> Recommendations:
+    ) -> Response:
         rec: Recommender = request.app.state.serving.recommender
         items, scores = rec.recommend(user_id, k, exclude_seen=exclude_seen)
-        return Recommendations(
-            user_id=user_id, k=k, exclude_seen=exclude_seen, items=_scored(items, scores)
-        )
+        return _answer({"user_id": user_id, "k": k, "exclude_seen": exclude_seen}, items, scores)
 
     @app.post(
         "/recommendations",
@@ -253,10 +253,10 @@ def create_app(
         },
         summary="Top-k items for a new user, folded in from its items",
     )
-    def fold_in(request: Request, body: FoldInRequest) -> FoldInRecommendations:
+    def fold_in(request: Request, body: FoldInRequest) -> Response:
         rec: Recommender = request.app.state.serving.recommender
         items, scores, unknown = rec.recommend_for_items(body.items, body.k)
-        return FoldInRecommendations(k=body.k, unknown_items=unknown, items=_scored(items, scores))
+        return _answer({"k": body.k, "unknown_items": unknown}, items, scores)
 
     @app.get(
         "/items/{item_id}/similar",
@@ -271,10 +271,10 @@ def create_app(
         request: Request,
         item_id: str = item_path,
         k: int = Query(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K})."),
-    ) -> SimilarItems:
+    ) -> Response:
         rec: Recommender = request.app.state.serving.recommender
         items, scores = rec.similar_items(item_id, k)
-        return SimilarItems(item_id=item_id, k=k, items=_scored(items, scores))
+        return _answer({"item_id": item_id, "k": k}, items, scores)
 
     @app.get("/healthz", response_model=Health, summary="Liveness and the loaded model")
     def healthz(request: Request) -> Health:
