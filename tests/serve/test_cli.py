@@ -20,6 +20,7 @@ from dotrec.errors import ConfigError, DotrecError
 from dotrec.models import load_model
 from dotrec.recommend import Recommender
 from dotrec.retrieval import load_index
+from tests.conftest import require
 from tests.retrieval.conftest import brute_force_recall
 
 runner = CliRunner()
@@ -128,3 +129,14 @@ def test_serve_with_workers_starts_answers_and_stops(mf_dir: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_serve_extra_brings_the_fast_event_loop_and_parser() -> None:
+    # uvicorn's "auto" settings use them when they are importable (pyproject's serve extra).
+    require("uvloop")
+    require("httptools")
+    from uvicorn.config import Config
+
+    config = Config(app=lambda scope, receive, send: None)
+    config.load()
+    assert "httptools" in config.http_protocol_class.__module__
