@@ -20,9 +20,11 @@ The candidates faiss returns are re-scored exactly from the item vectors and sor
 (score, item index), so scores and tie order match :class:`ExactIndex`; only which items are
 found can differ (measured as recall against exact at build time).
 
-Excluded items are handled by over-fetching: each query asks faiss for ``k + |excluded|``
-neighbours and drops the excluded ones. When that is the whole catalog, the search is an exact
-scan instead (complete, and cheaper than a graph walk over everything). An IVF search whose
+Excluded items (a user's seen items) are filtered inside faiss's search by an id selector
+(``IDSelectorNot(IDSelectorBatch(...))``), one query at a time because a selector holds for a
+whole search call, so a heavy user costs a k-neighbour search, not a ``k + |seen|`` one. When
+``k + |excluded|`` covers the whole catalog, the search is an exact scan instead (complete, and
+cheaper than a graph walk over everything). An IVF search whose
 probed cells hold fewer candidates returns fewer than ``k`` items (padded with -1); raise
 ``nprobe`` if that matters.
 
@@ -152,12 +154,29 @@ class _FaissIndex(ItemIndex):
         if exclude is not None and len(exclude) != len(q):
             raise ValueError(f"exclude has {len(exclude)} rows for {len(q)} queries")
         ex = None if exclude is None else [np.asarray(e, dtype=np.int64) for e in exclude]
-        fetch = int(k) + (max((len(e) for e in ex), default=0) if ex else 0)
-        if fetch >= self.n_items:  # the whole catalog: a scan is exact, complete and cheaper
+        most = max((len(e) for e in ex), default=0) if ex else 0
+        if int(k) + most >= self.n_items:  # all the catalog: a scan is exact and cheaper
             return topk_dot(q, self.vectors, self.bias, int(k), exclude=ex, threads=self.threads)
         self._faiss.omp_set_num_threads(self.threads)
-        _, ids = self._index.search(self._faiss_queries(q), fetch)
+        fq = self._faiss_queries(q)
+        if not most:
+            _, ids = self._index.search(fq, int(k))
+            return topk_candidates(q, self.vectors, self.bias, ids, int(k))
+        assert ex is not None
+        # Seen items are filtered inside the search by an id selector, one query at a time (a
+        # selector holds for a whole search call), instead of fetching k + |seen| neighbours.
+        ids = np.empty((len(q), int(k)), dtype=np.int64)
+        for r, e in enumerate(ex):
+            if not len(e):
+                ids[r] = self._index.search(fq[r : r + 1], int(k))[1][0]
+                continue
+            selector = self._faiss.IDSelectorNot(self._faiss.IDSelectorBatch(e))
+            ids[r] = self._index.search(fq[r : r + 1], int(k), params=self._params(selector))[1][0]
         return topk_candidates(q, self.vectors, self.bias, ids, int(k), exclude=ex)
+
+    @abstractmethod
+    def _params(self, selector: Any) -> Any:
+        """faiss search parameters with this index's search settings and ``selector``."""
 
 
 @register_index
@@ -217,6 +236,9 @@ class HNSWIndex(_FaissIndex):
 
     def _apply_search_params(self) -> None:
         self._index.hnsw.efSearch = self.ef_search
+
+    def _params(self, selector: Any) -> Any:
+        return self._faiss.SearchParametersHNSW(sel=selector, efSearch=self.ef_search)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -300,6 +322,9 @@ class IVFIndex(_FaissIndex):
 
     def _apply_search_params(self) -> None:
         self._index.nprobe = min(self.nprobe, self.nlist)
+
+    def _params(self, selector: Any) -> Any:
+        return self._faiss.SearchParametersIVF(sel=selector, nprobe=min(self.nprobe, self.nlist))
 
     def params(self) -> dict[str, Any]:
         return {
