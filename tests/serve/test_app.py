@@ -182,3 +182,23 @@ def test_openapi_still_documents_the_answers(client: TestClient) -> None:
     ok = spec["paths"]["/users/{user_id}/recommendations"]["get"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/Recommendations")
     assert "ScoredItem" in spec["components"]["schemas"]
+
+
+def test_batch_answers_equal_one_at_a_time(client: TestClient) -> None:
+    users = ["u0", "u7", "u42", "u7"]
+    for k, exclude in ((10, True), (3, False)):
+        body = {"users": users, "k": k, "exclude_seen": exclude}
+        r = client.post("/users/recommendations", json=body)
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert got["k"] == k and [x["user_id"] for x in got["results"]] == users
+        for one in got["results"]:
+            single = client.get(
+                f"/users/{one['user_id']}/recommendations",
+                params={"k": k, "exclude_seen": str(exclude).lower()},
+            ).json()
+            assert one == single
+    assert (
+        client.post("/users/recommendations", json={"users": ["u0", "nobody"]}).status_code == 404
+    )
+    assert client.post("/users/recommendations", json={"users": []}).status_code == 422

@@ -2,6 +2,9 @@
 
 Endpoints
     ``GET /users/{user_id}/recommendations?k=10&exclude_seen=true``
+    ``POST /users/recommendations`` with ``{"users": [...], "k": 10, "exclude_seen": true}``:
+    many users in one request, one search for all of them; each answer equals the one-user
+    endpoint's (an unknown user is a 404 for the whole request).
     ``POST /recommendations`` with ``{"items": [...], "k": 10}``: a user the model has not seen,
     folded in from its item ids (no retraining); unknown ids are reported in
     ``unknown_items`` and ignored, and a list with no known item is a 422.
@@ -42,6 +45,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
@@ -55,6 +59,8 @@ from dotrec.serve.metrics import Metrics, MetricsMiddleware
 MAX_K = 1000
 #: Longest user or item id (characters) a request may carry; longer ones are refused (422).
 MAX_ID_LENGTH = 512
+#: Most users a batch request may carry.
+MAX_BATCH_USERS = 1000
 #: Most item ids a fold-in request may carry.
 MAX_FOLD_IN_ITEMS = 10_000
 #: Environment variables read by :func:`app_from_env` (set by ``dotrec serve --workers``).
@@ -101,6 +107,20 @@ class FoldInRequest(BaseModel):
         ..., max_length=MAX_FOLD_IN_ITEMS, description="Item ids the new user interacted with."
     )
     k: int = Field(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K}).")
+
+
+class BatchRequest(BaseModel):
+    users: list[int | str] = Field(
+        ..., min_length=1, max_length=MAX_BATCH_USERS, description="Raw user ids."
+    )
+    k: int = Field(10, ge=1, le=MAX_K, description=f"Items per user (1..{MAX_K}).")
+    exclude_seen: bool = Field(True, description="Leave out each user's training items.")
+
+
+class BatchRecommendations(BaseModel):
+    k: int
+    exclude_seen: bool
+    results: list[Recommendations]
 
 
 class FoldInRecommendations(BaseModel):
@@ -243,6 +263,32 @@ def create_app(
         rec: Recommender = request.app.state.serving.recommender
         items, scores = rec.recommend(user_id, k, exclude_seen=exclude_seen)
         return _answer({"user_id": user_id, "k": k, "exclude_seen": exclude_seen}, items, scores)
+
+    @app.post(
+        "/users/recommendations",
+        response_model=BatchRecommendations,
+        responses=errors,
+        summary="Top-k items for many users in one request (one search for all of them)",
+    )
+    def batch(request: Request, body: BatchRequest) -> Response:
+        rec: Recommender = request.app.state.serving.recommender
+        users = np.array([rec.user_index(u) for u in body.users], dtype=np.int64)
+        idx, scores = rec.top_indices(users, body.k, body.exclude_seen)
+        results = []
+        for user_id, row, sc in zip(body.users, idx, scores):
+            keep = row >= 0
+            items = rec.items.external(row[keep]).tolist()
+            answer = [{"item_id": i, "score": s} for i, s in zip(items, sc[keep].tolist())]
+            results.append(
+                {
+                    "user_id": str(user_id),
+                    "k": body.k,
+                    "exclude_seen": body.exclude_seen,
+                    "items": answer,
+                }
+            )
+        head = {"k": body.k, "exclude_seen": body.exclude_seen, "results": results}
+        return Response(json.dumps(head), media_type="application/json")
 
     @app.post(
         "/recommendations",
