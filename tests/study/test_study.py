@@ -159,3 +159,22 @@ def test_bad_study_settings_are_refused() -> None:
     ):
         with pytest.raises(ConfigError):
             StudyConfig(**bad)
+
+
+def test_study_models_serve_over_http(study: tuple[StudyResult, Path]) -> None:
+    from tests.conftest import require
+
+    require("fastapi")
+    from fastapi.testclient import TestClient
+
+    from dotrec.recommend import Recommender
+    from dotrec.serve import create_app
+
+    result, out = study
+    for cell in result.cells:
+        folder = out / "cells" / f"{cell.model}-d{cell.size}" / f"seed{cell.runs[0].seed}"
+        rec = Recommender.from_dir(folder)
+        user = rec.users.external([0]).tolist()[0]
+        items, _ = rec.recommend(user, 5)
+        body = TestClient(create_app(folder)).get(f"/users/{user}/recommendations?k=5").json()
+        assert [x["item_id"] for x in body["items"]] == items.tolist(), cell.model
