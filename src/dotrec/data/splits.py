@@ -29,8 +29,22 @@ from dotrec.random import rng as make_rng
 DEFAULT_EVAL_NEGATIVES = 99
 
 
+class _OnTraining:
+    """Sizes of a split: those of its training interactions' index space."""
+
+    train: Interactions
+
+    @property
+    def n_users(self) -> int:
+        return self.train.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.train.n_items
+
+
 @dataclass(frozen=True, eq=False)
-class Split:
+class Split(_OnTraining):
     """A leave-one-out split: training interactions and one held-out item per test user.
 
     Attributes
@@ -48,14 +62,6 @@ class Split:
     test_items: np.ndarray
     negatives: np.ndarray
     name: str = "split"
-
-    @property
-    def n_users(self) -> int:
-        return self.train.n_users
-
-    @property
-    def n_items(self) -> int:
-        return self.train.n_items
 
     @property
     def n_test(self) -> int:
@@ -121,7 +127,7 @@ DEFAULT_HOLDOUT_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
-class FileSplit:
+class FileSplit(_OnTraining):
     """A split given by files: training interactions and a test set with any number of items
     per user (LightGCN's benchmarks), evaluated by full ranking (:mod:`dotrec.eval.ranking`).
 
@@ -142,14 +148,6 @@ class FileSplit:
                 f"{self.name}: train ({self.train.n_users} x {self.train.n_items}) and test "
                 f"({self.test.n_users} x {self.test.n_items}) must share one index space"
             )
-
-    @property
-    def n_users(self) -> int:
-        return self.train.n_users
-
-    @property
-    def n_items(self) -> int:
-        return self.train.n_items
 
     @property
     def test_users(self) -> np.ndarray:
