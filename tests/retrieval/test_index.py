@@ -19,6 +19,7 @@ from dotrec.retrieval import (
     ExactIndex,
     HNSWIndex,
     IVFIndex,
+    IVFPQIndex,
     build_index,
     index_path,
     load_index,
@@ -92,6 +93,7 @@ def test_ivf_default_recall_on_1e5_items(catalog: tuple[np.ndarray, ...]) -> Non
         (HNSWIndex, {"metric": "l2"}),
         (IVFIndex, {"metric": "l2"}),
         (IVFIndex, {"metric": "ip"}),
+        (IVFPQIndex, {}),
     ],
 )
 def test_ann_excludes_and_scores_exactly(
@@ -136,7 +138,38 @@ def test_build_reports_recall_and_rejects_learned_models(
         build_index(mf, "ivf", metric="cosine")
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_ivfpq_default_recall_on_1e5_items(catalog: tuple[np.ndarray, ...]) -> None:
+    vectors, bias, queries = catalog
+    index = IVFPQIndex(vectors, bias, threads=2)
+    assert (index.m, index.refine) == (17, 10)  # 2 dimensions of [q, b, sqrt(M^2 - |.|^2)] each
+    # 17 code bytes, an 8-byte id and the centroids' share: 27 bytes per item against the 140
+    # of an IVF-flat over the same 33 floats (plus id)
+    assert index.index_bytes() / len(vectors) < 28
+    assert recall_at_k(index, queries, 10) >= 0.95
+    index.set_search_params(refine=1)  # ranked by the codes alone: lossy, and measurably so
+    assert recall_at_k(index, queries, 10) < 0.95
+
+
+def test_ivfpq_streams_a_memory_mapped_catalog(tmp_path: Path) -> None:
+    # Built from a read-only memmap in chunks smaller than the catalog, the index is the one an
+    # in-memory build gives (same seed: same sample, cells and codes), and searches agree.
+    vectors, bias, queries = sample_catalog(trained_mf(dim=8), 20_000, 50, seed=1)
+    path = tmp_path / "items.npy"
+    np.save(path, vectors)
+    mapped = np.load(path, mmap_mode="r")
+    streamed = IVFPQIndex(mapped, bias, nlist=64, chunk=3_000, seed=3)
+    assert np.shares_memory(streamed.vectors, mapped)  # no copy of the catalog was made
+    whole = IVFPQIndex(vectors, bias, nlist=64, chunk=1 << 20, seed=3)
+    for a, b in zip(streamed.search(queries, 10), whole.search(queries, 10)):
+        np.testing.assert_array_equal(a, b)
+    assert recall_at_k(streamed, queries, 10) >= 0.9
+    with pytest.raises(ConfigError, match="train_size=50 is below"):
+        IVFPQIndex(vectors, bias, nlist=64, train_size=50)
+    with pytest.raises(ConfigError, match="quantizer"):
+        IVFPQIndex(vectors, bias, quantizer="lsh")
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf", "ivfpq"])
 def test_save_load_round_trip_without_rebuild(
     tmp_path: Path, mf_dir: Path, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,4 +1,4 @@
-"""``dotrec index build MODEL_DIR --kind exact|hnsw|ivf``: build and save an item index."""
+"""``dotrec index build MODEL_DIR --kind exact|hnsw|ivf|ivfpq``: build and save an item index."""
 
 from __future__ import annotations
 
@@ -22,13 +22,23 @@ app.add_typer(index_app, name="index")
 @index_app.command("build")
 def build_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory written by `dotrec train`."),
-    kind: str = typer.Option(..., "--kind", help="Index kind: exact, hnsw or ivf."),
-    m: int | None = typer.Option(None, "--m", help="HNSW graph degree M (default 32)."),
+    kind: str = typer.Option(..., "--kind", help="Index kind: exact, hnsw, ivf or ivfpq."),
+    m: int | None = typer.Option(
+        None,
+        "--m",
+        help="HNSW graph degree M (default 32); IVF-PQ bytes per item (default (d + 2) / 2).",
+    ),
     ef_construction: int | None = typer.Option(None, help="HNSW efConstruction (default 100)."),
     ef_search: int | None = typer.Option(None, help="HNSW efSearch (default 256)."),
     nlist: int | None = typer.Option(None, help="IVF cells (default 4 sqrt(n_items))."),
     nprobe: int | None = typer.Option(
         None, help="IVF cells probed per query (default max(min(nlist, 8), nlist // 64))."
+    ),
+    refine: int | None = typer.Option(
+        None, help="IVF-PQ: candidates re-scored exactly per result (default 10)."
+    ),
+    quantizer: str | None = typer.Option(
+        None, help="IVF-PQ cell lookup: auto, flat or hnsw (default auto)."
     ),
     metric: str | None = typer.Option(
         None, help="l2 (MIPS-to-L2 transform, the default) or ip (inner product)."
@@ -45,11 +55,14 @@ def build_cmd(
         "nlist": nlist,
         "nprobe": nprobe,
         "metric": metric,
+        "refine": refine,
+        "quantizer": quantizer,
     }
     allowed = {
         "exact": set(),
         "hnsw": {"m", "ef_construction", "ef_search", "metric"},
         "ivf": {"nlist", "nprobe", "metric"},
+        "ivfpq": {"nlist", "m", "nprobe", "refine", "quantizer"},
     }.get(kind, set(options))
     given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     foreign = sorted(set(given) - allowed)

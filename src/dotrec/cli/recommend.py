@@ -47,7 +47,7 @@ def recommend_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
     k: int = k_option("Number of items."),
     index: str | None = typer.Option(
-        None, "--index", help="Saved index to search: exact, hnsw or ivf (default exact)."
+        None, "--index", help="Saved index to search: exact, hnsw, ivf or ivfpq (default exact)."
     ),
     include_seen: bool = typer.Option(
         False, "--include-seen", help="Also return the user's training items."

@@ -14,7 +14,7 @@ from dotrec.cli.app import app, err_console
 def serve_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory written by `dotrec train`."),
     index: str | None = typer.Option(
-        None, "--index", help="Saved index to search: exact, hnsw or ivf (default exact)."
+        None, "--index", help="Saved index to search: exact, hnsw, ivf or ivfpq (default exact)."
     ),
     host: str | None = typer.Option(
         None,

@@ -1,12 +1,13 @@
 """Retrieval: top-k items for a user vector, exact or approximate (MIPS).
 
-:class:`ExactIndex` scans every item (the reference); :class:`HNSWIndex` and :class:`IVFIndex`
-are faiss indexes over the MIPS-to-L2 transform of the bias-folded item vectors. Build one for
+:class:`ExactIndex` scans every item (the reference); :class:`HNSWIndex`, :class:`IVFIndex`
+and :class:`IVFPQIndex` (compressed codes, for 10^7 to 10^8 items) are faiss indexes over the
+MIPS-to-L2 transform of the bias-folded item vectors. Build one for
 a model with :func:`build_index`, store it beside the model with :func:`save_index`, and read
 it back without a rebuild with :func:`load_index`.
 """
 
-from dotrec.retrieval.ann import HNSWIndex, IVFIndex
+from dotrec.retrieval.ann import HNSWIndex, IVFIndex, IVFPQIndex
 from dotrec.retrieval.index import (
     INDEX_KINDS,
     ExactIndex,
@@ -25,6 +26,7 @@ __all__ = [
     "ExactIndex",
     "HNSWIndex",
     "IVFIndex",
+    "IVFPQIndex",
     "ItemIndex",
     "build_index",
     "index_path",

@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from dotrec._optional import import_optional
 from dotrec.errors import ConfigError
-from dotrec.random import int_seed
+from dotrec.random import int_seed, rng
 from dotrec.retrieval.base import ItemIndex, register_index
 from dotrec.retrieval.topk import topk_candidates, topk_dot
 from dotrec.retrieval.transform import fold_items, mips_to_l2_items
@@ -130,7 +130,7 @@ class _FaissIndex(ItemIndex):
         _FaissIndex.__init__(obj, item_factors, item_bias, threads=threads)
         obj._set_params(**params)
         obj._index = obj._faiss.read_index(str(payload))
-        dim = obj.dim + (2 if obj.metric == "l2" else 1)
+        dim = obj._faiss_dim()
         if obj._index.ntotal != obj.n_items or obj._index.d != dim:
             raise ConfigError(
                 f"{payload}: holds {obj._index.ntotal} vectors of dim "
@@ -159,20 +159,29 @@ class _FaissIndex(ItemIndex):
             return topk_dot(q, self.vectors, self.bias, int(k), exclude=ex, threads=self.threads)
         self._faiss.omp_set_num_threads(self.threads)
         fq = self._faiss_queries(q)
+        fetch = min(self._fetch(int(k)), self.n_items)
         if not most:
-            _, ids = self._index.search(fq, int(k))
+            _, ids = self._index.search(fq, fetch)
             return topk_candidates(q, self.vectors, self.bias, ids, int(k))
         assert ex is not None
         # Seen items are filtered inside the search by an id selector, one query at a time (a
         # selector holds for a whole search call), instead of fetching k + |seen| neighbours.
-        ids = np.empty((len(q), int(k)), dtype=np.int64)
+        ids = np.empty((len(q), fetch), dtype=np.int64)
         for r, e in enumerate(ex):
             if not len(e):
-                ids[r] = self._index.search(fq[r : r + 1], int(k))[1][0]
+                ids[r] = self._index.search(fq[r : r + 1], fetch)[1][0]
                 continue
             selector = self._faiss.IDSelectorNot(self._faiss.IDSelectorBatch(e))
-            ids[r] = self._index.search(fq[r : r + 1], int(k), params=self._params(selector))[1][0]
+            ids[r] = self._index.search(fq[r : r + 1], fetch, params=self._params(selector))[1][0]
         return topk_candidates(q, self.vectors, self.bias, ids, int(k), exclude=ex)
+
+    def _fetch(self, k: int) -> int:
+        """Candidates to ask faiss for, re-scored exactly to give the top ``k``."""
+        return k
+
+    def _faiss_dim(self) -> int:
+        """Dimension of the vectors inside the faiss index."""
+        return self.dim + (2 if self.metric == "l2" else 1)
 
     @abstractmethod
     def _params(self, selector: Any) -> Any:
@@ -345,3 +354,203 @@ class IVFIndex(_FaissIndex):
     def memory_bytes(self) -> int:
         n, d = self._index.ntotal, self._index.d
         return super().memory_bytes() + n * (d * 4 + 8) + self.nlist * d * 4
+
+
+@register_index
+class IVFPQIndex(_FaissIndex):
+    """faiss ``IndexIVFPQ``: k-means cells holding product-quantized codes, for catalogs of
+    10^7 to 10^8 items whose vectors would not fit in memory as an IVF-flat or HNSW index.
+
+    Each item is stored as ``m`` bytes (one 8-bit code per sub-vector of its residual to its
+    cell's centroid; fewer bits for a catalog of under 256 items) plus its 8-byte id, instead
+    of ``4 (d + 2)`` bytes of floats. A query scans ``nprobe`` cells by table look-ups, takes
+    the ``refine * k`` best codes and re-scores them exactly from the item vectors (which may
+    be a read-only ``numpy.memmap`` of a file: only the candidates' rows are read), so the
+    answer's scores and tie order are exact and only which items are found can differ.
+
+    The build never holds all transformed vectors: the largest norm (for the MIPS-to-L2
+    transform) is read in one pass, k-means and the codebooks are trained on a seeded sample of
+    ``train_size`` items, and items are encoded and added ``chunk`` rows at a time. Vectors are
+    zero-padded to a multiple of ``m`` dimensions (zeros change no L2 distance).
+
+    Parameters
+    ----------
+    nlist : int, optional
+        Number of cells; default ``4 sqrt(n_items)`` (at most ``n_items / 39``).
+    m : int, optional
+        Sub-quantizers (bytes per item); default ``ceil((d + 2) / 2)``, two dimensions each.
+    nprobe : int, optional
+        Cells scanned per query; default ``max(min(nlist, 8), nlist // 64)``.
+    refine : int
+        Candidates re-scored exactly per result (``refine * k``); 1 ranks by the codes alone.
+    quantizer : {"auto", "flat", "hnsw"}
+        How a vector finds its cells: an exact scan of the centroids, or an HNSW graph over them
+        (the usual choice for ``nlist`` above about 2^14, where scanning dominates the cost of a
+        query and of the build); ``auto`` picks ``hnsw`` above 16,384 cells.
+    train_size : int, optional
+        Items sampled (with ``seed``) to train k-means and the codebooks; default
+        ``min(n_items, max(64 nlist, 65,536))``.
+    chunk : int
+        Rows transformed and added at a time during the build (bounds its extra memory).
+    seed : int
+        Seeds the training sample and k-means.
+    threads : int
+    """
+
+    kind = "ivfpq"
+
+    def __init__(
+        self,
+        item_factors: npt.ArrayLike,
+        item_bias: npt.ArrayLike | None = None,
+        *,
+        nlist: int | None = None,
+        m: int | None = None,
+        nprobe: int | None = None,
+        refine: int = 10,
+        quantizer: str = "auto",
+        train_size: int | None = None,
+        chunk: int = 1 << 18,
+        seed: int = 0,
+        threads: int = 1,
+    ) -> None:
+        super().__init__(item_factors, item_bias, threads=threads)
+        if nlist is None:
+            nlist = int(max(1, min(4 * np.sqrt(self.n_items), self.n_items // 39)))
+        if nprobe is None:
+            nprobe = max(min(int(nlist), 8), int(nlist) // 64)
+        if m is None:
+            m = -(-(self.dim + 2) // 2)
+        if train_size is None:
+            train_size = min(self.n_items, max(64 * int(nlist), 65_536))
+        self._set_params(
+            nlist=nlist,
+            m=m,
+            nprobe=nprobe,
+            refine=refine,
+            quantizer=quantizer,
+            train_size=train_size,
+            chunk=chunk,
+            seed=seed,
+        )
+        if self.nlist > self.n_items or not 2 <= self.train_size <= self.n_items:
+            raise ConfigError(
+                f"nlist={self.nlist} and train_size={self.train_size} must not exceed the "
+                f"{self.n_items} items (and train_size must be at least 2)"
+            )
+        if self.train_size < self.nlist:
+            raise ConfigError(
+                f"train_size={self.train_size} is below the {self.nlist} points that k-means "
+                "needs for its cells"
+            )
+        self._build()
+
+    def _set_params(self, **params: Any) -> None:
+        self.nlist = check_int("nlist", params["nlist"])
+        self.m = check_int("m", params["m"])
+        self.nprobe = check_int("nprobe", params["nprobe"])
+        self.refine = check_int("refine", params["refine"])
+        self.train_size = check_int("train_size", params["train_size"])
+        self.chunk = check_int("chunk", params["chunk"])
+        if params["quantizer"] not in ("auto", "flat", "hnsw"):
+            raise ConfigError(f"quantizer must be auto, flat or hnsw, got {params['quantizer']!r}")
+        self.quantizer = str(params["quantizer"])
+        self.seed = int(params["seed"])
+        self.metric = "l2"
+
+    def _faiss_dim(self) -> int:
+        return -(-(self.dim + 2) // self.m) * self.m
+
+    @property
+    def _code_bits(self) -> int:
+        """8 bits per code (256 centroids per sub-vector), fewer when the training sample is
+        smaller than that (a catalog of under 256 items)."""
+        return min(8, self.train_size.bit_length() - 1)
+
+    def _fetch(self, k: int) -> int:
+        return k * self.refine
+
+    def _rows(self, rows: slice | np.ndarray, max_sq: float) -> np.ndarray:
+        """Items ``rows`` folded, MIPS-to-L2 transformed and zero-padded (float32)."""
+        v = self.vectors[rows]
+        out = np.zeros((len(v), self._faiss_dim()), np.float32)
+        out[:, : self.dim] = v
+        out[:, self.dim] = self.bias[rows]
+        sq = np.einsum("ij,ij->i", out, out, dtype=np.float64)
+        out[:, self.dim + 1] = np.sqrt(np.maximum(max_sq - sq, 0.0))
+        return out
+
+    def _make(self, dim: int) -> Any:
+        faiss = self._faiss
+        hnsw = self.quantizer == "hnsw" or (self.quantizer == "auto" and self.nlist > 16_384)
+        coarse = faiss.IndexHNSWFlat(dim, 32) if hnsw else faiss.IndexFlatL2(dim)
+        index = faiss.IndexIVFPQ(coarse, dim, self.nlist, self.m, self._code_bits)
+        index.cp.seed = int_seed(self.seed, "ivfpq_kmeans") % 2**31
+        index.pq.cp.seed = int_seed(self.seed, "ivfpq_codebooks") % 2**31
+        return index
+
+    def _build(self) -> None:
+        faiss = self._faiss
+        faiss.omp_set_num_threads(self.threads)
+        n, step = self.n_items, self.chunk
+        max_sq = 0.0
+        for s in range(0, n, step):
+            v = np.asarray(self.vectors[s : s + step], dtype=np.float64)
+            b = np.asarray(self.bias[s : s + step], dtype=np.float64)
+            max_sq = max(max_sq, float((np.einsum("ij,ij->i", v, v) + b * b).max()))
+        dim = self._faiss_dim()
+        index = self._make(dim)
+        # k-means assigns by an exact scan of the centroids even with an HNSW quantizer, whose
+        # graph is then built once over the final centroids (faiss's train_q1).
+        scan = faiss.IndexFlatL2(dim)
+        index.clustering_index = scan
+        pick = np.sort(rng(self.seed, "ivfpq_train").choice(n, self.train_size, replace=False))
+        index.train(
+            np.concatenate(
+                [self._rows(pick[s : s + step], max_sq) for s in range(0, len(pick), step)]
+            )
+        )
+        index.clustering_index = None
+        for s in range(0, n, step):
+            index.add(self._rows(slice(s, s + step), max_sq))
+        self._index = index
+        self._apply_search_params()
+
+    def _apply_search_params(self) -> None:
+        self._index.nprobe = min(self.nprobe, self.nlist)
+
+    def _params(self, selector: Any) -> Any:
+        return self._faiss.SearchParametersIVF(sel=selector, nprobe=min(self.nprobe, self.nlist))
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "nlist": self.nlist,
+            "m": self.m,
+            "nprobe": self.nprobe,
+            "refine": self.refine,
+            "quantizer": self.quantizer,
+            "train_size": self.train_size,
+            "chunk": self.chunk,
+            "seed": self.seed,
+        }
+
+    def set_search_params(self, **params: Any) -> None:
+        unknown = set(params) - {"nprobe", "refine"}
+        if unknown:
+            raise ConfigError(f"ivfpq search parameters: nprobe, refine (got {sorted(unknown)})")
+        if "nprobe" in params:
+            self.nprobe = check_int("nprobe", params["nprobe"])
+            self._apply_search_params()
+        if "refine" in params:
+            self.refine = check_int("refine", params["refine"])
+
+    def index_bytes(self) -> int:
+        """Bytes of the faiss index alone: codes, ids, centroids (and their graph), codebooks."""
+        idx = self._index
+        coarse = self.nlist * idx.d * 4
+        if isinstance(self._faiss.downcast_index(idx.quantizer), self._faiss.IndexHNSWFlat):
+            coarse += self.nlist * (2 * 32 * 4 + 8)  # level-0 links and offsets
+        return idx.ntotal * (idx.code_size + 8) + coarse + idx.pq.centroids.size() * 4
+
+    def memory_bytes(self) -> int:
+        return super().memory_bytes() + self.index_bytes()

@@ -45,7 +45,7 @@ class ItemIndex(ABC):
         Threads one :meth:`search` call may use (1: the calling thread only).
     """
 
-    #: Backend name: ``exact``, ``hnsw`` or ``ivf``.
+    #: Backend name: ``exact``, ``hnsw``, ``ivf`` or ``ivfpq``.
     kind: ClassVar[str]
 
     def __init__(
