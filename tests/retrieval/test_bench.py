@@ -14,7 +14,9 @@ from dotrec.bench.serving import (
     growth_exponent,
     neumf_for_catalog,
     run_serving_bench,
+    sample_catalog,
     sample_vectors,
+    stream_catalog,
     summary_lines,
     write_reports,
 )
@@ -33,6 +35,18 @@ def test_sample_vectors_keeps_mean_covariance_and_norm_spread() -> None:
     ratio = np.std(np.linalg.norm(out, axis=1)) / np.std(np.linalg.norm(src, axis=1))
     assert 0.8 < ratio < 1.2
     np.testing.assert_array_equal(out[:10], sample_vectors(src, 200_000, 1, "test")[:10])
+
+
+def test_stream_catalog_writes_the_sampled_catalog_to_a_memmap(tmp_path: Path) -> None:
+    from tests.retrieval.conftest import trained_mf
+
+    model = trained_mf(dim=8)
+    n = (1 << 18) + 1000  # more than one chunk
+    items, bias = stream_catalog(model, n, tmp_path / "items.npy", seed=2)
+    assert isinstance(items, np.memmap) and not items.flags.writeable
+    want_items, want_bias, _ = sample_catalog(model, n, 1, seed=2)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(bias, want_bias)
 
 
 def test_growth_exponent() -> None:

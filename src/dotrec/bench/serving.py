@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,23 @@ class ServingBenchConfig:
 
 
 # ---------------------------------------------------------------------------- catalogs
+def _vector_chunks(
+    source: np.ndarray, n: int, seed: int, purpose: str, bandwidth: float, chunk: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, rows)`` chunks of :func:`sample_vectors` (float64), in order."""
+    x = np.asarray(source, dtype=np.float64)
+    mu = x.mean(axis=0)
+    cov = np.cov(x, rowvar=False) + 1e-9 * np.eye(x.shape[1])
+    chol = np.linalg.cholesky(cov)
+    r = rng(seed, purpose)
+    scale = 1.0 / np.sqrt(1.0 + bandwidth**2)
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        rows = x[r.integers(0, len(x), m)]
+        z = r.standard_normal((m, x.shape[1])) @ chol.T
+        yield s, mu + (rows - mu + bandwidth * z) * scale
+
+
 def sample_vectors(
     source: np.ndarray,
     n: int,
@@ -107,18 +124,9 @@ def sample_vectors(
     ``h = bandwidth``. Mean and covariance match ``source``; the norm spread of its rows (what
     makes MIPS hard) is kept, unlike a plain Gaussian fit, whose norms concentrate.
     """
-    x = np.asarray(source, dtype=np.float64)
-    mu = x.mean(axis=0)
-    cov = np.cov(x, rowvar=False) + 1e-9 * np.eye(x.shape[1])
-    chol = np.linalg.cholesky(cov)
-    r = rng(seed, purpose)
-    out = np.empty((n, x.shape[1]), np.float32)
-    scale = 1.0 / np.sqrt(1.0 + bandwidth**2)
-    for s in range(0, n, chunk):
-        m = min(chunk, n - s)
-        rows = x[r.integers(0, len(x), m)]
-        z = r.standard_normal((m, x.shape[1])) @ chol.T
-        out[s : s + m] = mu + (rows - mu + bandwidth * z) * scale
+    out = np.empty((n, np.shape(source)[1]), np.float32)
+    for s, rows in _vector_chunks(source, n, seed, purpose, bandwidth, chunk):
+        out[s : s + len(rows)] = rows
     return out
 
 
@@ -131,6 +139,24 @@ def sample_catalog(
     )
     queries = sample_vectors(model.user_factors, n_queries, seed, "bench_queries")
     return np.ascontiguousarray(items[:, :-1]), np.ascontiguousarray(items[:, -1]), queries
+
+
+def stream_catalog(
+    model: DotProductModel, n_items: int, path: Path, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The items of :func:`sample_catalog` written chunk by chunk to the ``.npy`` file ``path``:
+    returns its factors as a read-only memmap (n_items x d) and the bias in memory. A catalog of
+    10^8 items of dim 64 (25.6 GB) never sits in memory; the rows equal ``sample_catalog``'s."""
+    source = fold_items(model.item_factors, model.item_bias)
+    d = source.shape[1] - 1
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_items, d))
+    bias = np.empty(n_items, np.float32)
+    for s, rows in _vector_chunks(source, n_items, seed, "bench_items", 0.5, 1 << 18):
+        out[s : s + len(rows)] = rows[:, :-1]
+        bias[s : s + len(rows)] = rows[:, -1]
+    out.flush()
+    del out
+    return np.load(path, mmap_mode="r"), bias
 
 
 def quick_model(dim: int, seed: int = 0) -> tuple[DotProductModel, str]:
