@@ -1,9 +1,11 @@
 """``dotrec study``: the fair comparison of dot product and learned similarity.
 
 Every model is tuned at every embedding size with the same trial budget on the tuning holdout,
-the winners are retrained with several seeds and tested under both protocols, and the report
-(``OUT/report.md``, ``OUT/report.html`` and PNG figures) is written. Rerunning the same command
-resumes an interrupted study and reuses every finished trial and seed.
+the winners are retrained with several seeds and tested (leave-one-out: under the sampled and
+the full-catalog protocol; a split given by files, such as ``gowalla``: by full ranking with
+Recall@k, NDCG@k and Precision@k), and the report (``OUT/report.md``, ``OUT/report.html`` and
+PNG figures) is written. Rerunning the same command resumes an interrupted study and reuses
+every finished trial and seed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from dotrec._optional import import_optional
-from dotrec.cli._common import leave_one_out_only, load_split, print_table, with_data_options
+from dotrec.cli._common import load_split, print_table, with_data_options
 from dotrec.cli.app import (
     app,
     console,
@@ -90,13 +92,18 @@ class StudyDisplay:
         )
 
     def cell_finished(self, cell: Cell, reused: int) -> None:
+        from dotrec.study.driver import PROTOCOL_METRICS
+        from dotrec.study.report import metric_label
+
         self.progress.advance(self.cells)
-        hr = cell.metric("sampled", f"hr@{self.k}")
+        protocol = cell.protocols[0]  # sampled (leave-one-out) or ranking (files)
+        metric = PROTOCOL_METRICS[protocol][0]  # HR or Recall
+        values = cell.metric(protocol, f"{metric}@{self.k}")
         self.progress.console.print(
             f"{cell.model} size {cell.counted_size}: holdout {self.metric} "
             f"{cell.tuning.best_value:.4f} (best of {cell.tuning.finished} trials), test "
-            f"sampled HR@{self.k} {hr.mean():.4f} over {len(hr)} seeds"
-            + (f" ({reused} reused)" if reused else "")
+            f"{metric_label(cell.kind, protocol, metric, self.k)} {values.mean():.4f} over "
+            f"{len(values)} seeds" + (f" ({reused} reused)" if reused else "")
         )
         self.trials = None
 
@@ -120,8 +127,11 @@ def study_cmd(
         help="Folder of the storage, the cell records and the report.",
     ),
     storage: str | None = storage_option(),
-    metric: str = metric_option(),
-    k: int = k_option(),
+    metric: str = metric_option(
+        "Tuning objective on the holdout: ndcg, hr or rr (leave-one-out); ndcg, recall or hr "
+        "(read as recall) on a split given by files."
+    ),
+    k: int = k_option("Cut-off k: HR@k / NDCG@k, or Recall@k / NDCG@k / Precision@k on files."),
     seed: int = typer.Option(0, help="Seed of the tuning, the holdout and the first final fit."),
     pruner: str = pruner_option(),
     epoch_scale: float = epoch_scale_option(),
@@ -141,6 +151,7 @@ def study_cmd(
     load_optuna()
     import_optional("matplotlib", "the study report", "pip install 'dotrec[plots]'")
     from dotrec.study import StudyConfig, run_study, write_report
+    from dotrec.study.driver import PROTOCOL_METRICS
     from dotrec.study.report import results_table
 
     config = StudyConfig(
@@ -160,7 +171,7 @@ def study_cmd(
         early_stopping=early_stopping or None,
         **torch_options("neumf", optimizer, precision, device),
     )
-    split = leave_one_out_only(load_split(dataset, data_dir, seed, options=data_options), "study")
+    split = load_split(dataset, data_dir, seed, options=data_options)
     with trial_progress() as progress:
         result = run_study(split, config, out, StudyDisplay(progress, metric, k))
     md, page = write_report(result, out)
@@ -169,8 +180,8 @@ def study_cmd(
         (
             float(c.metric(p, f"{m}@{k}").std(ddof=1))
             for c in result.cells
-            for p in ("sampled", "full")
-            for m in ("hr", "ndcg")
+            for p in c.protocols
+            for m in PROTOCOL_METRICS[p]
             if len(c.runs) > 1
         ),
         default=0.0,

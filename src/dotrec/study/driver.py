@@ -8,12 +8,21 @@ For each model and embedding size (a *cell*):
    ``dotrec tune`` workers with the same settings are reused);
 2. retrain the best configuration of the cell's first ``n_trials`` finished trials on the full
    training data with ``n_seeds`` seeds (``seed``, ``seed + 1``, ...);
-3. evaluate each retrained model on the test set under both protocols and record the per-user
-   ranks, so that any two cells can be compared pairwise over users.
+3. evaluate each retrained model on the test set under the protocols of the split's kind and
+   record per-user results, so that any two cells can be compared pairwise over users:
 
-Every finished seed is written to ``OUT/cells/MODEL-dSIZE/seedI.{json,npz}`` (atomically) and
-never recomputed while the cell's best configuration and training data stay the same; the
-tuning storage is durable too, so an interrupted study resumes where it stopped.
+   * a leave-one-out :class:`~dotrec.data.splits.Split`: protocols ``"sampled"`` (the split's
+     evaluation negatives) and ``"full"`` (the full catalog); the ``.npz`` holds ``users`` and
+     each protocol's per-user rank of the held-out item (``sampled_ranks``, ``full_ranks``);
+   * a :class:`~dotrec.data.splits.FileSplit` (many test items per user): the one protocol
+     ``"ranking"``, LightGCN's full ranking with training items excluded
+     (:func:`dotrec.eval.ranking.evaluate_ranking`); the ``.npz`` holds ``users`` and the
+     per-user ``ranking_recall``, ``ranking_ndcg`` and ``ranking_precision`` at the study's k.
+
+Every finished seed is written to ``OUT/cells/MODEL-dSIZE/seedI.{json,npz}`` (atomically; the
+JSON has the summaries and records the split's kind) and never recomputed while the cell's best
+configuration, the split's kind, its data and ``k`` stay the same; the tuning storage is durable
+too, so an interrupted study resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -29,11 +38,13 @@ import numpy as np
 from optuna.storages import RDBStorage
 
 from dotrec.artifacts import atomic_write_bytes
-from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, Split
+from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, FileSplit, Split
 from dotrec.errors import ArtifactError, ConfigError
-from dotrec.eval.holdout import METRICS
+from dotrec.eval.holdout import METRICS, check_metric
 from dotrec.eval.metrics import hit_rate, ndcg
 from dotrec.eval.protocols import PROTOCOL_VERSION, evaluate
+from dotrec.eval.ranking import PROTOCOL as RANKING_PROTOCOL
+from dotrec.eval.ranking import evaluate_ranking
 from dotrec.models import MODELS, DotProductModel, Model
 from dotrec.tune import (
     PRUNERS,
@@ -49,7 +60,33 @@ from dotrec.tune import (
 )
 from dotrec.tune.spaces import check_model
 
-PROTOCOLS = ("sampled", "full")
+#: The two kinds of split a study runs on: leave-one-out (:class:`Split`) and given by files
+#: (:class:`FileSplit`).
+LEAVE_ONE_OUT = "leave_one_out"
+FILES = "files"
+
+#: The test protocols of each kind of split.
+PROTOCOLS: dict[str, tuple[str, ...]] = {LEAVE_ONE_OUT: ("sampled", "full"), FILES: ("ranking",)}
+
+#: The per-user metrics of each protocol, in report order (at the study's ``k``).
+PROTOCOL_METRICS: dict[str, tuple[str, ...]] = {
+    "sampled": ("hr", "ndcg"),
+    "full": ("hr", "ndcg"),
+    "ranking": ("recall", "ndcg", "precision"),
+}
+
+
+def split_kind(split: Split | FileSplit) -> str:
+    """:data:`FILES` for a split given by files, else :data:`LEAVE_ONE_OUT`."""
+    return FILES if isinstance(split, FileSplit) else LEAVE_ONE_OUT
+
+
+def _check_protocol(kind: str, protocol: str) -> None:
+    if protocol not in PROTOCOLS[kind]:
+        split = "a leave-one-out split" if kind == LEAVE_ONE_OUT else "a split given by files"
+        raise KeyError(
+            f"no {protocol!r} results: a study on {split} has {', '.join(PROTOCOLS[kind])}"
+        )
 
 
 @dataclass(frozen=True)
@@ -99,18 +136,42 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class SeedRun:
-    """One retrained seed of a cell: test results under both protocols."""
+    """One retrained seed of a cell: test results under the protocols of the split's ``kind``.
+
+    ``summaries[protocol]`` is the protocol's JSON summary. Per test user (row-aligned with
+    ``users``): leave-one-out keeps ``ranks[protocol]``, the rank of the held-out item (so any
+    cut-off can be read); a split given by files keeps ``values[protocol]["recall@K"]`` (and
+    ``ndcg@K``, ``precision@K``) at the study's ``K``.
+    """
 
     seed: int
     fit_seconds: float
     summaries: dict[str, dict[str, Any]]
     users: np.ndarray
-    ranks: dict[str, np.ndarray]
+    ranks: dict[str, np.ndarray] = field(default_factory=dict)
+    values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    kind: str = LEAVE_ONE_OUT
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The protocols this seed was tested under (those of its split's kind)."""
+        return PROTOCOLS[self.kind]
 
     def per_user(self, protocol: str, metric: str, k: int) -> np.ndarray:
-        """Per-user ``hr`` or ``ndcg`` at ``k`` under ``protocol`` (float64, one per user)."""
-        fn = {"hr": hit_rate, "ndcg": ndcg}[metric]
-        return np.asarray(fn(self.ranks[protocol], k), dtype=np.float64)
+        """Per-user ``metric`` at ``k`` under ``protocol`` (float64, one per user).
+
+        Leave-one-out: ``hr`` or ``ndcg`` at any ``k``; files: ``recall``, ``ndcg`` or
+        ``precision`` at the recorded ``k`` only.
+        """
+        _check_protocol(self.kind, protocol)
+        if self.kind == LEAVE_ONE_OUT:
+            fn = {"hr": hit_rate, "ndcg": ndcg}[metric]
+            return np.asarray(fn(self.ranks[protocol], k), dtype=np.float64)
+        recorded = self.values[protocol]
+        key = f"{metric}@{k}"
+        if key not in recorded:
+            raise KeyError(f"no per-user {key} recorded; this seed has {', '.join(recorded)}")
+        return np.asarray(recorded[key], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -136,8 +197,19 @@ class Cell:
     def is_dot_product(self) -> bool:
         return issubclass(MODELS[self.model], DotProductModel)
 
+    @property
+    def kind(self) -> str:
+        """The kind of split the cell was tested on (:data:`LEAVE_ONE_OUT` or :data:`FILES`)."""
+        return self.runs[0].kind
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The test protocols of the cell's split kind."""
+        return PROTOCOLS[self.kind]
+
     def metric(self, protocol: str, key: str) -> np.ndarray:
-        """One summary value (e.g. ``"hr@10"``) per seed."""
+        """One summary value (e.g. ``"hr@10"``, ``"recall@20"``) per seed."""
+        _check_protocol(self.kind, protocol)
         return np.array([r.summaries[protocol][key] for r in self.runs], dtype=np.float64)
 
     def per_user(self, protocol: str, metric: str, k: int) -> np.ndarray:
@@ -151,16 +223,28 @@ class Cell:
 
 @dataclass(frozen=True)
 class StudyResult:
-    """Every cell of a study, with the settings and timings needed by the report."""
+    """Every cell of a study, with the settings and timings needed by the report.
+
+    ``n_test`` is the number of test users; ``n_negatives`` the sampled protocol's negatives
+    per user (None for a split given by files, which has no sampled protocol), and
+    ``n_test_pairs`` the number of test (user, item) pairs (one per user for leave-one-out).
+    """
 
     dataset: str
     config: StudyConfig
     cells: tuple[Cell, ...]
     n_test: int
-    n_negatives: int
+    n_negatives: int | None
     wall_seconds: float
     storage: str
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = LEAVE_ONE_OUT
+    n_test_pairs: int | None = None
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The test protocols of the study's split kind."""
+        return PROTOCOLS[self.kind]
 
 
 class StudyListener(Protocol):
@@ -203,8 +287,40 @@ def cell_dir(out: Path, model: str, size: int) -> Path:
     return out / "cells" / f"{model}-d{size}"
 
 
-def _seed_record(path: Path, params: dict[str, Any], fingerprint: str, k: int) -> SeedRun | None:
-    """The recorded seed at ``path`` (``.json`` + ``.npz``) if it matches, else None."""
+#: A record's value of a key it lacks: records written before file splits had no kind.
+_RECORD_DEFAULTS: dict[str, Any] = {"split_kind": LEAVE_ONE_OUT}
+
+
+def _record_key(split: Split | FileSplit, params: dict[str, Any], k: int) -> dict[str, Any]:
+    """What a seed record must match to be reused (written into its JSON)."""
+    if isinstance(split, FileSplit):
+        return {
+            "split_kind": FILES,
+            "params": params,
+            "train_fingerprint": split.train.fingerprint(),
+            "test_fingerprint": split.test.fingerprint(),
+            "k": k,
+            "protocol_version": RANKING_PROTOCOL,
+        }
+    return {
+        "split_kind": LEAVE_ONE_OUT,
+        "params": params,
+        "train_fingerprint": split.train.fingerprint(),
+        "k": k,
+        "protocol_version": PROTOCOL_VERSION,
+    }
+
+
+def _array_names(kind: str) -> list[str]:
+    """The per-user arrays of a record (besides ``users``): ``PROTOCOL_ranks`` (leave-one-out)
+    or ``PROTOCOL_METRIC`` (files; at the record's k)."""
+    if kind == LEAVE_ONE_OUT:
+        return [f"{p}_ranks" for p in PROTOCOLS[kind]]
+    return [f"{p}_{m}" for p in PROTOCOLS[kind] for m in PROTOCOL_METRICS[p]]
+
+
+def _seed_record(path: Path, key: dict[str, Any]) -> SeedRun | None:
+    """The recorded seed at ``path`` (``.json`` + ``.npz``) if it matches ``key``, else None."""
     meta_path, arr_path = path.with_suffix(".json"), path.with_suffix(".npz")
     if not meta_path.exists() or not arr_path.exists():
         return None
@@ -216,35 +332,53 @@ def _seed_record(path: Path, params: dict[str, Any], fingerprint: str, k: int) -
         raise ArtifactError(
             f"{path}: unreadable study record ({e}); delete it to recompute"
         ) from None
-    if (
-        meta.get("params") != params
-        or meta.get("train_fingerprint") != fingerprint
-        or meta.get("k") != k
-        or meta.get("protocol_version") != PROTOCOL_VERSION
-    ):
+    if any(meta.get(name, _RECORD_DEFAULTS.get(name)) != value for name, value in key.items()):
         return None
+    kind, k = key["split_kind"], key["k"]
+    missing = [n for n in ["users", *_array_names(kind)] if n not in arrays]
+    if missing:
+        raise ArtifactError(
+            f"{arr_path}: study record lacks {', '.join(missing)}; delete it to recompute"
+        )
+    protocols = PROTOCOLS[kind]
+    ranks: dict[str, np.ndarray] = {}
+    values: dict[str, dict[str, np.ndarray]] = {}
+    if kind == LEAVE_ONE_OUT:
+        ranks = {p: arrays[f"{p}_ranks"] for p in protocols}
+    else:
+        values = {
+            p: {f"{m}@{k}": arrays[f"{p}_{m}"] for m in PROTOCOL_METRICS[p]} for p in protocols
+        }
     return SeedRun(
         seed=int(meta["seed"]),
         fit_seconds=float(meta["fit_seconds"]),
         summaries=meta["summaries"],
         users=arrays["users"],
-        ranks={p: arrays[f"{p}_ranks"] for p in PROTOCOLS},
+        ranks=ranks,
+        values=values,
+        kind=kind,
     )
 
 
-def _write_seed(
-    path: Path, run: SeedRun, params: dict[str, Any], fingerprint: str, k: int, model: Model
-) -> None:
+def _write_seed(path: Path, run: SeedRun, key: dict[str, Any], model: Model) -> None:
     buf = io.BytesIO()
-    arrays: dict[str, Any] = {"users": run.users, **{f"{p}_ranks": run.ranks[p] for p in PROTOCOLS}}
+    arrays: dict[str, Any] = {"users": run.users}
+    if run.kind == LEAVE_ONE_OUT:
+        arrays.update({f"{p}_ranks": run.ranks[p] for p in run.protocols})
+    else:
+        k = key["k"]
+        arrays.update(
+            {
+                f"{p}_{m}": run.values[p][f"{m}@{k}"]
+                for p in run.protocols
+                for m in PROTOCOL_METRICS[p]
+            }
+        )
     np.savez(buf, **arrays)
     atomic_write_bytes(path.with_suffix(".npz"), buf.getvalue())
     meta = {
         "seed": run.seed,
-        "params": params,
-        "train_fingerprint": fingerprint,
-        "k": k,
-        "protocol_version": PROTOCOL_VERSION,
+        **key,
         "fit_seconds": run.fit_seconds,
         "summaries": run.summaries,
         "config": model.config(),
@@ -253,8 +387,39 @@ def _write_seed(
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=1, default=str).encode())
 
 
+def _test(
+    model: Model, split: Split | FileSplit, seed: int, fit_seconds: float, k: int, threads: int
+) -> SeedRun:
+    """Evaluate a retrained seed on the test set under the protocols of the split's kind."""
+    if isinstance(split, FileSplit):
+        res = evaluate_ranking(model, split, k=k, threads=threads)
+        return SeedRun(
+            seed=seed,
+            fit_seconds=fit_seconds,
+            summaries={"ranking": res.summary()},
+            users=res.users,
+            values={
+                "ranking": {
+                    f"recall@{k}": res.recall,
+                    f"ndcg@{k}": res.ndcg,
+                    f"precision@{k}": res.precision,
+                }
+            },
+            kind=FILES,
+        )
+    both = evaluate(model, split, protocol="both", k=k)
+    protocols = PROTOCOLS[LEAVE_ONE_OUT]
+    return SeedRun(
+        seed=seed,
+        fit_seconds=fit_seconds,
+        summaries={p: both[p].summary() for p in protocols},
+        users=both["sampled"].users,
+        ranks={p: both[p].ranks for p in protocols},
+    )
+
+
 def run_cell(
-    split: Split,
+    split: Split | FileSplit,
     model: str,
     size: int,
     config: StudyConfig,
@@ -289,14 +454,14 @@ def run_cell(
     atomic_write_bytes(
         folder / "tuning.json", json.dumps(asdict(result), indent=1, default=str).encode()
     )
-    fingerprint = split.train.fingerprint()
     params = result.best_params
+    key = _record_key(split, params, config.k)
     runs: list[SeedRun] = []
     reused = 0
     for i in range(config.n_seeds):
         seed = config.seed + i
         path = folder / f"seed{seed}"
-        run = _seed_record(path, params, fingerprint, config.k)
+        run = _seed_record(path, key)
         if run is not None:
             runs.append(run)
             reused += 1
@@ -317,18 +482,11 @@ def run_cell(
             torch_options=config.torch_options(),
         )
         fit_seconds = time.perf_counter() - start
-        res = evaluate(fitted, split, protocol="both", k=config.k)
-        run = SeedRun(
-            seed=seed,
-            fit_seconds=fit_seconds,
-            summaries={p: res[p].summary() for p in PROTOCOLS},
-            users=res["sampled"].users,
-            ranks={p: res[p].ranks for p in PROTOCOLS},
-        )
+        run = _test(fitted, split, seed, fit_seconds, config.k, config.threads)
         # The fitted model beside its record, ready for evaluate, recommend and serve (a
         # model written by an earlier, interrupted run of this seed is replaced).
         fitted.save(path, dataset=split.name, train=split.train)
-        _write_seed(path, run, params, fingerprint, config.k, fitted)
+        _write_seed(path, run, key, fitted)
         runs.append(run)
     cell = Cell(model=model, size=size, tuning=result, runs=tuple(runs))
     listener.cell_finished(cell, reused)
@@ -336,9 +494,17 @@ def run_cell(
 
 
 def run_study(
-    split: Split, config: StudyConfig, out: str | Path, listener: StudyListener | None = None
+    split: Split | FileSplit,
+    config: StudyConfig,
+    out: str | Path,
+    listener: StudyListener | None = None,
 ) -> StudyResult:
-    """Run (or resume) every cell of ``config`` on ``split``; results and storage in ``out``."""
+    """Run (or resume) every cell of ``config`` on ``split``; results and storage in ``out``.
+
+    ``config.metric`` must suit the split's kind (:func:`dotrec.eval.holdout.check_metric`):
+    ndcg, hr or rr for leave-one-out, ndcg, recall or hr (read as recall) for files.
+    """
+    check_metric(split, config.metric)
     out = Path(out)
     listener = listener or SilentListener()
     url = config.storage or default_storage(out)
@@ -353,8 +519,10 @@ def run_study(
         dataset=split.name,
         config=config,
         cells=tuple(cells),
-        n_test=split.n_test,
-        n_negatives=int(split.negatives.shape[1]),
+        n_test=len(split.test_users),
+        n_negatives=None if isinstance(split, FileSplit) else int(split.negatives.shape[1]),
         wall_seconds=time.monotonic() - start,
         storage=redact(url),
+        kind=split_kind(split),
+        n_test_pairs=len(split.test) if isinstance(split, FileSplit) else split.n_test,
     )

@@ -1,10 +1,13 @@
 """The study report: ``report.md`` and a self-contained ``report.html``, with PNG figures.
 
 Both files render the same blocks: the settings, the results table (mean and standard
-deviation over seeds, both protocols, fit time; published numbers in their own labelled rows),
+deviation over seeds, every protocol, fit time; published numbers in their own labelled rows),
 the paired comparison of dot product against learned similarity in numbers and in words, the
-figures (HR@k and NDCG@k against embedding size, the paper's Figure 2; fit time against
-quality) and the best hyperparameters of every cell. The HTML embeds the PNGs, so it is one file.
+figures (the metrics against embedding size, the paper's Figure 2; fit time against quality)
+and the best hyperparameters of every cell. The HTML embeds the PNGs, so it is one file.
+
+Protocols and metrics follow the split's kind: sampled and full-catalog HR@k and NDCG@k for
+leave-one-out; Recall@k, NDCG@k and Precision@k under full ranking for a split given by files.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import numpy as np
 
 from dotrec._version import __version__
 from dotrec.artifacts import atomic_write_bytes
+from dotrec.data.splits import DEFAULT_HOLDOUT_FRACTION
 from dotrec.machine import machine_line
-from dotrec.study.driver import Cell, StudyResult
+from dotrec.study.driver import FILES, LEAVE_ONE_OUT, PROTOCOL_METRICS, Cell, StudyResult
 from dotrec.study.published import Published, published_for
-from dotrec.study.stats import Comparison, Paired, comparisons
+from dotrec.study.stats import TESTS, Comparison, Paired, comparisons
 from dotrec.tune.runner import redact
 
 MD_FILE = "report.md"
@@ -71,14 +75,49 @@ class Image:
 
 Block = Heading | Para | Bullets | Table | Image
 
-_METRIC_NAMES = {"ndcg": "NDCG", "hr": "HR", "rr": "MRR"}
+_METRIC_NAMES = {
+    "ndcg": "NDCG",
+    "hr": "HR",
+    "rr": "MRR",
+    "recall": "Recall",
+    "precision": "Precision",
+}
+_PROTOCOL_WORDS = {"sampled": "sampled", "full": "full-catalog", "ranking": "full-ranking"}
+#: The comparisons stated in words, per kind of split.
+_SENTENCES: dict[str, tuple[tuple[str, str], ...]] = {
+    LEAVE_ONE_OUT: (("sampled", "ndcg"), ("sampled", "hr"), ("full", "ndcg")),
+    FILES: TESTS[FILES],
+}
+
+
+def metric_label(kind: str, protocol: str, metric: str, k: int) -> str:
+    """A column or axis name: ``"sampled HR@10"`` (leave-one-out, two protocols) or
+    ``"Recall@20"`` (a split given by files: one protocol, so it is not named)."""
+    name = f"{_METRIC_NAMES[metric]}@{k}"
+    return name if kind == FILES else f"{protocol} {name}"
+
+
+def _objective(result: StudyResult) -> str:
+    """The tuning objective's name (on a split given by files ``hr`` is read as recall)."""
+    metric = result.config.metric
+    if result.kind == FILES and metric == "hr":
+        metric = "recall"
+    return f"{_METRIC_NAMES[metric]}@{result.config.k}"
+
+
+def _table_metrics(result: StudyResult, compact: bool) -> list[tuple[str, str]]:
+    """The (protocol, metric) columns of the results table (no Precision in a terminal)."""
+    return [
+        (p, m)
+        for p in result.protocols
+        for m in PROTOCOL_METRICS[p]
+        if not (compact and m == "precision")
+    ]
 
 
 def _published(result: StudyResult) -> list[Published]:
-    """Published rows comparable with ``result`` (they are all HR@10 / NDCG@10)."""
-    if result.config.k != 10:
-        return []
-    return published_for(result.dataset, result.config.models)
+    """Published rows comparable with ``result`` (dataset, cut-off and protocol)."""
+    return published_for(result.dataset, result.config.models, result.config.k, result.protocols)
 
 
 def _plural(n: int, word: str) -> str:
@@ -102,13 +141,13 @@ def results_table(result: StudyResult, compact: bool = False) -> Table:
     and the tuned holdout value; the ``compact`` one (for a terminal) has the means only.
     """
     k = result.config.k
-    objective = f"holdout {_METRIC_NAMES[result.config.metric]}@{k}"
-    metrics = (("sampled", "hr"), ("sampled", "ndcg"), ("full", "hr"), ("full", "ndcg"))
+    objective = f"holdout {_objective(result)}"
+    metrics = _table_metrics(result, compact)
     headers = (
         "model",
         "size",
         *(() if compact else ("width",)),
-        *(f"{p} {_METRIC_NAMES[m]}@{k}" for p, m in metrics),
+        *(metric_label(result.kind, p, m, k) for p, m in metrics),
         "fit s",
         *(() if compact else (objective,)),
         "source",
@@ -130,23 +169,36 @@ def results_table(result: StudyResult, compact: bool = False) -> Table:
                     "ours" if compact else f"ours, {_plural(len(cell.runs), 'seed')}",
                 )
             )
-        for p in published:
-            if p.model == model:
-                rows.append(
-                    (
-                        model,
-                        str(p.size),
-                        *(() if compact else ("-",)),
-                        f"{p.hr:.4f}",
-                        f"{p.ndcg:.4f}",
-                        "-",
-                        "-",
-                        "-",
-                        *(() if compact else ("-",)),
-                        f"published [{refs.index(p.source) + 1}]",
-                    )
-                )
+        rows += [
+            _published_row(p, metrics, refs, k, compact) for p in published if p.model == model
+        ]
+    # reference rows of models the study does not have (LightGCN, ...) come last
+    rows += [
+        _published_row(p, metrics, refs, k, compact)
+        for p in published
+        if p.model not in result.config.models
+    ]
     return Table(headers, tuple(rows))
+
+
+def _published_row(
+    p: Published, metrics: list[tuple[str, str]], refs: list[str], k: int, compact: bool
+) -> tuple[str, ...]:
+    """A published result in the results table: its values where it has them, else "-"."""
+    values = (
+        f"{p.metrics[f'{m}@{k}']:.4f}" if proto == p.protocol and f"{m}@{k}" in p.metrics else "-"
+        for proto, m in metrics
+    )
+    source = f"published [{refs.index(p.source) + 1}]"
+    return (
+        p.model,
+        "-" if p.size is None else str(p.size),
+        *(() if compact else ("-",)),
+        *values,
+        "-",
+        *(() if compact else ("-",)),
+        source + (", selected on the test set" if p.test_selected else ""),
+    )
 
 
 def _references(published: list[Published]) -> list[str]:
@@ -163,9 +215,7 @@ def _label(cell: Cell) -> str:
 
 def _sentence(c: Comparison, p: Paired, k: int) -> str:
     where = f"At size {c.size}" if c.size is not None else "Over all sizes"
-    name = (
-        f"{'sampled' if p.protocol == 'sampled' else 'full-catalog'} {_METRIC_NAMES[p.metric]}@{k}"
-    )
+    name = f"{_PROTOCOL_WORDS[p.protocol]} {_METRIC_NAMES[p.metric]}@{k}"
     if p.diff == 0:
         verdict = f"{_label(c.dot)} and {_label(c.learned)} tie on {name}"
     else:
@@ -244,7 +294,7 @@ def comparison_blocks(result: StudyResult) -> list[Block]:
             tuple(
                 _sentence(c, c.test(proto, m), k)
                 for c in comps
-                for proto, m in (("sampled", "ndcg"), ("sampled", "hr"), ("full", "ndcg"))
+                for proto, m in _SENTENCES[result.kind]
             )
         )
     )
@@ -311,19 +361,29 @@ def hyperparameter_table(result: StudyResult) -> Table:
 
 
 def plot_quality(result: StudyResult) -> bytes:
-    """PNG: HR@k and NDCG@k against embedding size, per model, for both protocols."""
+    """PNG: every protocol's metrics against embedding size, per model (one row per protocol).
+
+    Published results with a size are stars; the range of those without (reference models on
+    a split given by files) is a grey band, their values are in the results table.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     k = result.config.k
-    fig = Figure(figsize=(10, 7.5), dpi=110)
+    protocols = result.protocols
+    n_metrics = max(len(PROTOCOL_METRICS[p]) for p in protocols)
+    fig = Figure(
+        figsize=(5 * n_metrics, 3.75 * len(protocols) + 0.5 * (result.kind == FILES)), dpi=110
+    )
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 2)
+    axes = fig.subplots(len(protocols), n_metrics, squeeze=False)
     published = _published(result)
     colors = {m: f"C{i}" for i, m in enumerate(result.config.models)}
-    sizes = sorted({c.counted_size for c in result.cells} | {p.size for p in published})
-    for row, protocol in enumerate(("sampled", "full")):
-        for col, metric in enumerate(("hr", "ndcg")):
+    sizes = sorted(
+        {c.counted_size for c in result.cells} | {p.size for p in published if p.size is not None}
+    )
+    for row, protocol in enumerate(protocols):
+        for col, metric in enumerate(PROTOCOL_METRICS[protocol]):
             ax = axes[row][col]
             key = f"{metric}@{k}"
             for model in result.config.models:
@@ -342,24 +402,39 @@ def plot_quality(result: StudyResult) -> bytes:
                     color=colors[model],
                     label=model,
                 )
-            if protocol == "sampled":
-                for p in published:
-                    ax.plot(
-                        [p.size],
-                        [p.hr if metric == "hr" else p.ndcg],
-                        marker="*",
-                        markersize=12,
-                        linestyle="none",
-                        color=colors[p.model],
-                        markeredgecolor="black",
-                        label=f"{p.model} (published)",
-                    )
+            comparable = [p for p in published if p.protocol == protocol and key in p.metrics]
+            unsized = [p.metrics[key] for p in comparable if p.size is None]
+            if unsized:
+                ax.axhspan(
+                    min(unsized),
+                    max(unsized),
+                    color="0.6",
+                    alpha=0.3,
+                    label=f"published range ({_plural(len(unsized), 'model')}, see the table)",
+                )
+            for p in comparable:
+                if p.size is None:
+                    continue
+                ax.plot(
+                    [p.size],
+                    [p.metrics[key]],
+                    marker="*",
+                    markersize=12,
+                    linestyle="none",
+                    color=colors[p.model],
+                    markeredgecolor="black",
+                    label=f"{p.model} (published)",
+                )
             ax.set_xscale("log", base=2)
             ax.set_xticks(sizes)
             ax.set_xticklabels([str(s) for s in sizes])
             ax.set_xlabel("embedding size (paper accounting)")
             ax.set_ylabel(f"{_METRIC_NAMES[metric]}@{k}")
-            ax.set_title(f"{protocol} protocol")
+            ax.set_title(
+                "full ranking, training items excluded"
+                if protocol == "ranking"
+                else f"{protocol} protocol"
+            )
             ax.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{result.dataset}: quality against embedding size (mean ± sd over seeds)")
@@ -370,11 +445,13 @@ def plot_quality(result: StudyResult) -> bytes:
 
 
 def plot_time(result: StudyResult) -> bytes:
-    """PNG: mean fit time against sampled NDCG@k, one point per cell, labelled by size."""
+    """PNG: mean fit time against NDCG@k of the first protocol (sampled for leave-one-out),
+    one point per cell, labelled by size."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     k = result.config.k
+    protocol = result.protocols[0]
     fig = Figure(figsize=(7, 5), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
@@ -383,7 +460,7 @@ def plot_time(result: StudyResult) -> bytes:
         if not cells:
             continue
         xs = [c.fit_seconds.mean() for c in cells]
-        ys = [c.metric("sampled", f"ndcg@{k}").mean() for c in cells]
+        ys = [c.metric(protocol, f"ndcg@{k}").mean() for c in cells]
         ax.plot(xs, ys, marker="o", color=f"C{i}", label=model)
         for c, x, y in zip(cells, xs, ys, strict=True):
             ax.annotate(
@@ -391,7 +468,7 @@ def plot_time(result: StudyResult) -> bytes:
             )
     ax.set_xscale("log")
     ax.set_xlabel("fit seconds on the full training data (mean over seeds)")
-    ax.set_ylabel(f"sampled NDCG@{k}")
+    ax.set_ylabel(metric_label(result.kind, protocol, "ndcg", k))
     ax.set_title(f"{result.dataset}: fit time against quality (labels: embedding size)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -401,6 +478,31 @@ def plot_time(result: StudyResult) -> bytes:
     return buf.getvalue()
 
 
+def _protocol_lines(result: StudyResult) -> tuple[str, str]:
+    """The settings' lines on the tuning holdout and on the test protocol(s)."""
+    cfg = result.config
+    trials = (
+        f"tuning: {cfg.n_trials} finished trials per cell (TPE, seed {cfg.seed}, "
+        f"{cfg.pruner} pruning; trial 0 is the model's published configuration), "
+        f"objective: {_objective(result)} "
+    )
+    seeds = f"test: {_plural(cfg.n_seeds, 'seed')} per cell retrained on the full training data; "
+    if result.kind == FILES:
+        return (
+            trials + "of the full ranking on the tuning holdout (a seeded "
+            f"{DEFAULT_HOLDOUT_FRACTION:.0%} of each user's training items; the test set is "
+            "never read while tuning)",
+            seeds + "full ranking over all items, training items excluded, "
+            f"{result.n_test} test users with {result.n_test_pairs} test pairs",
+        )
+    return (
+        trials + "of the sampled protocol on the tuning holdout (leave-one-out applied to the "
+        "training data; the test set is never read while tuning)",
+        seeds + f"{result.n_test} test users; sampled protocol with {result.n_negatives} "
+        "negatives per user and the full-catalog protocol",
+    )
+
+
 def report_blocks(result: StudyResult) -> list[Block]:
     """Every block of the report, in order."""
     cfg = result.config
@@ -408,25 +510,25 @@ def report_blocks(result: StudyResult) -> list[Block]:
     retrain_s = sum(float(c.fit_seconds.sum()) for c in result.cells)
     tuning_s = sum(c.tuning.trial_seconds for c in result.cells)
     published = _published(result)
+    tuning_line, test_line = _protocol_lines(result)
+    *first, last = dict.fromkeys(
+        f"{_METRIC_NAMES[m]}@{k}" for p in result.protocols for m in PROTOCOL_METRICS[p]
+    )
+    plotted = f"{', '.join(first)} and {last}"
+    loo = result.kind == LEAVE_ONE_OUT
     blocks: list[Block] = [
         Heading(1, f"dotrec study: {result.dataset}"),
         Bullets(
             (
                 f"models: {', '.join(cfg.models)}; embedding sizes: "
                 f"{', '.join(map(str, cfg.dims))}",
-                f"tuning: {cfg.n_trials} finished trials per cell (TPE, seed {cfg.seed}, "
-                f"{cfg.pruner} pruning; trial 0 is the model's published configuration), "
-                f"objective: {_METRIC_NAMES[cfg.metric]}@{k} of the sampled protocol on the "
-                "tuning holdout (leave-one-out applied to the training data; the test set is never "
-                "read while tuning)"
+                tuning_line
                 + (
                     f"; searched epoch ranges scaled by {cfg.epoch_scale:g}"
                     if cfg.epoch_scale != 1.0
                     else ""
                 ),
-                f"test: {_plural(cfg.n_seeds, 'seed')} per cell retrained on the full training "
-                f"data; {result.n_test} test users; sampled protocol with {result.n_negatives} "
-                "negatives per user and the full-catalog protocol",
+                test_line,
                 f"time: this run {result.wall_seconds:.0f} s wall; the study's trials "
                 f"{tuning_s:.0f} s and its final fits {retrain_s:.0f} s in total (over all runs; "
                 "finished work is reused, not recomputed)",
@@ -450,18 +552,30 @@ def report_blocks(result: StudyResult) -> list[Block]:
         blocks.append(
             Bullets(
                 tuple(f"[{i + 1}] {ref}" for i, ref in enumerate(_references(published)))
-                + tuple(f"published {p.model} at size {p.size}: {p.note}" for p in published)
+                + tuple(
+                    f"published {p.model}"
+                    + ("" if p.size is None else f" at size {p.size}")
+                    + f": {p.note}"
+                    for p in published
+                    if p.note
+                )
             )
         )
     blocks += comparison_blocks(result)
     blocks += [
         Heading(2, "Figures"),
         Para(
-            f"HR@{k} and NDCG@{k} against embedding size (the layout of Rendle et al. 2020, "
-            "Figure 2), with published numbers as stars; and fit time against quality."
+            f"{plotted} against embedding size (the layout of Rendle et al. 2020, Figure 2), "
+            "with published numbers "
+            + (
+                "as stars"
+                if loo
+                else "as a grey band from the lowest to the highest (they have no embedding size)"
+            )
+            + "; and fit time against quality."
         ),
-        Image(QUALITY_PNG, f"HR@{k} and NDCG@{k} against embedding size"),
-        Image(TIME_PNG, "fit time against sampled NDCG"),
+        Image(QUALITY_PNG, f"{plotted} against embedding size"),
+        Image(TIME_PNG, "fit time against " + ("sampled NDCG" if loo else f"NDCG@{k}")),
         Heading(2, "Best hyperparameters"),
         Para(
             f"Each cell's configuration is the best of its first {cfg.n_trials} finished "

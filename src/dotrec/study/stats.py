@@ -7,6 +7,10 @@ between seeds is not part of this interval (the results table shows it separatel
 
 The two sides are chosen without looking at the test set: at each embedding size, the
 dot-product model and the learned-similarity model with the best tuning-holdout value.
+
+What is tested depends on the split's kind (:data:`TESTS`): HR@k and NDCG@k under the sampled
+and the full-catalog protocol for leave-one-out; Recall@k and NDCG@k under full ranking over all
+the test users for a split given by files.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from dotrec.study.driver import Cell
+from dotrec.study.driver import FILES, LEAVE_ONE_OUT, Cell
+
+#: The (protocol, metric) pairs a comparison tests, per kind of split.
+TESTS: dict[str, tuple[tuple[str, str], ...]] = {
+    LEAVE_ONE_OUT: (("sampled", "ndcg"), ("sampled", "hr"), ("full", "ndcg"), ("full", "hr")),
+    FILES: (("ranking", "recall"), ("ranking", "ndcg")),
+}
 
 
 @dataclass(frozen=True)
@@ -85,13 +95,14 @@ def paired_test(a: np.ndarray, b: np.ndarray, protocol: str, metric: str) -> Pai
 
 
 def compare(dot: Cell, learned: Cell, k: int, size: int | None) -> Comparison:
-    """Paired tests of HR@k and NDCG@k under both protocols, ``dot - learned``."""
+    """Paired tests ``dot - learned`` of the metrics of the cells' split kind (:data:`TESTS`)."""
+    if dot.kind != learned.kind:
+        raise ValueError("the two cells were tested on different kinds of split")
     if not np.array_equal(dot.runs[0].users, learned.runs[0].users):
         raise ValueError("the two cells were evaluated on different test users")
     tests = tuple(
         paired_test(dot.per_user(p, m, k), learned.per_user(p, m, k), p, m)
-        for p in ("sampled", "full")
-        for m in ("ndcg", "hr")
+        for p, m in TESTS[dot.kind]
     )
     return Comparison(size, dot, learned, tests)
 
