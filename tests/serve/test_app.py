@@ -202,3 +202,34 @@ def test_batch_answers_equal_one_at_a_time(client: TestClient) -> None:
         client.post("/users/recommendations", json={"users": ["u0", "nobody"]}).status_code == 404
     )
     assert client.post("/users/recommendations", json={"users": []}).status_code == 422
+
+
+def test_cheap_searches_run_on_the_event_loop_and_the_rest_in_threads(
+    hnsw_dir: Path, mf_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An approximate index answers in microseconds: a thread hand-off would cost more than the
+    # search. An exact scan (or a learned model scoring the catalog) must not hold up the loop.
+    import threading
+
+    threads: list[str] = []
+    real = Recommender.recommend
+
+    def spy(self: Recommender, *args: object, **kw: object) -> object:
+        threads.append(threading.current_thread().name)
+        return real(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Recommender, "recommend", spy)
+    for folder, kind, inline in ((hnsw_dir, "hnsw", True), (mf_dir, None, False)):
+        app = create_app(folder, kind)
+        assert app.state.serving.inline is inline
+        with TestClient(app) as c:
+            loop_thread: list[str] = []
+
+            @app.get("/_loop_thread")
+            async def loop_name() -> str:
+                loop_thread.append(threading.current_thread().name)
+                return "ok"
+
+            c.get("/_loop_thread")
+            assert c.get("/users/u3/recommendations?k=4").status_code == 200
+        assert (threads[-1] == loop_thread[0]) is inline

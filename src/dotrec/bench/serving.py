@@ -40,6 +40,7 @@ import numpy as np
 from dotrec._numba import numba_threads
 from dotrec._version import __version__
 from dotrec.artifacts import atomic_write_bytes
+from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError
 from dotrec.machine import machine_info
 from dotrec.models.base import DotProductModel, Model
@@ -170,6 +171,54 @@ def quick_model(dim: int, seed: int = 0) -> tuple[DotProductModel, str]:
         embedding_dim=dim + 1, epochs=20, learning_rate=0.02, seed=seed, threads=1
     ).fit(generate(cfg))
     return model, f"MF(embedding_dim={dim + 1}, epochs=20, learning_rate=0.02) on synthetic"
+
+
+def catalog_model(
+    n_items: int,
+    n_users: int,
+    dim: int = 64,
+    seen_per_user: int = 20,
+    seed: int = 0,
+    items: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[DotProductModel, Interactions]:
+    """A servable MF over a synthetic catalog, and the training interactions to save with it.
+
+    Item vectors and bias are :func:`sample_catalog`'s (or ``items``, e.g. the memmap of
+    :func:`stream_catalog`), user vectors are drawn from the quick MF's users the same way, and
+    every user has ``seen_per_user`` distinct training items drawn uniformly (seeded), which
+    serving filters out. Ids are the integers ``0..n-1``. Nothing is trained: the model exists
+    to measure serving (``benchmarks/http_serving.py``, ``benchmarks/large_catalog.py``).
+    """
+    from dotrec.models.mf import MatrixFactorization
+
+    base, _ = quick_model(dim, seed)
+    vectors, bias = items if items is not None else sample_catalog(base, n_items, 1, seed)[:2]
+    if vectors.shape != (n_items, dim) or bias.shape != (n_items,):
+        raise ConfigError(f"items must be {n_items} x {dim} with a bias each")
+    r = rng(seed, "catalog_seen")
+    per = min(seen_per_user, n_items)
+    seen = (
+        np.concatenate([np.sort(r.choice(n_items, per, replace=False)) for _ in range(n_users)])
+        if n_users * per <= 1 << 24
+        else r.integers(0, n_items, n_users * per)
+    )
+    train = Interactions.from_indices(
+        np.repeat(np.arange(n_users), per),
+        seen,
+        n_users=n_users,
+        n_items=n_items,
+        warn_duplicates=False,
+    )
+    model = MatrixFactorization(embedding_dim=dim + 1, seed=seed)
+    model.n_users, model.n_items = n_users, n_items
+    model.user_factors = sample_vectors(base.user_factors, n_users, seed, "catalog_users")
+    model.item_factors = vectors
+    model.user_bias = np.zeros(n_users, np.float32)
+    model.item_bias = np.asarray(bias, np.float32)
+    model.global_bias = np.float32(0.0)
+    model.train_fingerprint = train.fingerprint()
+    model.fit_info = {"synthetic_catalog": True}
+    return model, train
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:

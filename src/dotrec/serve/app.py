@@ -42,11 +42,13 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
@@ -79,6 +81,25 @@ class ServingState:
     model_dir: str
     index_kind: str
     loaded_at: float
+
+    @property
+    def inline(self) -> bool:
+        """Whether a request's search is cheap enough (an approximate index: tens to hundreds
+        of microseconds) to run on the event loop itself. Handing it to a worker thread costs
+        more than the search (a thread switch and GIL hand-offs per request); exact scans and
+        learned-similarity scoring of a large catalog still go to the thread pool, so that one
+        of them never holds up the other connections."""
+        return self.index_kind in ("hnsw", "ivf", "ivfpq")
+
+
+T = TypeVar("T")
+
+
+async def _call(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on the event loop when the loaded index is cheap, else in a worker thread."""
+    if request.app.state.serving.inline:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
 
 
 def load_state(
@@ -254,14 +275,14 @@ def create_app(
         responses=errors,
         summary="Top-k items for a user",
     )
-    def recommendations(
+    async def recommendations(
         request: Request,
         user_id: str = user_path,
         k: int = Query(10, ge=1, le=MAX_K, description=f"Items to return (1..{MAX_K})."),
         exclude_seen: bool = Query(True, description="Leave out the user's training items."),
     ) -> Response:
         rec: Recommender = request.app.state.serving.recommender
-        items, scores = rec.recommend(user_id, k, exclude_seen=exclude_seen)
+        items, scores = await _call(request, rec.recommend, user_id, k, exclude_seen)
         return _answer({"user_id": user_id, "k": k, "exclude_seen": exclude_seen}, items, scores)
 
     @app.post(
@@ -270,10 +291,10 @@ def create_app(
         responses=errors,
         summary="Top-k items for many users in one request (one search for all of them)",
     )
-    def batch(request: Request, body: BatchRequest) -> Response:
+    async def batch(request: Request, body: BatchRequest) -> Response:
         rec: Recommender = request.app.state.serving.recommender
         users = np.array([rec.user_index(u) for u in body.users], dtype=np.int64)
-        idx, scores = rec.top_indices(users, body.k, body.exclude_seen)
+        idx, scores = await _call(request, rec.top_indices, users, body.k, body.exclude_seen)
         results = []
         for user_id, row, sc in zip(body.users, idx, scores):
             keep = row >= 0
@@ -299,9 +320,9 @@ def create_app(
         },
         summary="Top-k items for a new user, folded in from its items",
     )
-    def fold_in(request: Request, body: FoldInRequest) -> Response:
+    async def fold_in(request: Request, body: FoldInRequest) -> Response:
         rec: Recommender = request.app.state.serving.recommender
-        items, scores, unknown = rec.recommend_for_items(body.items, body.k)
+        items, scores, unknown = await _call(request, rec.recommend_for_items, body.items, body.k)
         return _answer({"k": body.k, "unknown_items": unknown}, items, scores)
 
     @app.get(
