@@ -219,17 +219,17 @@ def test_cheap_searches_run_on_the_event_loop_and_the_rest_in_threads(
         return real(self, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Recommender, "recommend", spy)
+    loop_thread: list[str] = []
+
+    async def loop_name() -> str:
+        loop_thread.append(threading.current_thread().name)
+        return "ok"
+
     for folder, kind, inline in ((hnsw_dir, "hnsw", True), (mf_dir, None, False)):
         app = create_app(folder, kind)
         assert app.state.serving.inline is inline
+        app.get("/_loop_thread")(loop_name)
         with TestClient(app) as c:
-            loop_thread: list[str] = []
-
-            @app.get("/_loop_thread")
-            async def loop_name() -> str:
-                loop_thread.append(threading.current_thread().name)
-                return "ok"
-
             c.get("/_loop_thread")
             assert c.get("/users/u3/recommendations?k=4").status_code == 200
-        assert (threads[-1] == loop_thread[0]) is inline
+        assert (threads[-1] == loop_thread[-1]) is inline
