@@ -229,3 +229,29 @@ def test_search_params_change_without_rebuild(mf: DotProductModel) -> None:
         ExactIndex(mf.item_factors).set_search_params(ef_search=3)
     with pytest.raises(ConfigError, match="nprobe must be > 0"):
         IVFIndex(mf.item_factors, nprobe=0)
+
+
+@pytest.mark.parametrize("cls", [IVFIndex, IVFPQIndex])
+def test_ivf_overfetch_equals_one_at_a_time_and_the_selector_search(
+    cls: type[_FaissIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dotrec.retrieval import ann
+
+    vectors, bias, queries = sample_catalog(trained_mf(dim=16), 30_000, 40, seed=4)
+    index = cls(vectors, bias, nprobe=4)
+    exact = ExactIndex(vectors, bias)
+    top, _ = exact.search(queries, 60)
+    r = np.random.default_rng(0)
+    # the best items excluded (an over-fetch that ignored them would return them), 0-60 each
+    exclude = [t[: r.integers(0, 60)] for t in top]
+    batch = index.search(queries, 10, exclude=exclude)
+    for i in range(len(queries)):
+        one = index.search(queries[i : i + 1], 10, exclude=exclude[i : i + 1])
+        np.testing.assert_array_equal(one[0][0], batch[0][i])
+        assert not np.isin(batch[0][i], exclude[i]).any()
+    monkeypatch.setattr(ann, "OVERFETCH_MAX", 0)  # every query through an id selector
+    selector = index.search(queries, 10, exclude=exclude)
+    if cls is IVFIndex:  # exact distances in the probed cells: the very same answer
+        np.testing.assert_array_equal(selector[0], batch[0])
+    else:  # codes: over-fetching re-scores a superset, never a worse top-10
+        assert (batch[1][:, -1] >= selector[1][:, -1] - 1e-6).all()

@@ -22,11 +22,15 @@ found can differ (measured as recall against exact at build time).
 
 Excluded items (a user's seen items) are filtered inside faiss's search by an id selector
 (``IDSelectorNot(IDSelectorBatch(...))``), one query at a time because a selector holds for a
-whole search call, so a heavy user costs a k-neighbour search, not a ``k + |seen|`` one. When
-``k + |excluded|`` covers the whole catalog, the search is an exact scan instead (complete, and
-cheaper than a graph walk over everything). An IVF search whose
-probed cells hold fewer candidates returns fewer than ``k`` items (padded with -1); raise
-``nprobe`` if that matters.
+whole search call, so a heavy user costs a k-neighbour search, not a ``k + |seen|`` one. IVF
+indexes scan their probed cells exhaustively, so for queries with at most ``OVERFETCH_MAX``
+excluded items they instead run one search for the whole batch, keep each query's first
+``k + |excluded|`` neighbours (a superset of what the selector search returns) and drop the
+excluded ones: the same answer for one user alone or in a batch, without a selector per query.
+When ``k + |excluded|`` covers the whole catalog, the search is an exact scan instead
+(complete, and cheaper than a graph walk over everything). An IVF search whose probed cells
+hold fewer candidates returns fewer than ``k`` items (padded with -1); raise ``nprobe`` if
+that matters.
 
 Determinism: IVF k-means is seeded; HNSW levels are seeded, but a graph built with more than
 one thread depends on thread timing (build with ``threads=1`` for a bit-identical graph).
@@ -52,6 +56,8 @@ from dotrec.validate import check_int
 
 #: ``l2``: MIPS-to-L2 transform, then L2 search; ``ip``: faiss's inner-product metric.
 METRICS = ("l2", "ip")
+#: Up to this many excluded items per query, IVF indexes over-fetch instead of using a selector.
+OVERFETCH_MAX = 256
 
 
 def import_faiss() -> Any:
@@ -63,6 +69,10 @@ def import_faiss() -> Any:
 
 class _FaissIndex(ItemIndex):
     """Shared search path: MIPS-to-L2 queries, over-fetch, exact re-scoring."""
+
+    #: Whether a search scans its candidate set exhaustively in distance order (IVF cells), so
+    #: that over-fetching by the excluded items and dropping them equals a selector search.
+    _exhaustive_cells = False
 
     def __init__(
         self,
@@ -164,6 +174,14 @@ class _FaissIndex(ItemIndex):
             _, ids = self._index.search(fq, fetch)
             return topk_candidates(q, self.vectors, self.bias, ids, int(k))
         assert ex is not None
+        if self._exhaustive_cells and most <= OVERFETCH_MAX:
+            # One search for the whole batch: each query keeps its first fetch + |excluded|
+            # neighbours, which hold every one that a selector search would return (the
+            # probed cells are scanned exhaustively, in distance order), then drops the excluded.
+            _, ids = self._index.search(fq, min(fetch + most, self.n_items))
+            for r, e in enumerate(ex):
+                ids[r, fetch + len(e) :] = -1
+            return topk_candidates(q, self.vectors, self.bias, ids, int(k), exclude=ex)
         # Seen items are filtered inside the search by an id selector, one query at a time (a
         # selector holds for a whole search call), instead of fetching k + |seen| neighbours.
         ids = np.empty((len(q), fetch), dtype=np.int64)
@@ -292,6 +310,7 @@ class IVFIndex(_FaissIndex):
     """
 
     kind = "ivf"
+    _exhaustive_cells = True
 
     def __init__(
         self,
@@ -398,6 +417,7 @@ class IVFPQIndex(_FaissIndex):
     """
 
     kind = "ivfpq"
+    _exhaustive_cells = True
 
     def __init__(
         self,

@@ -165,6 +165,8 @@ class Health(BaseModel):
     n_items: int
     loaded_at: float
     version: str
+    #: The answering worker process (``dotrec serve --workers N`` runs N of them).
+    pid: int
 
 
 class ErrorBody(BaseModel):
@@ -356,6 +358,7 @@ def create_app(
             n_items=m.n_items,
             loaded_at=s.loaded_at,
             version=__version__,
+            pid=os.getpid(),
         )
 
     @app.post(
