@@ -118,10 +118,13 @@ class Recommender:
 
     def warm(self) -> Recommender:
         """Build now what requests would otherwise build on first use: the raw-id lookup
-        tables and, for models with item vectors, the cosine index of similar items (a server
+        tables, the seen items' CSR rows and, for models with item vectors, the cosine index of
+        similar items (a server
         calls this when it loads a model, so no request pays for it)."""
         self.users.prepare()
         self.items.prepare()
+        if self.seen is not None:
+            _ = self.seen.csr  # the seen-item rows every request reads (built lazily)
         try:
             self._similarity_index()
         except NotSupportedError:

@@ -169,11 +169,17 @@ def test_app_factory_reads_the_environment(hnsw_dir: Path, monkeypatch: pytest.M
 
 
 def test_loading_builds_what_requests_would_build(hnsw_dir: Path) -> None:
-    # The id tables and the similar-items index exist before the first request, so no
-    # request after a load or reload pays for them.
+    # The id tables, the seen rows and the similar-items index exist before the first request,
+    # and the loaded objects are out of the garbage collector's way, so no request after a
+    # load or reload pays for them.
+    import gc
+
+    gc.unfreeze()
     rec = create_app(hnsw_dir).state.serving.recommender
     assert rec.users._lookup is not None and rec.items._lookup is not None
     assert rec._similar is not None
+    assert rec.seen is not None and "csr" in vars(rec.seen)
+    assert gc.get_freeze_count() > 0  # unfrozen above: the load froze what it holds
 
 
 def test_openapi_still_documents_the_answers(client: TestClient) -> None:

@@ -148,15 +148,15 @@ def test_requests_during_reloads_never_fail(tmp_path: Path, int_dir: Path) -> No
     for t in threads:
         t.start()
     try:
-        seen_states = {id(app.state.serving)}
+        states = [app.state.serving]  # held, so that no two can share an id()
         for _ in range(5):
             assert client.post("/admin/reload").status_code == 200
-            seen_states.add(id(app.state.serving))
+            states.append(app.state.serving)
     finally:
         stop.set()
         for t in threads:
             t.join()
-    assert len(seen_states) == 6 and len(statuses) > 0
+    assert len({id(s) for s in states}) == 6 and len(statuses) > 0
     assert set(statuses) == {200}
 
 
