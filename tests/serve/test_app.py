@@ -17,6 +17,7 @@ from dotrec.models import load_model, load_seen  # noqa: E402
 from dotrec.recommend import Recommender  # noqa: E402
 from dotrec.retrieval import build_index, save_index  # noqa: E402
 from dotrec.serve import MAX_K, create_app  # noqa: E402
+from dotrec.serve import app as app_module  # noqa: E402
 from dotrec.serve.app import ENV_MODEL_DIR, app_from_env  # noqa: E402
 
 
@@ -165,7 +166,19 @@ def test_app_factory_reads_the_environment(hnsw_dir: Path, monkeypatch: pytest.M
         app_from_env()
     monkeypatch.setenv(ENV_MODEL_DIR, str(hnsw_dir))
     monkeypatch.setenv("DOTREC_SERVE_INDEX", "hnsw")
-    assert app_from_env().state.serving.index_kind == "hnsw"
+    monkeypatch.setenv("DOTREC_SERVE_THREADS", "2")
+    limits: list[int] = []  # the worker caps its thread pools (not applied to the test process)
+    monkeypatch.setattr(app_module, "limit_threads", limits.append)
+    app = app_from_env()
+    assert app.state.serving.index_kind == "hnsw" and app.state.threads == 2 and limits == [2]
+
+
+def test_limit_threads_caps_the_blas_pools() -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(limits=None):  # restores the test process's pools afterwards
+        app_module.limit_threads(1)
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
 
 
 def test_loading_builds_what_requests_would_build(hnsw_dir: Path) -> None:

@@ -58,6 +58,7 @@ def serve(
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {port}")
     # Load once here: bad directories and missing indexes fail fast, with one clear line.
+    serve_app.limit_threads(threads)
     application = serve_app.create_app(model_dir, index, threads=threads)
     if workers == 1:
         uvicorn.run(application, host=host, port=port, log_level=log_level)
