@@ -13,6 +13,13 @@ drawn the same way. Reported: build time, the index's own bytes (codes, ids, cen
 codebooks) and per item, the peak anonymous memory of the build (sampled every 0.2 s; mapped
 file pages are page cache, not counted), and for each ``nprobe`` x ``refine``: recall@10 and
 single-query latency (1 thread, p50/p99 over the queries, seen-item filter off).
+
+With ``--serve-users N`` it then goes the whole way to a served answer: the catalog becomes an
+MF model artifact with N users (``dotrec.bench.serving.catalog_model``, 20 seen items each),
+the index is saved beside it (``dotrec index build`` would build the same one), and
+``dotrec serve --index ivfpq`` is started; reported are the model and index sizes on disk, the
+time until the server answers, and the latency of 2,000 sequential recommendation requests
+(``benchmarks/openloop.c``, closed loop over one connection; seen items filtered).
 """
 
 from __future__ import annotations
@@ -23,21 +30,27 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before faiss / numba load
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
+import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dotrec.bench.loadtest import free_port, start_server, stop_server, wait_ready  # noqa: E402
 from dotrec.bench.serving import (  # noqa: E402
     ThreadSettings,
+    catalog_model,
     parse_sizes,
     quick_model,
     sample_vectors,
     stream_catalog,
 )
 from dotrec.machine import machine_line  # noqa: E402
-from dotrec.retrieval import IVFPQIndex  # noqa: E402
+from dotrec.random import rng  # noqa: E402
+from dotrec.retrieval import IVFPQIndex, save_index  # noqa: E402
 from dotrec.retrieval.topk import topk_dot  # noqa: E402
 
 
@@ -86,6 +99,65 @@ def exact_top10(
     return best_i
 
 
+def serve_end_to_end(index: IVFPQIndex, items: np.ndarray, bias: np.ndarray, a: Any) -> Any:
+    """Model artifact + saved index -> ``dotrec serve`` -> timed recommendation requests."""
+    n = len(items)
+    folder = a.work / f"model-{n}"
+    t = time.perf_counter()
+    model, train = catalog_model(n, a.serve_users, a.dim, seed=a.seed, items=(items, bias))
+    model.save(folder, dataset=f"synthetic-catalog-{n}", train=train)
+    save_index(index, folder)
+    write_s = time.perf_counter() - t
+    sizes = {f.name: f.stat().st_size for f in folder.rglob("*") if f.is_file()}
+    port = free_port()
+    t = time.perf_counter()
+    proc = start_server(folder, port, index="ivfpq")
+    try:
+        wait_ready(proc, f"http://127.0.0.1:{port}", timeout=1800)
+        ready_s = time.perf_counter() - t
+        users = rng(a.seed, "large_catalog_users").integers(0, a.serve_users, 2000)
+        paths = a.work / "served-paths.txt"
+        paths.write_text("".join(f"/users/{u}/recommendations?k=10\n" for u in users))
+        exe = a.work / "openloop"
+        subprocess.run(
+            ["cc", "-O2", "-o", str(exe), str(Path(__file__).with_name("openloop.c")), "-lm"],
+            check=True,
+        )
+        subprocess.run(
+            [str(exe), "-p", str(port), "-r", "0", "-n", "200", "-c", "1", "-f", str(paths)],
+            check=True,
+            capture_output=True,
+        )  # warm-up
+        out = subprocess.run(
+            [str(exe), "-p", str(port), "-r", "0", "-n", "2000", "-c", "1", "-f", str(paths)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        lat = json.loads(out.stdout)
+        answer = httpx.get(f"http://127.0.0.1:{port}/users/0/recommendations?k=3").json()
+    finally:
+        stop_server(proc)
+    res = {
+        "folder": str(folder),
+        "users": a.serve_users,
+        "write_seconds": write_s,
+        "bytes_on_disk": sizes,
+        "ready_seconds": ready_s,
+        "params": index.params(),
+        "requests": lat,
+        "example_answer": answer,
+    }
+    print(
+        f"served end to end: model + index written in {write_s:.0f} s "
+        f"({sum(sizes.values()) / 2**30:.2f} GiB), server ready in {ready_s:.0f} s, "
+        f"2,000 sequential requests: p50 {lat['latency_ms']['p50']:.2f} ms, "
+        f"p99 {lat['latency_ms']['p99']:.2f} ms, {lat['errors'] + lat['non2xx']} errors; "
+        f"user 0 gets {[x['item_id'] for x in answer['items']]}"
+    )
+    return res
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--items", default="1e7")
@@ -99,6 +171,9 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--serve-users", type=int, default=0)
+    p.add_argument("--serve-nprobe", type=int, default=None)
+    p.add_argument("--serve-refine", type=int, default=None)
     a = p.parse_args()
     (n,) = parse_sizes(a.items)
     a.work.mkdir(parents=True, exist_ok=True)
@@ -160,7 +235,14 @@ def main() -> None:
                     f"  nprobe {nprobe:4d} refine {refine:3d}: recall@10 {rec:.4f}  "
                     f"p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms"
                 )
+    served = None
+    if a.serve_users:
+        index.set_search_params(
+            nprobe=a.serve_nprobe or index.nprobe, refine=a.serve_refine or index.refine
+        )
+        served = serve_end_to_end(index, items, bias, a)
     result = {
+        "served": served,
         "machine": machine_line(),
         "items": n,
         "dim": a.dim,
