@@ -163,6 +163,8 @@ def test_ivfpq_streams_a_memory_mapped_catalog(tmp_path: Path) -> None:
     for a, b in zip(streamed.search(queries, 10), whole.search(queries, 10)):
         np.testing.assert_array_equal(a, b)
     assert recall_at_k(streamed, queries, 10) >= 0.9
+    graph = IVFPQIndex(vectors, bias, nlist=64, quantizer="hnsw", seed=3)  # 10^8-item layout
+    assert graph._centroids is None and recall_at_k(graph, queries, 10) >= 0.9
     with pytest.raises(ConfigError, match="train_size=50 is below"):
         IVFPQIndex(vectors, bias, nlist=64, train_size=50)
     with pytest.raises(ConfigError, match="quantizer"):

@@ -324,8 +324,10 @@ class _CellsIndex(_FaissIndex):
             c = ivf.quantizer.reconstruct_n(0, ivf.nlist)
             self._centroids = np.ascontiguousarray(c, dtype=np.float32)
             self._centroid_sq = np.einsum("ij,ij->i", c, c).astype(np.float32)
-        else:
+        else:  # an HNSW graph over the centroids: its candidate list must cover nprobe cells
             self._centroids = None
+            graph = faiss.downcast_index(ivf.quantizer)
+            graph.hnsw.efSearch = max(64, 2 * min(self.nprobe, self.nlist))
 
     def _neighbours(self, fq: np.ndarray, k: int, params: Any = None) -> np.ndarray:
         if self._centroids is None:
@@ -581,10 +583,10 @@ class IVFPQIndex(_CellsIndex):
             )
         )
         index.clustering_index = None
+        self._index = index
+        self._apply_search_params()  # the quantizer's search settings also serve the adds
         for s in range(0, n, step):
             index.add(self._rows(slice(s, s + step), max_sq))
-        self._index = index
-        self._apply_search_params()
 
     def params(self) -> dict[str, Any]:
         return {
