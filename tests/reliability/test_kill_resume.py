@@ -82,8 +82,10 @@ def kill_and_resume(model: str, folder: Path, trial: int) -> dict[str, np.ndarra
     seen = 0
     last = None
     while seen <= trial and time.monotonic() < deadline and proc.poll() is None:
-        meta = ckpt / "model.json"
-        stamp = meta.stat().st_mtime_ns if meta.exists() else None
+        try:  # the checkpoint directory is replaced atomically: it can vanish between calls
+            stamp: int | None = (ckpt / "model.json").stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
         if stamp is not None and stamp != last:
             seen, last = seen + 1, stamp
         time.sleep(0.005)
