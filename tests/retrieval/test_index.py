@@ -165,6 +165,8 @@ def test_ivfpq_streams_a_memory_mapped_catalog(tmp_path: Path) -> None:
     assert recall_at_k(streamed, queries, 10) >= 0.9
     graph = IVFPQIndex(vectors, bias, nlist=64, quantizer="hnsw", seed=3)  # 10^8-item layout
     assert graph._centroids is None and recall_at_k(graph, queries, 10) >= 0.9
+    cells = graph._faiss.downcast_index(graph._faiss.extract_index_ivf(graph._index).quantizer)
+    assert cells.hnsw.efSearch == 64  # searches cover 2 * nprobe cells (adds used 16)
     with pytest.raises(ConfigError, match="train_size=50 is below"):
         IVFPQIndex(vectors, bias, nlist=64, train_size=50)
     with pytest.raises(ConfigError, match="quantizer"):

@@ -584,9 +584,16 @@ class IVFPQIndex(_CellsIndex):
         )
         index.clustering_index = None
         self._index = index
-        self._apply_search_params()  # the quantizer's search settings also serve the adds
+        self._apply_search_params()
+        if self._centroids is None:
+            # An add needs only each item's nearest cell: a short candidate list finds it
+            # (measured at 32,768 cells, 2 threads: 11 us per item at 16, 38 us at 64, so a
+            # 10^8-item build spends 18 min instead of an hour assigning cells).
+            graph = self._faiss.downcast_index(self._faiss.extract_index_ivf(index).quantizer)
+            graph.hnsw.efSearch = 16
         for s in range(0, n, step):
             index.add(self._rows(slice(s, s + step), max_sq))
+        self._apply_search_params()
 
     def params(self) -> dict[str, Any]:
         return {
