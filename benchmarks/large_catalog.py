@@ -166,6 +166,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--nlist", type=int, default=None)
     p.add_argument("--m", type=int, default=None)
+    p.add_argument("--quantizer", default=None, help="auto, flat or hnsw")
+    p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--nprobes", default="8,16,32,64")
     p.add_argument("--refines", default="1,4,10")
     p.add_argument("--queries", type=int, default=1000)
@@ -199,8 +201,15 @@ def main() -> None:
     print(
         f"exact top-10 of {a.queries} queries by a streamed scan: {time.perf_counter() - t:.0f} s"
     )
-    params = {k: v for k, v in (("nlist", a.nlist), ("m", a.m)) if v is not None}
-    cached = a.work / f"ivfpq-{n}-d{a.dim}-s{a.seed}-{a.nlist}-{a.m}.faiss"
+    given = (
+        ("nlist", a.nlist),
+        ("m", a.m),
+        ("quantizer", a.quantizer),
+        ("train_size", a.train_size),
+    )
+    params = {k: v for k, v in given if v is not None}
+    tag = "-".join(str(v) for v in (a.nlist, a.m, a.quantizer, a.train_size))
+    cached = a.work / f"ivfpq-{n}-d{a.dim}-s{a.seed}-{tag}.faiss"
     t = time.perf_counter()
     with PeakAnon() as peak:
         if cached.exists():  # built by an earlier run with these settings: its figures stand
