@@ -18,6 +18,11 @@ from dotrec.serve import app as serve_app
 
 #: Where the service listens when no address is given.
 DEFAULT_HOST = "127.0.0.1"
+#: Seconds an idle keep-alive connection stays open. uvicorn's 5 s lets the server close a
+#: connection just as a client (or a load balancer, whose idle timeout is usually 60 s) sends
+#: on it, which the client sees as a dropped request (seen once in the load test on a loaded
+#: machine); the server should outlast its clients' idle timeouts.
+KEEP_ALIVE_S = 75
 
 
 def resolves_to_loopback(host: str) -> bool:
@@ -61,7 +66,13 @@ def serve(
     serve_app.limit_threads(threads)
     application = serve_app.create_app(model_dir, index, threads=threads)
     if workers == 1:
-        uvicorn.run(application, host=host, port=port, log_level=log_level)
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_keep_alive=KEEP_ALIVE_S,
+        )
         return
     del application
     os.environ[serve_app.ENV_MODEL_DIR] = str(model_dir)
@@ -74,4 +85,5 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
