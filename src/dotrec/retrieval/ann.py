@@ -309,6 +309,15 @@ class _CellsIndex(_FaissIndex):
     nlist: int
     nprobe: int
 
+    def _default_cells(self, nlist: int | None, nprobe: int | None) -> tuple[int, int]:
+        """``nlist`` default ``4 sqrt(n_items)`` (at most ``n_items / 39``: 39 k-means points per
+        centroid), ``nprobe`` default ``max(min(nlist, 8), nlist // 64)``."""
+        if nlist is None:
+            nlist = int(max(1, min(4 * np.sqrt(self.n_items), self.n_items // 39)))
+        if nprobe is None:
+            nprobe = max(min(int(nlist), 8), int(nlist) // 64)
+        return nlist, nprobe
+
     def _apply_search_params(self) -> None:
         self._index.nprobe = min(self.nprobe, self.nlist)
         self._prepare_cells()
@@ -383,10 +392,7 @@ class IVFIndex(_CellsIndex):
         threads: int = 1,
     ) -> None:
         super().__init__(item_factors, item_bias, threads=threads)
-        if nlist is None:
-            nlist = int(max(1, min(4 * np.sqrt(self.n_items), self.n_items // 39)))
-        if nprobe is None:
-            nprobe = max(min(int(nlist), 8), int(nlist) // 64)
+        nlist, nprobe = self._default_cells(nlist, nprobe)
         self._set_params(nlist=nlist, nprobe=nprobe, metric=metric, seed=seed)
         if self.nlist > self.n_items:
             raise ConfigError(f"nlist={self.nlist} exceeds the {self.n_items} items")
@@ -487,10 +493,7 @@ class IVFPQIndex(_CellsIndex):
         threads: int = 1,
     ) -> None:
         super().__init__(item_factors, item_bias, threads=threads)
-        if nlist is None:
-            nlist = int(max(1, min(4 * np.sqrt(self.n_items), self.n_items // 39)))
-        if nprobe is None:
-            nprobe = max(min(int(nlist), 8), int(nlist) // 64)
+        nlist, nprobe = self._default_cells(nlist, nprobe)
         if m is None:
             m = -(-(self.dim + 2) // 2)
         if train_size is None:
