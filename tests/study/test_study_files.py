@@ -17,8 +17,9 @@ from dotrec.data.splits import FileSplit
 from dotrec.errors import ArtifactError, ConfigError
 from dotrec.eval.ranking import evaluate_ranking
 from dotrec.models import load_model
-from dotrec.study import Cell, SilentListener, StudyConfig, StudyResult, run_study, write_report
+from dotrec.study import Cell, StudyConfig, StudyResult, run_study, write_report
 from dotrec.study.driver import FILES, LEAVE_ONE_OUT, cell_dir
+from tests.study.test_study import Recorder
 
 K = 20
 CONFIG = StudyConfig(
@@ -46,14 +47,6 @@ def write_blocks(folder: Path, n_users: int = 240, block: int = 40) -> Path:
     (folder / "train.txt").write_text("\n".join(train) + "\n")
     (folder / "test.txt").write_text("\n".join(test) + "\n")
     return folder
-
-
-class Recorder(SilentListener):
-    def __init__(self) -> None:
-        self.reused: list[int] = []
-
-    def cell_finished(self, cell: Cell, reused: int) -> None:
-        self.reused.append(reused)
 
 
 @pytest.fixture(scope="module")
