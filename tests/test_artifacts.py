@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,90 @@ def test_failed_write_keeps_the_old_artifact(
     meta, arrays = load_artifact(tmp_path / "a")
     assert meta["v"] == 1 and arrays["x"].tolist() == [0, 1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no temp directories left
+
+
+def test_replacement_swaps_in_one_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replacement never passes through a state without an artifact at the path.
+
+    Every rename dotrec makes is recorded, and after each one the target must hold a complete
+    artifact; on Linux the swap is one ``renameat2(RENAME_EXCHANGE)`` and no rename is needed.
+    """
+    import os
+
+    import dotrec.artifacts as art
+
+    target = tmp_path / "a"
+    save_artifact(target, {"v": 1}, {"x": np.arange(3)})
+    states: list[bool] = []
+    real_rename = os.rename
+
+    def rename(src: object, dst: object) -> None:
+        real_rename(src, dst)  # type: ignore[arg-type]
+        states.append((target / "model.json").is_file())
+
+    monkeypatch.setattr(art.os, "rename", rename)
+    save_artifact(target, {"v": 2}, {"x": np.arange(5)})
+    if sys.platform.startswith("linux"):
+        assert states == []  # exchanged, not renamed
+    assert all(states)
+    meta, arrays = load_artifact(target)
+    assert meta["v"] == 2 and arrays["x"].tolist() == [0, 1, 2, 3, 4]
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]
+
+
+def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
+    from dotrec.artifacts import _exchange
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("A")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "f").write_text("B")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("renameat2 is Linux only; the fallback is tested below")
+    assert _exchange(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "a" / "f").read_text() == "B"
+    assert (tmp_path / "b" / "f").read_text() == "A"
+
+
+def test_fallback_crash_between_renames_is_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an atomic exchange the old artifact is renamed aside first; a crash right
+    after that rename leaves it aside, and the next write or resume puts it back."""
+    import os
+
+    import dotrec.artifacts as art
+
+    target = tmp_path / "a"
+    save_artifact(target, {"v": 1}, {"x": np.arange(3)})
+    monkeypatch.setattr(art, "_exchange", lambda a, b: False)
+    real_rename = os.rename
+    calls = []
+
+    def crash_on_second(src: object, dst: object) -> None:
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies between the two renames
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(art.os, "rename", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        save_artifact(target, {"v": 2}, {"x": np.arange(5)})
+    monkeypatch.setattr(art.os, "rename", real_rename)
+    assert not target.exists()
+    assert [p.name.startswith(".a.old-") for p in tmp_path.iterdir()] == [True]
+    art.recover_dir(target, art.META_FILE, art.FORMAT)
+    meta, arrays = load_artifact(target)
+    assert meta["v"] == 1 and arrays["x"].tolist() == [0, 1, 2]
+    save_artifact(target, {"v": 3}, {"x": np.arange(2)})  # the fallback path completes
+    assert load_artifact(target)[0]["v"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]
+
+
+def test_recover_leaves_foreign_directories(tmp_path: Path) -> None:
+    import dotrec.artifacts as art
+
+    (tmp_path / ".a.old-1").mkdir()
+    (tmp_path / ".a.old-1" / "model.json").write_text('{"format": "something-else"}')
+    art.recover_dir(tmp_path / "a", art.META_FILE, art.FORMAT)
+    assert not (tmp_path / "a").exists()

@@ -5,15 +5,19 @@ training data, the dotrec version, the artifact format version and the sha256 of
 ``arrays.npz`` is a plain numpy archive loaded with ``allow_pickle=False``.
 
 Writes are atomic: the new artifact is written in full into a temporary sibling directory and
-then renamed into place, so a crash leaves either the old artifact or the new one, never a mix.
+then swapped into place in one step, so a crash leaves either the old artifact or the new one,
+never a mix and never neither.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -72,27 +76,77 @@ def written_by_dotrec(path: Path, meta_file: str, fmt: str) -> bool:
         return False
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Python has no binding for it (``os.replace`` cannot replace a non-empty directory), so it
+    is called through ctypes. Returns False where the system or file system does not offer it.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _old_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old-{os.getpid()}")
+
+
+def recover_dir(target: Path, meta_file: str, fmt: str) -> None:
+    """Put back the previous ``target`` if a crash hit between the two renames of the
+    fallback in :func:`replace_dir` (only where an atomic exchange is unavailable)."""
+    if target.exists() or target.is_symlink():
+        return
+    for old in sorted(target.parent.glob(f".{target.name}.old-*")):
+        if old.is_dir() and written_by_dotrec(old, meta_file, fmt):
+            os.rename(old, target)
+            _fsync_dir(target.parent)
+            return
+
+
 def replace_dir(tmp_dir: Path, target: Path, meta_file: str, fmt: str) -> None:
     """Move a fully written ``tmp_dir`` into place at ``target``, replacing an old one.
 
-    An existing ``target`` is replaced only if dotrec wrote it (its ``meta_file`` names
-    ``fmt``); anything else there is left untouched and is an :class:`ArtifactError`.
+    A complete artifact is at ``target`` at every instant: the old and new directories are
+    swapped in one atomic step, then the old one is removed. Where the system has no atomic
+    exchange, the old directory is first renamed aside and :func:`recover_dir` puts it back
+    after a crash in between. An existing ``target`` is replaced only if dotrec wrote it (its
+    ``meta_file`` names ``fmt``); anything else there is left untouched and is an
+    :class:`ArtifactError`.
     """
-    old: Path | None = None
-    if target.exists() or target.is_symlink():
-        if not written_by_dotrec(target, meta_file, fmt):
-            raise ArtifactError(
-                f"{target} exists and is not a {fmt} directory written by "
-                "dotrec; it was left untouched (choose another output path)"
-            )
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.rename(target, old)
+    recover_dir(target, meta_file, fmt)
+    if not (target.exists() or target.is_symlink()):
+        os.rename(tmp_dir, target)
+        _fsync_dir(target.parent)
+        return
+    if not written_by_dotrec(target, meta_file, fmt):
+        raise ArtifactError(
+            f"{target} exists and is not a {fmt} directory written by "
+            "dotrec; it was left untouched (choose another output path)"
+        )
+    if _exchange(tmp_dir, target):
+        _fsync_dir(target.parent)
+        shutil.rmtree(tmp_dir, ignore_errors=True)  # now holds the old artifact
+        return
+    old = _old_name(target)
+    if old.exists():
+        shutil.rmtree(old)
+    os.rename(target, old)
     os.rename(tmp_dir, target)
     _fsync_dir(target.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -141,3 +141,19 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
     cmd2 = train_cmd("mf", out, "--resume", "--learning-rate", "0.02")
     r = subprocess.run(cmd2, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode != 0 and "checkpoint is for" in r.stderr
+
+
+def test_resume_recovers_a_checkpoint_left_aside(tmp_path: Path) -> None:
+    """Where no atomic exchange exists, a crash between the two renames of a checkpoint
+    replacement leaves the old checkpoint renamed aside; `--resume` puts it back and uses it."""
+    import shutil
+
+    out = tmp_path / "m"
+    cmd = train_cmd("mf", out)
+    cmd[cmd.index("60")] = "3"
+    subprocess.run(cmd, check=True, capture_output=True, env=ENV, timeout=300)
+    shutil.copytree(out, tmp_path / ".m.ckpt.old-4242")
+    r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "resuming mf" in r.stdout and "at epoch 3" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]

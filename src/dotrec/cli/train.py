@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from dotrec.artifacts import FORMAT, META_FILE, written_by_dotrec
+from dotrec.artifacts import FORMAT, META_FILE, recover_dir, written_by_dotrec
 from dotrec.cli._common import (
     check_model_out,
     epoch_progress,
@@ -277,6 +277,8 @@ def train_cmd(
     ckpt = None if out is None else checkpoint_path(out)
     split = load_split(dataset, data_dir, seed, fmt, options=data_options)
     resuming = False
+    if resume and ckpt is not None:
+        recover_dir(ckpt, META_FILE, FORMAT)
     if resume and ckpt is not None and ckpt.exists():
         model = resume_from(ckpt, model, split)
         resuming = True
