@@ -78,3 +78,20 @@ def test_tuning_on_a_file_split_reads_its_holdout(folder: Path, tmp_path: Path) 
     assert result.complete == 2 and 0.0 < result.best_value <= 1.0
     with pytest.raises(ConfigError, match="metric must be one of ndcg, hr, recall"):
         tune(split, "mf", size=8, n_trials=1, storage=f"sqlite:///{tmp_path / 'p.db'}", metric="rr")
+
+
+def test_tune_scores_a_sample_of_holdout_users(folder: Path, tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    args = ["tune", "mf", "--dataset", str(folder), "--dim", "8", "--trials", "1", "-k", "5"]
+    args += ["--epoch-scale", "0.05", "--pruner", "none", "--threads", "1", "--seed", "2"]
+    r = runner.invoke(app, [*args, "--holdout-users", "30", "--out", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert got["settings"]["holdout_users"] == 30
+    # the stored study refuses to continue with another sample size
+    r = runner.invoke(
+        app, [*args, "--holdout-users", "40", "--out", str(tmp_path), "--trials", "2"]
+    )
+    assert isinstance(r.exception, ConfigError) and "holdout_users: 30 there, 40 here" in str(
+        r.exception
+    )

@@ -140,3 +140,35 @@ def test_file_split_holdout_takes_a_seeded_share_of_each_users_training_items() 
     assert pairs(h.train) | pairs(h.test) == pairs(train) and not pairs(h.train) & pairs(h.test)
     same = split.holdout(seed=3)
     assert pairs(same.test) == pairs(h.test) and pairs(split.holdout(seed=4).test) != pairs(h.test)
+
+
+def test_file_split_holdout_users_scores_a_seeded_sample_and_keeps_training_fixed() -> None:
+    from dotrec.data.splits import FileSplit
+    from dotrec.eval.holdout import tuning_holdout
+
+    r = np.random.default_rng(1)
+    users = np.repeat(np.arange(40), 6)
+    items = np.concatenate([r.choice(30, 6, replace=False) for _ in range(40)])
+    train = Interactions.from_indices(users, items, n_users=41, n_items=30)
+    test = Interactions.from_indices([40], [0], n_users=41, n_items=30)
+    split = FileSplit(train, test, name="t")
+    full = split.holdout(seed=5)
+    part = split.holdout(seed=5, users=7)
+    pairs = lambda x: set(zip(x.user_index.tolist(), x.item_index.tolist()))  # noqa: E731
+    # the training part is the same with or without the sample
+    assert pairs(part.train) == pairs(full.train)
+    # exactly 7 users scored, each with all its held-out items, a subset of the full holdout
+    assert len(part.test_users) == 7 and pairs(part.test) <= pairs(full.test)
+    for u in part.test_users:
+        assert part.test.user_counts[u] == full.test.user_counts[u] == 1  # round(0.2 * 6)
+    # seeded: same seed, same users; another seed, another sample
+    assert part.test_users.tolist() == split.holdout(seed=5, users=7).test_users.tolist()
+    assert part.test_users.tolist() != split.holdout(seed=6, users=7).test_users.tolist()
+    # more users asked than there are: every user, as without a sample
+    assert pairs(split.holdout(seed=5, users=1000).test) == pairs(full.test)
+    with pytest.raises(ConfigError, match="holdout users must be >= 1"):
+        split.holdout(seed=5, users=0)
+    assert pairs(tuning_holdout(split, 5, 99, 7).test) == pairs(part.test)
+    loo = leave_one_out(train, seed=0, n_negatives=3)
+    with pytest.raises(ConfigError, match="splits given by files"):
+        tuning_holdout(loo, 0, 3, 7)

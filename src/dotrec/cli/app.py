@@ -111,6 +111,16 @@ def holdout_negatives_option() -> Any:
     return typer.Option(99, help="Sampled negatives per holdout user.")
 
 
+def holdout_users_option() -> Any:
+    """``--holdout-users`` of tune and study."""
+    return typer.Option(
+        0,
+        help="Splits given by files: score the holdout items of this many users, a seeded "
+        "sample that is the same for every model (0: all users). Makes learned-similarity "
+        "trials affordable: their full ranking is a forward pass per user and item.",
+    )
+
+
 def heartbeat_option() -> Any:
     """``--heartbeat`` of tune and study."""
     return typer.Option(

@@ -30,6 +30,7 @@ from dotrec.cli.app import (
     epoch_scale_option,
     heartbeat_option,
     holdout_negatives_option,
+    holdout_users_option,
     k_option,
     metric_option,
     optimizer_option,
@@ -137,6 +138,7 @@ def study_cmd(
     epoch_scale: float = epoch_scale_option(),
     threads: int | None = threads_option(),
     holdout_negatives: int = holdout_negatives_option(),
+    holdout_users: int = holdout_users_option(),
     early_stopping: int = early_stopping_option(
         "Stop each trial N epochs after its best holdout epoch; the best configuration then "
         "trains that epoch count. 0 = off (every sampled epoch)."
@@ -168,6 +170,7 @@ def study_cmd(
         storage=storage,
         heartbeat=heartbeat,
         holdout_negatives=holdout_negatives,
+        holdout_users=holdout_users or None,
         early_stopping=early_stopping or None,
         **torch_options("neumf", optimizer, precision, device),
     )

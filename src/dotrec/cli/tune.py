@@ -41,6 +41,7 @@ from dotrec.cli.app import (
     err_console,
     heartbeat_option,
     holdout_negatives_option,
+    holdout_users_option,
     k_option,
     metric_option,
     optimizer_option,
@@ -157,6 +158,7 @@ def tune_cmd(
     epoch_scale: float = epoch_scale_option(),
     threads: int | None = threads_option(),
     holdout_negatives: int = holdout_negatives_option(),
+    holdout_users: int = holdout_users_option(),
     early_stopping: int = early_stopping_option(
         "Stop each trial N epochs after its best holdout epoch; the best configuration then "
         "trains that epoch count. 0 = off (every sampled epoch)."
@@ -192,6 +194,7 @@ def tune_cmd(
             epoch_scale=epoch_scale,
             timeout=timeout,
             holdout_negatives=holdout_negatives,
+            holdout_users=holdout_users or None,
             early_stopping=early_stopping or None,
             on_progress=TrialDisplay(progress, task, metric),
             torch_options=torch_options(model_name, optimizer, precision, device),

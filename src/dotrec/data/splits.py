@@ -154,15 +154,28 @@ class FileSplit(_OnTraining):
         """Users with at least one test item (the users every metric averages over)."""
         return np.flatnonzero(self.test.user_counts > 0)
 
-    def holdout(self, seed: int = 0, fraction: float = DEFAULT_HOLDOUT_FRACTION) -> FileSplit:
+    def holdout(
+        self,
+        seed: int = 0,
+        fraction: float = DEFAULT_HOLDOUT_FRACTION,
+        users: int | None = None,
+    ) -> FileSplit:
         """The tuning split, from the training data alone (the test file is never read).
 
         Each user with at least two training items gives ``round(fraction * n)`` of them
         (at least 1, at most ``n - 1``), drawn uniformly without replacement from the stream
         ``(seed, "file_holdout")``, to the holdout's test set; the rest stay in training.
+
+        ``users`` keeps the holdout's test items of only that many users, drawn uniformly from
+        the stream ``(seed, "file_holdout_users")``, so that scoring the holdout costs a
+        fraction of a full ranking (a forward pass per user and item for learned similarity).
+        The training part does not depend on it: the other users' held-out items are left out
+        of both parts, and every model tuned with the same seed sees the same sample.
         """
         if not 0 < fraction < 1:
             raise ConfigError(f"holdout fraction must be in (0, 1), got {fraction}")
+        if users is not None and users < 1:
+            raise ConfigError(f"holdout users must be >= 1, got {users}")
         train = self.train
         csr = train.csr
         counts = np.diff(csr.indptr)
@@ -172,11 +185,18 @@ class FileSplit(_OnTraining):
             n = int(counts[u])
             k = min(n - 1, max(1, int(round(fraction * n))))
             take[csr.indptr[u] + r.choice(n, size=k, replace=False)] = True
-        users = np.repeat(np.arange(train.n_users), counts)
+        row_user = np.repeat(np.arange(train.n_users), counts)
+        scored = take
+        eligible = np.flatnonzero(counts >= 2)
+        if users is not None and users < len(eligible):
+            chosen = np.zeros(train.n_users, dtype=bool)
+            pick = make_rng(seed, "file_holdout_users").choice(len(eligible), users, replace=False)
+            chosen[eligible[pick]] = True
+            scored = take & chosen[row_user]
 
         def part(mask: np.ndarray) -> Interactions:
             return Interactions.from_indices(
-                users[mask],
+                row_user[mask],
                 csr.indices[mask],
                 n_users=train.n_users,
                 n_items=train.n_items,
@@ -185,7 +205,7 @@ class FileSplit(_OnTraining):
                 warn_duplicates=False,
             )
 
-        return FileSplit(part(~take), part(take), name=f"{self.name}/holdout")
+        return FileSplit(part(~take), part(scored), name=f"{self.name}/holdout")
 
     def __repr__(self) -> str:
         return (

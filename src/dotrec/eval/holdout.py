@@ -25,10 +25,18 @@ from dotrec.eval.ranking import evaluate_ranking
 METRICS = ("ndcg", "hr", "rr", "recall")
 
 
-def tuning_holdout(split: Split | FileSplit, seed: int, negatives: int) -> Split | FileSplit:
-    """The split's tuning holdout (module doc); ``negatives`` applies to leave-one-out only."""
+def tuning_holdout(
+    split: Split | FileSplit, seed: int, negatives: int, users: int | None = None
+) -> Split | FileSplit:
+    """The split's tuning holdout (module doc); ``negatives`` applies to leave-one-out only,
+    ``users`` (a seeded sample of users whose held-out items are scored) to file splits only."""
     if isinstance(split, FileSplit):
-        return split.holdout(seed)
+        return split.holdout(seed, users=users)
+    if users is not None:
+        raise ConfigError(
+            "holdout users applies to splits given by files; a leave-one-out holdout is "
+            "scored by the sampled protocol, already cheap"
+        )
     return split.holdout(seed, negatives)
 
 

@@ -106,6 +106,8 @@ class StudyConfig:
     storage: str | None = None
     heartbeat: int = 10
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES
+    #: File splits: how many users' held-out items score the trials (None: every user's).
+    holdout_users: int | None = None
     #: Patience of early stopping inside each tuning trial (None: off).
     early_stopping: int | None = None
     #: GMF, MLP and NeuMF: "adam" or "lazy_adam", "fp32" or "bf16", "cpu", "cuda" or "auto".
@@ -441,6 +443,7 @@ def run_cell(
         pruner=config.pruner,
         epoch_scale=config.epoch_scale,
         holdout_negatives=config.holdout_negatives,
+        holdout_users=config.holdout_users,
         early_stopping=config.early_stopping,
         on_progress=listener.tuning,
         torch_options=config.torch_options(),

@@ -490,8 +490,14 @@ def _protocol_lines(result: StudyResult) -> tuple[str, str]:
     if result.kind == FILES:
         return (
             trials + "of the full ranking on the tuning holdout (a seeded "
-            f"{DEFAULT_HOLDOUT_FRACTION:.0%} of each user's training items; the test set is "
-            "never read while tuning)",
+            f"{DEFAULT_HOLDOUT_FRACTION:.0%} of each user's training items"
+            + (
+                ""
+                if cfg.holdout_users is None
+                else f", scored for a seeded sample of {cfg.holdout_users} users, the same "
+                "for every model"
+            )
+            + "; the test set is never read while tuning)",
             seeds + "full ranking over all items, training items excluded, "
             f"{result.n_test} test users with {result.n_test_pairs} test pairs",
         )

@@ -91,6 +91,7 @@ def select_epochs(
     k: int = 10,
     seed: int = 0,
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES,
+    holdout_users: int | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> EpochSelection:
     """Choose ``model``'s epoch count on the holdout of ``split`` (see the module doc).
@@ -101,7 +102,7 @@ def select_epochs(
     check_metric(split, metric)
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
-    holdout = tuning_holdout(split, seed, holdout_negatives)
+    holdout = tuning_holdout(split, seed, holdout_negatives, holdout_users)
 
     def consider(epoch: int, m: Model) -> None:
         value = holdout_score(m, holdout, metric, k)
@@ -134,6 +135,7 @@ def fit_early_stopped(
     k: int = 10,
     seed: int = 0,
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES,
+    holdout_users: int | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> tuple[Model, EpochSelection]:
     """Select the epoch count on the holdout, then fit that many epochs on ``split.train``."""
@@ -145,6 +147,7 @@ def fit_early_stopped(
         k=k,
         seed=seed,
         holdout_negatives=holdout_negatives,
+        holdout_users=holdout_users,
         on_epoch=on_epoch,
     )
     final = with_epochs(model, selection.best_epoch)

@@ -79,6 +79,8 @@ class TuneSettings:
     pruner: str = "median"
     epoch_scale: float = 1.0
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES
+    #: File splits: how many users' held-out items are scored (None: every user's).
+    holdout_users: int | None = None
     #: GMF, MLP and NeuMF only (None for the others): their optimizer and precision.
     optimizer: str | None = None
     precision: str | None = None
@@ -442,6 +444,7 @@ def tune(
     timeout: float | None = None,
     heartbeat: int = 10,
     holdout_negatives: int = DEFAULT_EVAL_NEGATIVES,
+    holdout_users: int | None = None,
     on_progress: Callable[[TuneProgress], None] | None = None,
     torch_options: Mapping[str, Any] | None = None,
     early_stopping: int | None = None,
@@ -449,7 +452,8 @@ def tune(
     """Tune ``model`` at embedding ``size`` on the holdout of ``split`` (its test set unread).
 
     The holdout is :func:`~dotrec.eval.holdout.tuning_holdout` of ``split`` (``seed``,
-    ``holdout_negatives`` for leave-one-out splits). ``storage`` is a URL or a
+    ``holdout_negatives`` for leave-one-out splits, ``holdout_users`` for file splits).
+    ``storage`` is a URL or a
     storage from :func:`open_storage` (which then sets the heartbeat). Resumes the study if it
     exists (same settings required) and returns once ``n_trials`` trials have finished in it,
     or when ``timeout`` seconds have passed (checked between trials). See the module doc for
@@ -479,10 +483,11 @@ def tune(
         pruner=pruner,
         epoch_scale=epoch_scale,
         holdout_negatives=holdout_negatives,
+        holdout_users=holdout_users,
         **_torch_settings(model, torch_options),
         early_stopping=early_stopping,
     )
-    holdout = tuning_holdout(split, seed, holdout_negatives)
+    holdout = tuning_holdout(split, seed, holdout_negatives, holdout_users)
     rdb = storage if isinstance(storage, RDBStorage) else open_storage(storage, heartbeat)
     study = open_study(rdb, study_name or settings.default_name(), settings)
 
