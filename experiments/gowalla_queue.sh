@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
-# Gowalla (issue #15): the tuned iALS cell at size 256 (20 trials on the holdout, NDCG@20,
-# early stopping 2), retrained with 3 seeds and tested by full ranking; then a small end-to-end
-# study of mf and ials at sizes 64 and 256. Resumable: every step reuses what is stored under
-# experiments/study-gowalla*/. Run from the repository root at low priority:
-#   nice -n 15 bash experiments/gowalla_queue.sh
+# Gowalla (issue #15), resumable: every step reuses what is stored under experiments/study-gowalla*/
+# (Optuna storage and finished cells), so a stopped run continues where it stopped.
+#   1. the tuned iALS cell at size 256 (20 trials, done 2026-12-01);
+#   2. a small end-to-end study of mf and ials at sizes 64 and 256 (the issue's command);
+#   3. every model at size 64 (paper accounting: GMF k=64, MLP k=32, NeuMF k=21) with one tuning
+#      budget: 10 finished trials each, the holdout scored for the same seeded 3,000 users, then
+#      3 seeds of the best configuration tested by full ranking.
+# Run from the repository root at low priority:  nice -n 15 bash experiments/gowalla_queue.sh [STEP...]
 set -euo pipefail
 export DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}"
+export OMP_WAIT_POLICY=PASSIVE
 DOTREC=".venv/bin/dotrec"
-while pgrep -f "dotrec tune ials --dataset gowalla" > /dev/null; do sleep 20; done  # a tuning worker
-$DOTREC study --dataset gowalla --models ials --dims 256 -k 20 --metric ndcg --trials 20 \
-  --seeds 3 --early-stopping 2 --out experiments/study-gowalla
-$DOTREC study --dataset gowalla --models mf,ials --dims 64,256 -k 20 --metric ndcg --trials 2 \
-  --seeds 1 --epoch-scale 0.1 --early-stopping 2 --out experiments/study-gowalla-smoke
+steps=("${@:-1 2 3}")
+for step in ${steps[*]}; do
+  echo "== step $step: $(date -u +%FT%TZ)"
+  case $step in
+    1) $DOTREC study --dataset gowalla --models ials --dims 256 -k 20 --metric ndcg --trials 20 \
+         --seeds 3 --early-stopping 2 --out experiments/study-gowalla ;;
+    2) $DOTREC study --dataset gowalla --models mf,ials --dims 64,256 -k 20 --metric ndcg \
+         --trials 2 --seeds 1 --epoch-scale 0.1 --early-stopping 2 \
+         --out experiments/study-gowalla-smoke ;;
+    3) $DOTREC study --dataset gowalla --models mf,ials,gmf,mlp,neumf --dims 64 -k 20 \
+         --metric ndcg --trials 10 --seeds 3 --early-stopping 2 --holdout-users 3000 \
+         --optimizer lazy_adam --threads 2 --out experiments/study-gowalla-d64 ;;
+  esac
+  echo "== step $step done: $(date -u +%FT%TZ)"
+done
