@@ -4,7 +4,9 @@ Times the hand-derived forward and backward pass alone (no optimizer) of the MLP
 [256, 256, 128, 64] in bfloat16, three ways: one call over the batch with 2 intra-op threads
 (what training does), two Python threads each running half the batch with 1 intra-op thread
 (data parallelism inside a step: the same update once the halves' gradients are summed), and
-one thread over the whole batch. An epoch on ml-1m is 19,418 such steps. Run on a quiet machine:
+one thread over the whole batch. Beside them, the floor: the step's nine matrix products alone
+(three forward, six backward) in bfloat16 with preallocated outputs, nothing else. An epoch on
+ml-1m is 19,418 such steps. Run on a quiet machine:
 
     python benchmarks/ncf_step.py
 """
@@ -67,12 +69,31 @@ def run_halves(steps):
     return (time.perf_counter() - t) / steps * 1e6
 
 
+def run_products(steps, threads=2):
+    """Only the nine bfloat16 products of a step (forward, input and weight gradients)."""
+    torch.set_num_threads(threads)
+    x = torch.randn(B, dims[0]).bfloat16()
+    zs = [x] + [torch.empty(B, d, dtype=torch.bfloat16) for d in dims[1:]]
+    dz = [torch.randn(B, d).bfloat16() for d in dims]
+    dw = [torch.empty(dims[i + 1], dims[i], dtype=torch.bfloat16) for i in range(3)]
+    t = time.perf_counter()
+    for _ in range(steps):
+        for i in range(3):
+            torch.mm(zs[i], tower[i][0].t(), out=zs[i + 1])
+        for i in (2, 1, 0):
+            torch.mm(dz[i + 1].t(), zs[i], out=dw[i])
+            torch.mm(dz[i + 1], tower[i][0], out=dz[i])
+    return (time.perf_counter() - t) / steps * 1e6
+
+
 runs = {
+    "products only": run_products,
     "2 threads": run_whole,
     "2 half-batches": run_halves,
     "1 thread": lambda steps: run_whole(steps, threads=1),
 }
-for name in ("2 threads", "2 half-batches", "1 thread", "2 threads", "2 half-batches"):
+order = ("products only", "2 threads", "2 half-batches", "1 thread", "products only", "2 threads")
+for name in order:
     f = runs[name]
     f(50)
     us = f(400)
