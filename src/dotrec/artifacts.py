@@ -100,10 +100,6 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
-def _old_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.old-{os.getpid()}")
-
-
 def recover_dir(target: Path, meta_file: str, fmt: str) -> None:
     """Put back the previous ``target`` if a crash hit between the two renames of the
     fallback in :func:`replace_dir` (only where an atomic exchange is unavailable)."""
@@ -140,7 +136,7 @@ def replace_dir(tmp_dir: Path, target: Path, meta_file: str, fmt: str) -> None:
         _fsync_dir(target.parent)
         shutil.rmtree(tmp_dir, ignore_errors=True)  # now holds the old artifact
         return
-    old = _old_name(target)
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if old.exists():
         shutil.rmtree(old)
     os.rename(target, old)

@@ -82,9 +82,7 @@ class IdMap:
         n = len(self.ids)
         if self._identity:
             return np.where((keys >= 0) & (keys < n), keys, -1)
-        assert self._sorted is not None and self._order is not None
-        if not n:
-            return np.full(len(keys), -1, dtype=np.int64)
+        assert self._sorted is not None and self._order is not None  # n > 0: [] is identity
         pos = np.minimum(np.searchsorted(self._sorted, keys), n - 1)
         return np.where(self._sorted[pos] == keys, self._order[pos], -1)
 
