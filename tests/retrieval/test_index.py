@@ -273,3 +273,55 @@ def test_cells_chosen_by_a_matrix_product_are_faiss_own(cls: type[_FaissIndex]) 
     # distance computations could only swap two cells at exactly equal distance
     same = np.mean([np.array_equal(a, b) for a, b in zip(ours, theirs)])
     assert same >= 0.99
+
+
+def test_ivfpq_sq8_rescoring_store(tmp_path: Path) -> None:
+    """8-bit codes in memory re-score the candidates: close to the exact re-scoring (recall
+    and scores), exclusions kept, batch equals one at a time, saved and loaded as one file."""
+    vectors, bias, queries = sample_catalog(trained_mf(dim=16), 30_000, 100, seed=6)
+    exact_rescore = IVFPQIndex(vectors, bias, nlist=128, nprobe=16, seed=2)
+    sq8 = IVFPQIndex(vectors, bias, nlist=128, nprobe=16, seed=2, rescore="sq8")
+    assert sq8.params()["rescore"] == "sq8" and exact_rescore.params()["rescore"] == "exact"
+    # one byte per faiss dimension (d + 2, padded to m) on top of the codes
+    assert sq8.index_bytes() - exact_rescore.index_bytes() == 30_000 * sq8._faiss_dim()
+    r_exact = recall_at_k(exact_rescore, queries, 10)
+    r_sq8 = recall_at_k(sq8, queries, 10)
+    assert r_exact >= 0.9 and r_sq8 >= r_exact - 0.03, (r_exact, r_sq8)
+    sq8.set_search_params(refine=1)  # the codes alone rank worse: the store does the work
+    assert recall_at_k(sq8, queries, 10) < r_sq8 - 0.05
+    sq8.set_search_params(refine=10)
+    idx, scores = sq8.search(queries, 10)
+    true = np.einsum("bkd,bd->bk", vectors[idx], queries) + bias[idx]
+    spread = float(np.ptp(vectors @ queries[0] + bias))
+    assert np.abs(scores - true).max() <= 0.01 * spread  # the codes' scores, near the exact
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    top, _ = ExactIndex(vectors, bias).search(queries, 30)
+    exclude = [t[::3] for t in top]
+    batch = sq8.search(queries, 10, exclude=exclude)
+    for i in range(0, len(queries), 7):
+        one = sq8.search(queries[i : i + 1], 10, exclude=exclude[i : i + 1])
+        np.testing.assert_array_equal(one[0][0], batch[0][i])
+        assert not np.isin(batch[0][i], exclude[i]).any()
+    # an exact-rescore index given the store later answers as one built with it
+    exact_rescore.add_sq8_store()
+    assert exact_rescore.rescore == "sq8"
+    for a, b in zip(exact_rescore.search(queries, 10), sq8.search(queries, 10)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ConfigError, match="rescore"):
+        IVFPQIndex(vectors, bias, nlist=128, rescore="fp16")
+
+
+def test_ivfpq_sq8_store_saved_and_loaded(
+    tmp_path: Path, mf_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_dir = tmp_path / "mf"
+    shutil.copytree(mf_dir, model_dir)
+    model = load_model(model_dir)
+    index = build_index(model, "ivfpq", rescore="sq8", recall_queries=100)
+    save_index(index, model_dir)
+    monkeypatch.setattr(_FaissIndex, "_build", lambda self: None)
+    loaded = load_index(model_dir, "ivfpq", model)
+    assert loaded._store is not None and loaded.params()["rescore"] == "sq8"  # type: ignore[attr-defined]
+    q = model.user_factors[:20]
+    for a, b in zip(index.search(q, 10), loaded.search(q, 10)):
+        np.testing.assert_array_equal(a, b)

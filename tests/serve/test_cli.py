@@ -58,6 +58,9 @@ def test_index_build_and_recommend(tmp_path: Path, mf_dir: Path) -> None:
     assert [x["item_id"] for x in body["items"]] == items.tolist()
     r = runner.invoke(app, ["recommend", str(d), "--user", "u4"])
     assert r.exit_code == 0 and "top 10 for user u4" in r.stdout
+    r = runner.invoke(app, ["index", "build", str(d), "--kind", "ivfpq", "--rescore", "sq8"])
+    assert r.exit_code == 0, r.output
+    assert load_index(d, "ivfpq", model).params()["rescore"] == "sq8"
 
 
 @pytest.mark.parametrize(
@@ -67,6 +70,10 @@ def test_index_build_and_recommend(tmp_path: Path, mf_dir: Path) -> None:
         (["recommend", "{mf}", "--users", "all"], "--users writes a file"),
         (["recommend", "{mf}", "--user", "u1", "--index", "hnsw"], "no hnsw index"),
         (["index", "build", "{mf}", "--kind", "exact", "--nprobe", "3"], "--nprobe does not apply"),
+        (
+            ["index", "build", "{mf}", "--kind", "ivf", "--rescore", "sq8"],
+            "--rescore does not apply",
+        ),
         (["serve", "{missing}"], "no such model directory"),
     ],
 )

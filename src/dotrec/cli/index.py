@@ -35,7 +35,12 @@ def build_cmd(
         None, help="IVF cells probed per query (default max(min(nlist, 8), nlist // 64))."
     ),
     refine: int | None = typer.Option(
-        None, help="IVF-PQ: candidates re-scored exactly per result (default 10)."
+        None, help="IVF-PQ: candidates re-scored per result (default 10)."
+    ),
+    rescore: str | None = typer.Option(
+        None,
+        help="IVF-PQ: re-score from the item vectors (exact, the default) or from 8-bit codes "
+        "held in memory (sq8: for catalogs whose vectors do not fit in memory).",
     ),
     quantizer: str | None = typer.Option(
         None, help="IVF-PQ cell lookup: auto, flat or hnsw (default auto)."
@@ -56,13 +61,14 @@ def build_cmd(
         "nprobe": nprobe,
         "metric": metric,
         "refine": refine,
+        "rescore": rescore,
         "quantizer": quantizer,
     }
     allowed = {
         "exact": set(),
         "hnsw": {"m", "ef_construction", "ef_search", "metric"},
         "ivf": {"nlist", "nprobe", "metric"},
-        "ivfpq": {"nlist", "m", "nprobe", "refine", "quantizer"},
+        "ivfpq": {"nlist", "m", "nprobe", "refine", "rescore", "quantizer"},
     }.get(kind, set(options))
     given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     foreign = sorted(set(given) - allowed)
