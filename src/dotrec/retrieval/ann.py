@@ -551,6 +551,8 @@ class IVFPQIndex(_CellsIndex):
         if self.rescore not in ("exact", "sq8"):
             raise ConfigError(f"rescore must be exact or sq8, got {self.rescore!r}")
         self._store: Any = None
+        self._codes: np.ndarray | None = None
+        self._decode: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
         self.train_size = check_int("train_size", params["train_size"])
         self.chunk = check_int("chunk", params["chunk"])
         if params["quantizer"] not in ("auto", "flat", "hnsw"):
@@ -671,13 +673,28 @@ class IVFPQIndex(_CellsIndex):
         ids.sort(axis=1)
         valid = ids >= 0
         flat = ids[valid]
-        decoded = self._store.reconstruct_batch(flat)
+        codes, low, step = self._store_codes()
+        decoded = low + codes[flat].astype(np.float32) * step
         pos = np.full(ids.shape, -1, dtype=np.int64)
         pos[valid] = np.arange(len(flat))
         top, scores = topk_candidates(
             q, np.ascontiguousarray(decoded[:, : self.dim]), decoded[:, self.dim].copy(), pos, k
         )
         return np.where(top >= 0, flat[np.maximum(top, 0)], -1), scores
+
+    def _store_codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The store's codes as a (n_items, faiss dim) uint8 view of faiss's own buffer (no
+        copy), and the decoding ``x = low + code * step`` of faiss's 8-bit quantizer
+        (``vmin + (code + 0.5) / 255 * vdiff`` per dimension). Decoding the rows here costs a
+        fraction of faiss's ``reconstruct_batch``, which decodes one row per call."""
+        if self._codes is None:
+            st = self._store
+            self._codes = self._faiss.rev_swig_ptr(st.codes.data(), st.ntotal * st.code_size)
+            self._codes = self._codes.reshape(st.ntotal, st.code_size)
+            trained = self._faiss.vector_to_array(st.sq.trained).astype(np.float32)
+            vmin, vdiff = trained[: st.d], trained[st.d :]
+            self._decode = (vmin + 0.5 / 255 * vdiff, vdiff / 255)
+        return self._codes, *self._decode
 
     def _payload(self) -> bytes:
         if self._store is None:
