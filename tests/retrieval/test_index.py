@@ -307,6 +307,15 @@ def test_ivfpq_sq8_rescoring_store(tmp_path: Path) -> None:
     assert exact_rescore.rescore == "sq8"
     for a, b in zip(exact_rescore.search(queries, 10), sq8.search(queries, 10)):
         np.testing.assert_array_equal(a, b)
+    # the codes written into the presized buffer are faiss's own add's
+    faiss, max_sq = sq8._faiss, sq8._max_sq()
+    ref = faiss.IndexScalarQuantizer(sq8._faiss_dim(), faiss.ScalarQuantizer.QT_8bit)
+    ref.train(sq8._training_rows(max_sq))
+    ref.add(sq8._rows(slice(0, len(vectors)), max_sq))
+    assert sq8._store.ntotal == ref.ntotal == len(vectors)
+    np.testing.assert_array_equal(
+        sq8._store_codes()[0].reshape(-1), faiss.vector_to_array(ref.codes)
+    )
     with pytest.raises(ConfigError, match="rescore"):
         IVFPQIndex(vectors, bias, nlist=128, rescore="fp16")
 
