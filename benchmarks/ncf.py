@@ -118,6 +118,7 @@ def build(name: str, epochs: int, seed: int, args: argparse.Namespace) -> Model:
         "threads": args.threads,
         "precision": args.precision,
         "optimizer": args.optimizer,
+        "device": args.device,
     }
     if name == "neumf":
         return NeuMF(learning_rate=args.neumf_lr, **common)
@@ -257,8 +258,8 @@ def run_speed(split: Split, args: argparse.Namespace) -> dict[str, Any]:
             if pretrained:
                 f = m.factor  # type: ignore[attr-defined]
                 m.set_pretrained(
-                    GMF(factor=f, epochs=0).fit(data),  # type: ignore[attr-defined]
-                    MLP(factor=f, epochs=0).fit(data),
+                    GMF(factor=f, epochs=0, device=args.device).fit(data),  # type: ignore[attr-defined]
+                    MLP(factor=f, epochs=0, device=args.device).fit(data),
                 )
             r = timed_epoch(m, data)
         out[label] = r
@@ -280,12 +281,20 @@ def run_speed(split: Split, args: argparse.Namespace) -> dict[str, Any]:
                             threads=args.threads,
                             optimizer=opt,
                             precision=prec,
+                            device=args.device,
                         ),
                     )
         for prec in ("fp32", "bf16"):
             measure(
                 f"neumf k={k} pretrained (SGD) {prec}",
-                partial(NeuMF, factor=k, epochs=1, threads=args.threads, precision=prec),
+                partial(
+                    NeuMF,
+                    factor=k,
+                    epochs=1,
+                    threads=args.threads,
+                    precision=prec,
+                    device=args.device,
+                ),
                 pretrained=True,
             )
         measure(
@@ -381,6 +390,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument(
         "--speed-factors", default="8,16,32,64", help="Predictive factors k of the speed section."
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="Where GMF, MLP and NeuMF train (quality and speed sections).",
     )
     p.add_argument("--sections", default="quality,speed,latency")
     p.add_argument("--trace", action="store_true", help="Sampled HR@10 after every epoch.")
