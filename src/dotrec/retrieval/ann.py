@@ -621,11 +621,15 @@ class IVFPQIndex(_CellsIndex):
         store.codes.resize(self.n_items * store.code_size)
         return store
 
+    def _code_view(self, store: Any) -> np.ndarray:
+        """``store``'s code buffer as an (n_items, code size) uint8 view (no copy)."""
+        n, size = self.n_items, store.code_size
+        view: np.ndarray = self._faiss.rev_swig_ptr(store.codes.data(), n * size)
+        return view.reshape(n, size)
+
     def _encode(self, store: Any, start: int, rows: np.ndarray) -> None:
         """Write the codes of ``rows`` (items ``start``...) into ``store``'s buffer."""
-        n, size = self.n_items, store.code_size
-        view = self._faiss.rev_swig_ptr(store.codes.data(), n * size).reshape(n, size)
-        view[start : start + len(rows)] = store.sa_encode(rows)
+        self._code_view(store)[start : start + len(rows)] = store.sa_encode(rows)
         store.ntotal = start + len(rows)
 
     def add_sq8_store(self) -> None:
@@ -696,14 +700,13 @@ class IVFPQIndex(_CellsIndex):
         return np.where(top >= 0, flat[np.maximum(top, 0)], -1), scores
 
     def _store_codes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The store's codes as a (n_items, faiss dim) uint8 view of faiss's own buffer (no
-        copy), and the decoding ``x = low + code * step`` of faiss's 8-bit quantizer
-        (``vmin + (code + 0.5) / 255 * vdiff`` per dimension). Decoding the rows here costs a
-        fraction of faiss's ``reconstruct_batch``, which decodes one row per call."""
+        """The store's codes (:meth:`_code_view`) and the decoding ``x = low + code * step``
+        of faiss's 8-bit quantizer (``vmin + (code + 0.5) / 255 * vdiff`` per dimension).
+        Decoding the rows here costs a fraction of faiss's ``reconstruct_batch``, which decodes
+        one row per call."""
         if self._codes is None:
             st = self._store
-            self._codes = self._faiss.rev_swig_ptr(st.codes.data(), st.ntotal * st.code_size)
-            self._codes = self._codes.reshape(st.ntotal, st.code_size)
+            self._codes = self._code_view(st)
             trained = self._faiss.vector_to_array(st.sq.trained).astype(np.float32)
             vmin, vdiff = trained[: st.d], trained[st.d :]
             self._decode = (vmin + 0.5 / 255 * vdiff, vdiff / 255)
