@@ -95,3 +95,22 @@ def test_tune_scores_a_sample_of_holdout_users(folder: Path, tmp_path: Path) -> 
     assert isinstance(r.exception, ConfigError) and "holdout_users: 30 there, 40 here" in str(
         r.exception
     )
+
+
+def test_train_early_stopping_on_a_sample_of_holdout_users(folder: Path, tmp_path: Path) -> None:
+    args = ["train", "mf", "--dataset", str(folder), "--embedding-dim", "9", "--epochs", "12"]
+    args += ["--learning-rate", "0.05", "--threads", "1", "-k", "5", "--early-stopping", "3"]
+    r = runner.invoke(app, [*args, "--holdout-users", "25", "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    selection = load_model(tmp_path / "m").fit_info["early_stopping"]
+    # the values are those of the sampled holdout: score the same epochs by hand
+    from dotrec.models import MatrixFactorization
+    from dotrec.train.early_stopping import select_epochs
+
+    split = load_file_split(str(folder))
+    m = MatrixFactorization(embedding_dim=9, epochs=12, learning_rate=0.05, threads=1)
+    want = select_epochs(m, split, patience=3, k=5, holdout_users=25)
+    assert selection["best_epoch"] == want.best_epoch
+    assert selection["values"] == {str(e): v for e, v in want.values.items()}
+    full = select_epochs(m, split, patience=3, k=5)
+    assert full.values != want.values  # 25 of 120 users score differently from all of them

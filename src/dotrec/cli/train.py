@@ -33,6 +33,7 @@ from dotrec.cli.app import (
     device_option,
     early_stopping_option,
     format_option,
+    holdout_users_option,
     k_option,
     optimizer_option,
     precision_option,
@@ -114,7 +115,13 @@ def pretrain(name: str, options: dict[str, Any], split: Split | FileSplit) -> Mo
 
 
 def choose_epochs(
-    model: Model, name: str, split: Split | FileSplit, patience: int, seed: int, k: int
+    model: Model,
+    name: str,
+    split: Split | FileSplit,
+    patience: int,
+    seed: int,
+    k: int,
+    holdout_users: int | None = None,
 ) -> EpochSelection:
     """``--early-stopping``: the epoch count chosen on the holdout, with a progress bar."""
     epochs = int(model.config()["epochs"])
@@ -125,7 +132,13 @@ def choose_epochs(
             progress.update(task, completed=epoch, info=f"NDCG@{k} {value:.4f}")
 
         selection = select_epochs(
-            model, split, patience=patience, k=k, seed=seed, on_epoch=on_epoch
+            model,
+            split,
+            patience=patience,
+            k=k,
+            seed=seed,
+            holdout_users=holdout_users,
+            on_epoch=on_epoch,
         )
     console.print(
         f"holdout: best epoch {selection.best_epoch} (NDCG@{k} {selection.best_value:.4f}) "
@@ -229,6 +242,7 @@ def train_cmd(
         "latest item; --epochs is the maximum; stop N epochs after the best), then fit that "
         "many epochs on all the training data. 0 = off.",
     ),
+    holdout_users: int = holdout_users_option(),
     data_options: DataOptions = DataOptions(),
 ) -> None:
     """Train MODEL on a dataset, print its evaluation, and save it to --out."""
@@ -291,7 +305,9 @@ def train_cmd(
     if early_stopping:
         if checkpoint_every or resume:
             raise ConfigError("--early-stopping does not combine with checkpoints or --resume")
-        selection = choose_epochs(model, model_name, split, early_stopping, seed, k)
+        selection = choose_epochs(
+            model, model_name, split, early_stopping, seed, k, holdout_users or None
+        )
         model = with_epochs(model, selection.best_epoch)
     n_epochs = int(model.config().get("epochs", 1) or 1)
 
