@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -61,6 +62,15 @@ def test_index_build_and_recommend(tmp_path: Path, mf_dir: Path) -> None:
     r = runner.invoke(app, ["index", "build", str(d), "--kind", "ivfpq", "--rescore", "sq8"])
     assert r.exit_code == 0, r.output
     assert load_index(d, "ivfpq", model).params()["rescore"] == "sq8"
+    rec = Recommender.from_dir(d, "ivfpq")
+    items, scores = rec.recommend("u4", 5)
+    assert len(items) == 5 and np.all(np.diff(scores) <= 0)
+    u, idx = rec.user_index("u4"), rec.items.indices(items.tolist())
+    assert rec.seen is not None and not np.isin(idx, rec.seen.items_of(u)).any()
+    # the codes' scores are the model's own within 1% of the user's score range
+    exact = model.score(np.full(len(idx), u), idx)
+    spread = float(np.ptp(model.score_all([u])))
+    np.testing.assert_allclose(scores, exact, atol=0.01 * spread)
 
 
 @pytest.mark.parametrize(
