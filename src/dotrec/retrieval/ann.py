@@ -727,7 +727,7 @@ class IVFPQIndex(_CellsIndex):
                 raise ConfigError("the saved ivfpq index has no sq8 store; rebuild it")
             return loaded
         self._container = loaded  # owns both; the two below are views into it
-        self._store = faiss.downcast_index(loaded.refine_index)
+        self._store, self.rescore = faiss.downcast_index(loaded.refine_index), "sq8"
         return faiss.downcast_index(loaded.base_index)
 
     def params(self) -> dict[str, Any]:
