@@ -18,7 +18,7 @@ from dotrec.data.registry import load_dataset
 from dotrec.data.splits import Split
 from dotrec.errors import ConfigError, DataError
 from dotrec.eval.protocols import evaluate_sampled
-from dotrec.models import GMF, MLP, Model, NeuMF, load_model
+from dotrec.models import GMF, MLP, Model, NeuMF, load_model, ncf
 from dotrec.random import rng
 from tests.conftest import planted_split, require
 
@@ -107,6 +107,23 @@ def test_score_all_fast_path_equals_pairwise_and_training_graph(cls: type, split
         full = m.score_all(users, batch_size=batch_size)
         assert full.dtype == np.float32 and full.shape == (split.n_users, split.n_items)
         np.testing.assert_allclose(full.reshape(-1), pairs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [MLP, NeuMF])
+def test_score_all_threaded_tiles_agree_with_one_thread(
+    cls: type, split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = cls(epochs=1, seed=4, **KW).fit(split.train)
+    users = np.arange(split.n_users)
+    u, i = all_pairs(split)
+    # Tiles of 5 (user, item) pairs: many per user, an uneven number per thread.
+    monkeypatch.setattr(ncf, "_TILE", 5 * m.layers[0])
+    one = m.score_all(users)
+    m.threads = 2
+    tiled = m.score_all(users)
+    np.testing.assert_allclose(tiled, one, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(tiled.reshape(-1), m.score(u, i), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(m.score_all(users), tiled)  # the same tiles, the same sums
 
 
 @pytest.mark.parametrize("cls", [GMF, MLP, NeuMF])

@@ -51,11 +51,13 @@ WWW 2017, sections 3.2-3.4 (eq. 9-12) and the reference code
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from dotrec._blas import single_threaded_blas
 from dotrec._torch import (
     check_device,
     check_precision,
@@ -79,6 +81,8 @@ PRETRAIN_ALPHA = 0.5
 #: Optimizers of the NCF models: dense Adam (the paper's Keras semantics) or Adam on the
 #: embedding rows a batch touches (see :mod:`dotrec.models._row_optim`).
 OPTIMIZERS = ("adam", "lazy_adam")
+#: float32 activations of one MLP scoring tile (2 MB: about a core's L2 cache).
+_TILE = 1 << 19
 
 
 def _check_layers(layers: Any) -> list[int]:
@@ -415,25 +419,47 @@ class _NCFModel(Model):
         mlp_user: np.ndarray | None,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """:meth:`score_all` from the users' rows of the score tables (see the module doc)."""
+        """:meth:`score_all` from the users' rows of the score tables (see the module doc).
+
+        The MLP tower runs over tiles of (users x items). With ``threads`` > 1 the tiles'
+        activations fit in a core's L2 cache and the tiles are shared among that many threads,
+        each calling a single-threaded BLAS: on Gowalla's catalog and 2 cores, MLP k=32 and
+        NeuMF k=21 score 1.6-2.2x faster than one thread over ``batch_size`` blocks with BLAS's
+        own threads (still the path for ``threads`` = 1), whose products are too thin to split
+        well (``benchmarks/gowalla_eval.py --ncf-users``). Results agree with that path to
+        float32 rounding.
+        """
         t = self._score_tables()
         n = len(gmf_user if gmf_user is not None else mlp_user)  # type: ignore[arg-type]
         out = np.empty((n, self.n_items), dtype=np.float32)
-        width = self.layers[0] if mlp_user is not None else 1
+        out[:] = self.weights["output.bias"][0]
         budget = batch_size or SCORE_BUDGET
-        per = max(1, budget // (self.n_items * width))
-        items_per = max(1, budget // width)
-        for s in range(0, n, per):
-            block = out[s : s + per]
-            block[:] = self.weights["output.bias"][0]
-            if gmf_user is not None:
-                block += gmf_user[s : s + per] @ t["gmf_item"].T
-            if mlp_user is not None:
-                mu = mlp_user[s : s + per]
-                for j in range(0, self.n_items, items_per):
-                    items = t["mlp_item"][j : j + items_per]
-                    h = (mu[:, None, :] + items[None, :, :]).reshape(-1, width)
-                    block[:, j : j + len(items)] += self._tower(h, t).reshape(len(mu), len(items))
+        if gmf_user is not None:
+            per = max(1, budget // self.n_items)
+            for s in range(0, n, per):
+                out[s : s + per] += gmf_user[s : s + per] @ t["gmf_item"].T
+        if mlp_user is None:
+            return out
+        workers = min(self.threads, max(1, budget // _TILE))
+        width = self.layers[0]
+        tile = max(1, (budget if workers == 1 else min(_TILE, budget // workers)) // width)
+        users_per = max(1, tile // self.n_items)
+        items_per = min(self.n_items, tile)
+        tiles = [(s, j) for s in range(0, n, users_per) for j in range(0, self.n_items, items_per)]
+
+        def run(part: Sequence[tuple[int, int]]) -> None:
+            for s, j in part:
+                mu, items = mlp_user[s : s + users_per], t["mlp_item"][j : j + items_per]
+                h = (mu[:, None, :] + items[None, :, :]).reshape(-1, width)
+                scores = self._tower(h, t).reshape(len(mu), len(items))
+                out[s : s + len(mu), j : j + len(items)] += scores
+
+        if workers == 1 or len(tiles) == 1:
+            run(tiles)
+            return out
+        with single_threaded_blas(), ThreadPoolExecutor(workers) as pool:
+            for done in [pool.submit(run, tiles[w::workers]) for w in range(workers)]:
+                done.result()
         return out
 
     @property

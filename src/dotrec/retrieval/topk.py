@@ -20,9 +20,7 @@ of per-thread heaps uses the full (score, index) order.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numba
@@ -30,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import prange
 
+from dotrec._blas import single_threaded_blas
 from dotrec._numba import numba_threads
 from dotrec.validate import check_k
 
@@ -274,38 +273,6 @@ _KERNELS: dict[str, tuple[Any, Any]] = {
     "rows": (_rows_serial, _rows_parallel),
 }
 
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter: Any = None
-_controller: Any = None
-
-
-@contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """Hold BLAS at one thread while any blocked search runs (reference-counted).
-
-    Every numba thread calls BLAS on its own block; a multithreaded BLAS underneath would
-    oversubscribe the cores (measured here: 5-10x slower). The limit is process-wide while held.
-    """
-    global _blas_users, _blas_limiter, _controller
-    with _blas_lock:
-        if _controller is None:
-            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController()
-        if _blas_users == 0:
-            _blas_limiter = _controller.limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
-
 
 def _sorted_unique(items: npt.ArrayLike) -> np.ndarray:
     """``items`` as sorted unique int64; a row that already is (a user's seen items, a CSR row)
@@ -397,7 +364,7 @@ def topk_dot(
         _run("fused", parts, q[0], vectors, bias, hs, hi, ex_ptr, ex_idx)
     else:
         chunk = int(min(16384, max(256, _BLOCK_BYTES // (4 * n_q))))
-        with _single_threaded_blas():
+        with single_threaded_blas():
             _run("blocked", parts, q, vectors, bias, chunk, hs, hi, ex_ptr, ex_idx)
     return _sorted(hs, hi, n, n_q, k)
 
