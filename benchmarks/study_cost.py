@@ -19,9 +19,14 @@ on a 2-core machine, so this script measures what it is made of and adds it up:
 3. The final fits: ``--seeds`` fits of the published configuration (the winner is not known in
    advance) plus a test evaluation under both protocols.
 
-Prints the epoch table, the expected hours per model and the total. Example::
+Prints the epoch table, the expected hours per model and the total. ``--epochs-from`` reuses
+the epoch and evaluation times of an earlier ``--json`` record (its optimizer and precision)
+instead of timing them again, to price another budget (``--trials``, ``--seeds``, ``--pruned``)
+without a quiet machine. Example::
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/study_cost.py --dataset ml-1m --trials 50 --seeds 3
+    python benchmarks/study_cost.py --epochs-from experiments/study_cost_ml1m_lazy_fp32.json \
+        --trials 20
 """
 
 from __future__ import annotations
@@ -158,10 +163,29 @@ def main(argv: list[str] | None = None) -> None:
         help="Precision of the MLP towers (dotrec study --precision).",
     )
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--epochs-from",
+        type=Path,
+        help="A --json record whose epoch and evaluation times to reuse (nothing is timed).",
+    )
     a = p.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     dims = [int(d) for d in a.dims.split(",")]
-    torch_options = {"optimizer": a.optimizer, "precision": a.precision}
+    if a.epochs_from:
+        old = json.loads(a.epochs_from.read_text())
+        torch_options = old["torch_options"]
+        t = {m: {int(d): row for d, row in sizes.items()} for m, sizes in old["epochs"].items()}
+        print(f"epoch times from {a.epochs_from} (NCF {torch_options})", flush=True)
+    else:
+        torch_options = {"optimizer": a.optimizer, "precision": a.precision}
+        t = measure(a, models, dims, torch_options)
+    estimate(a, models, dims, t, torch_options)
+
+
+def measure(
+    a: argparse.Namespace, models: list[str], dims: list[int], torch_options: dict[str, str]
+) -> dict[str, dict[int, dict[str, float]]]:
+    """Step 1: seconds per epoch (and per holdout evaluation) of every model and size."""
     print(machine_line() + f" | threads {a.threads} | NCF {a.optimizer} {a.precision}", flush=True)
     split = load_dataset(a.dataset, a.data_dir)
     train = split.train
@@ -228,6 +252,17 @@ def main(argv: list[str] | None = None) -> None:
                 f"{model:6s} {size:4d} {k:5d}  {ep}                {row['eval']:6.2f}{extra}",
                 flush=True,
             )
+    return t
+
+
+def estimate(
+    a: argparse.Namespace,
+    models: list[str],
+    dims: list[int],
+    t: dict[str, dict[int, dict[str, float]]],
+    torch_options: dict[str, str],
+) -> None:
+    """Steps 2 and 3: expected hours of tuning and final fits from the epoch times ``t``."""
 
     def epoch_cost(model: str, size: int, cfg: dict[str, Any], prefix: str = "") -> float:
         """Seconds of one epoch under configuration ``cfg`` (``prefix``: NeuMF's pretraining)."""
