@@ -95,3 +95,15 @@ def test_resume_after_sigkill_mid_trial(tmp_path: Path) -> None:
     retried = [t for t in done if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retried) == 1 and retried[0].params == victim.params
     assert not [t for t in ts if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    # The killed trial's machine time is its time to its latest epoch, not to the moment the
+    # next run found it stale.
+    dead = next(t for t in ts if t.number == victim.number)
+    assert dead.datetime_complete is not None and dead.datetime_start is not None
+    elapsed = dead.user_attrs["elapsed_seconds"]
+    assert 0 < elapsed < (dead.datetime_complete - dead.datetime_start).total_seconds()
+    spent = sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in done
+        if t.datetime_complete is not None and t.datetime_start is not None
+    )
+    assert result["trial_seconds"] == pytest.approx(spent + elapsed)

@@ -30,6 +30,9 @@ from dotrec.models import Model
 from dotrec.train.early_stopping import EarlyStopping
 from dotrec.tune.spaces import check_model, fit_config, suggest
 
+#: Trial user attribute: seconds from the trial's start to its latest finished epoch.
+ELAPSED_ATTR = "elapsed_seconds"
+
 
 @dataclass(frozen=True)
 class EpochEvent:
@@ -116,8 +119,11 @@ class HoldoutObjective:
         trial.set_user_attr("worker", worker_id())
         last: list[float] = []
         stopper = None if self.early_stopping is None else EarlyStopping(self.early_stopping)
+        start = time.perf_counter()
 
         def on_epoch(phase: str, epoch: int, epochs: int, m: Model) -> None:
+            # What a trial that dies later (killed, stale) has cost: its time to here.
+            trial.set_user_attr(ELAPSED_ATTR, time.perf_counter() - start)
             value = None
             if phase == self.model:
                 value = self.score(m)
@@ -132,7 +138,6 @@ class HoldoutObjective:
             if value is not None and stopper is not None and stopper.update(epoch, value):
                 raise _Stopped
 
-        start = time.perf_counter()
         try:
             fit_config(
                 self.model,

@@ -46,7 +46,7 @@ from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, FileSplit, Split
 from dotrec.errors import ConfigError, DotrecError
 from dotrec.eval.holdout import tuning_holdout
 from dotrec.random import int_seed
-from dotrec.tune.objective import EpochEvent, HoldoutObjective
+from dotrec.tune.objective import ELAPSED_ATTR, EpochEvent, HoldoutObjective
 from dotrec.tune.spaces import TORCH_MODELS, Int, reference, space
 
 PRUNERS = ("median", "halving", "none")
@@ -109,7 +109,7 @@ class TuneResult:
     """The outcome of :func:`tune` (over every worker and run of the study so far).
 
     ``seconds`` is this call's wall time; ``trial_seconds`` the summed duration of every trial
-    the study has run (all workers and runs).
+    the study has run (all workers and runs; a failed trial up to its latest epoch).
     """
 
     study_name: str
@@ -410,13 +410,19 @@ def summarize(
         best_attrs={} if best is None else _best_attrs(best),
         timed_out=timed_out,
         seconds=seconds,
-        trial_seconds=sum(
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            for t in trials
-            if t.datetime_complete is not None and t.datetime_start is not None
-        ),
+        trial_seconds=sum(map(_seconds, trials)),
         settings=dict(study.user_attrs.get("dotrec_settings") or {}),
     )
+
+
+def _seconds(t: FrozenTrial) -> float:
+    """Machine time a finished trial took. A failed one counts up to its latest epoch: one
+    found stale is closed by the next run, so its end time includes the wait for that run."""
+    if t.state == TrialState.FAIL:
+        return float(t.user_attrs.get(ELAPSED_ATTR, 0.0))
+    if t.datetime_complete is None or t.datetime_start is None:
+        return 0.0
+    return (t.datetime_complete - t.datetime_start).total_seconds()
 
 
 def _torch_settings(model: str, torch_options: Mapping[str, Any] | None) -> dict[str, Any]:
