@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dotrec.artifacts import FORMAT_VERSION, load_artifact, save_artifact
+from dotrec.artifacts import FORMAT_VERSION, load_artifact, save_artifact, sha256_file
 from dotrec.errors import ArtifactError
 from dotrec.models import MatrixFactorization, load_model, load_seen
+from dotrec.recommend import _memory_mapped
 from tests.conftest import planted_split
 
 
@@ -41,6 +42,34 @@ def test_truncated_arrays_detected(saved: Path) -> None:
     (saved / "arrays.npz").write_bytes((saved / "arrays.npz").read_bytes()[:100])
     with pytest.raises(ArtifactError, match="truncated or was altered"):
         load_model(saved)
+
+
+def test_mmap_maps_every_array_read_only(saved: Path) -> None:
+    meta, read = load_artifact(saved)
+    meta_m, mapped = load_artifact(saved, mmap=True)
+    assert meta_m == meta and mapped.keys() == read.keys()
+    for name, arr in read.items():
+        m = mapped[name]
+        assert m.dtype == arr.dtype and m.shape == arr.shape and np.array_equal(m, arr)
+        if arr.size:
+            assert _memory_mapped(m) and not m.flags.writeable
+    model = load_model(saved, mmap=True)
+    assert _memory_mapped(model.item_factors)
+    with pytest.raises(ValueError, match="read-only"):
+        model.item_factors[0, 0] = 1.0
+    np.testing.assert_array_equal(model.score_all([0, 1]), load_model(saved).score_all([0, 1]))
+
+
+def test_mmap_refuses_a_compressed_archive(saved: Path) -> None:
+    with np.load(saved / "arrays.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez_compressed(saved / "arrays.npz", **arrays)
+    meta = json.loads((saved / "model.json").read_text())
+    meta["arrays"]["sha256"] = sha256_file(saved / "arrays.npz")
+    (saved / "model.json").write_text(json.dumps(meta))
+    load_model(saved)  # readable as such
+    with pytest.raises(ArtifactError, match="compressed and cannot be memory-mapped"):
+        load_model(saved, mmap=True)
 
 
 def test_newer_format_version_refused(saved: Path) -> None:

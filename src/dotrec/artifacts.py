@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import zipfile
@@ -227,7 +228,7 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def _read_npz(path: Path, expected_sha: str | None) -> dict[str, np.ndarray]:
+def _read_npz(path: Path, expected_sha: str | None, mmap: bool = False) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ArtifactError(f"{path}: missing")
     actual = sha256_file(path)
@@ -237,10 +238,46 @@ def _read_npz(path: Path, expected_sha: str | None) -> dict[str, np.ndarray]:
             "in model.json; the file is truncated or was altered"
         )
     try:
+        if mmap:
+            return _map_npz(path)
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise ArtifactError(f"{path}: unreadable ({e})") from None
+
+
+def _map_npz(path: Path) -> dict[str, np.ndarray]:
+    """Read-only memory maps of the arrays of an uncompressed ``.npz`` (what ``np.savez``
+    writes): each member is an ``.npy`` stored as is, so its data is a contiguous run of the
+    file. numpy maps single ``.npy`` files only (``np.load(mmap_mode=)`` ignores archives), so
+    the offsets are read here from the zip's local headers and the ``.npy`` headers."""
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"array {name!r} is compressed and cannot be memory-mapped")
+            f.seek(info.header_offset)
+            local = f.read(30)  # the local file header: name and extra lengths at bytes 26-29
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError(f"array {name!r}: no local zip header at its offset")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            if dtype.hasobject:
+                raise ValueError(f"array {name!r} has dtype object; artifacts never pickle")
+            if int(np.prod(shape)) == 0:
+                out[name] = np.zeros(shape, dtype)
+                continue
+            mapped = np.memmap(
+                path, dtype, "r", offset=f.tell(), shape=shape, order="F" if fortran else "C"
+            )
+            out[name] = np.asarray(mapped)  # a plain read-only ndarray over the mapping
+    return out
 
 
 def load_aux(path: str | os.PathLike[str], name: str) -> dict[str, np.ndarray] | None:
@@ -252,12 +289,19 @@ def load_aux(path: str | os.PathLike[str], name: str) -> dict[str, np.ndarray] |
     return _read_npz(Path(path) / name, info.get("sha256"))
 
 
-def load_artifact(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read an artifact directory, verify the arrays' sha256, and return ``(meta, arrays)``."""
+def load_artifact(
+    path: str | os.PathLike[str], *, mmap: bool = False
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read an artifact directory, verify the arrays' sha256, and return ``(meta, arrays)``.
+
+    ``mmap=True`` returns read-only arrays mapped from the file instead of read into memory:
+    pages are read on first touch and shared by every process that maps the same file (the
+    workers of a server), and a catalog larger than memory can be searched from disk.
+    """
     meta = read_meta(path)
     arrays_info = meta.get("arrays") or {}
     arrays_path = Path(path) / str(arrays_info.get("file", ARRAYS_FILE))
-    arrays = _read_npz(arrays_path, arrays_info.get("sha256"))
+    arrays = _read_npz(arrays_path, arrays_info.get("sha256"), mmap)
     for name, shape in (arrays_info.get("shapes") or {}).items():
         if name not in arrays:
             raise ArtifactError(f"{arrays_path}: array {name!r} missing")

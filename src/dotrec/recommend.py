@@ -25,6 +25,7 @@ Rules
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from collections.abc import Sequence
@@ -95,14 +96,21 @@ class Recommender:
 
     @classmethod
     def from_dir(
-        cls, model_dir: str | os.PathLike[str], index_kind: str | None = None, *, threads: int = 1
+        cls,
+        model_dir: str | os.PathLike[str],
+        index_kind: str | None = None,
+        *,
+        threads: int = 1,
+        mmap: bool = False,
     ) -> Recommender:
         """Load the model, its seen items and (``index_kind``) its saved index from a directory.
 
         ``index_kind=None`` uses an exact index, built in memory at once; ``"hnsw"``/``"ivf"``
-        load the index saved by ``dotrec index build`` (never rebuilt here).
+        load the index saved by ``dotrec index build`` (never rebuilt here). ``mmap=True``
+        maps the model's arrays from its file instead of reading them
+        (:func:`~dotrec.models.load_model`).
         """
-        model = load_model(model_dir)
+        model = load_model(model_dir, mmap=mmap)
         index: ItemIndex | None = None
         if index_kind is not None:
             if not isinstance(model, DotProductModel):
@@ -120,15 +128,18 @@ class Recommender:
         """Build now what requests would otherwise build on first use: the raw-id lookup
         tables, the seen items' CSR rows and, for models with item vectors, the cosine index of
         similar items (a server
-        calls this when it loads a model, so no request pays for it)."""
+        calls this when it loads a model, so no request pays for it). For a memory-mapped
+        model the similar-items index, a normalized copy of the catalog, waits for the first
+        similar-items request instead, so that loading never copies the catalog into memory."""
         self.users.prepare()
         self.items.prepare()
         if self.seen is not None:
             _ = self.seen.csr  # the seen-item rows every request reads (built lazily)
-        try:
-            self._similarity_index()
-        except NotSupportedError:
-            pass
+        if not _memory_mapped(getattr(self.model, "item_factors", None)):
+            try:
+                self._similarity_index()
+            except NotSupportedError:
+                pass
         return self
 
     def __repr__(self) -> str:
@@ -253,3 +264,12 @@ class Recommender:
                 )
                 self._similar = ExactIndex(unit, threads=self.threads)
             return self._similar
+
+
+def _memory_mapped(array: Any) -> bool:
+    """Whether ``array`` is a view of a memory-mapped file (``load_model(mmap=True)``)."""
+    while isinstance(array, np.ndarray):
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base
+    return isinstance(array, mmap.mmap)

@@ -90,6 +90,8 @@ def test_save_load_round_trip(fitted: tuple[str, Model], split: Split, tmp_path:
     users = np.arange(split.n_users)
     np.testing.assert_array_equal(m2.score_all(users), m.score_all(users))
     assert type(m).load(tmp_path / "m").config() == m.config()
+    mapped = load_model(tmp_path / "m", mmap=True)  # read-only arrays mapped from the file
+    np.testing.assert_array_equal(mapped.score_all(users), m.score_all(users))
 
 
 def test_config_round_trip(fitted: tuple[str, Model]) -> None:

@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from dotrec.errors import ConfigError  # noqa: E402
 from dotrec.models import load_model, load_seen  # noqa: E402
-from dotrec.recommend import Recommender  # noqa: E402
+from dotrec.recommend import Recommender, _memory_mapped  # noqa: E402
 from dotrec.retrieval import build_index, save_index  # noqa: E402
 from dotrec.serve import MAX_K, create_app  # noqa: E402
 from dotrec.serve import app as app_module  # noqa: E402
-from dotrec.serve.app import ENV_MODEL_DIR, app_from_env  # noqa: E402
+from dotrec.serve.app import ENV_MMAP, ENV_MODEL_DIR, app_from_env  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +252,34 @@ def test_cheap_searches_run_on_the_event_loop_and_the_rest_in_threads(
             c.get("/_loop_thread")
             assert c.get("/users/u3/recommendations?k=4").status_code == 200
         assert (threads[-1] == loop_thread[-1]) is inline
+
+
+def test_memory_mapped_model_serves_the_same_answers(hnsw_dir: Path) -> None:
+    app = create_app(hnsw_dir, "hnsw", mmap=True)
+    rec = app.state.serving.recommender
+    factors = rec.model.item_factors
+    assert _memory_mapped(factors) and not factors.flags.writeable
+    assert rec._similar is None  # a normalized copy of the catalog is not made at load
+    client = TestClient(app, client=("127.0.0.1", 40000))
+    ref = Recommender.from_dir(hnsw_dir, "hnsw")
+    for user_id in ("u0", "u7", "u42"):
+        items, scores = ref.recommend(user_id, 10)
+        body = client.get(f"/users/{user_id}/recommendations?k=10").json()
+        assert [x["item_id"] for x in body["items"]] == items.tolist()
+        assert [x["score"] for x in body["items"]] == pytest.approx(scores.tolist(), abs=1e-6)
+    items, sims = ref.similar_items("i5", 4)  # built on the first similar-items request
+    body = client.get("/items/i5/similar?k=4").json()
+    assert [x["item_id"] for x in body["items"]] == items.tolist()
+    assert client.post("/admin/reload").status_code == 200
+    assert _memory_mapped(app.state.serving.recommender.model.item_factors)
+
+
+def test_app_factory_reads_mmap_from_the_environment(
+    hnsw_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_MODEL_DIR, str(hnsw_dir))
+    monkeypatch.setattr(app_module, "limit_threads", lambda threads: None)
+    monkeypatch.setenv(ENV_MMAP, "1")
+    assert _memory_mapped(app_from_env().state.serving.recommender.model.item_factors)
+    monkeypatch.setenv(ENV_MMAP, "")
+    assert not _memory_mapped(app_from_env().state.serving.recommender.model.item_factors)

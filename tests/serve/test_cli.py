@@ -114,7 +114,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_with_workers_starts_answers_and_stops(mf_dir: Path) -> None:
+@pytest.mark.parametrize("mmap", [[], ["--mmap"]], ids=["read", "mmap"])
+def test_serve_with_workers_starts_answers_and_stops(mf_dir: Path, mmap: list[str]) -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -127,6 +128,7 @@ def test_serve_with_workers_starts_answers_and_stops(mf_dir: Path) -> None:
             str(port),
             "--workers",
             "2",
+            *mmap,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -141,7 +143,9 @@ def test_serve_with_workers_starts_answers_and_stops(mf_dir: Path) -> None:
                 assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.3)
-        assert r.status_code == 200 and len(r.json()["items"]) == 3
+        assert r.status_code == 200, r.text
+        items, _ = Recommender.from_dir(mf_dir).recommend("u1", 3)
+        assert [x["item_id"] for x in r.json()["items"]] == items.tolist()
         assert httpx.get(f"http://127.0.0.1:{port}/users/x/recommendations").status_code == 404
     finally:
         proc.terminate()

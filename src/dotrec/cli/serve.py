@@ -28,6 +28,13 @@ def serve_cmd(
         "more, SIGHUP reloads the model without downtime.",
     ),
     threads: int = typer.Option(1, help="Threads one request's search may use."),
+    mmap: bool = typer.Option(
+        False,
+        "--mmap",
+        help="Map the model's arrays from its file instead of reading them: the workers share "
+        "one copy in the page cache, and a catalog larger than memory is read from disk as "
+        "searched (with an ivfpq index and --rescore sq8, only the codes need memory).",
+    ),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
 ) -> None:
     """Serve recommendations over HTTP; API docs at /docs, metrics at /metrics.
@@ -57,4 +64,5 @@ def serve_cmd(
         threads=threads,
         log_level=log_level,
         allow_remote=explicit,
+        mmap=mmap,
     )

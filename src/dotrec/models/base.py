@@ -250,11 +250,16 @@ class Model(ABC):
         return model
 
 
-def load_model(path: str | os.PathLike[str]) -> Model:
-    """Load any dotrec model artifact; raises :class:`ArtifactError` if it is not valid."""
+def load_model(path: str | os.PathLike[str], *, mmap: bool = False) -> Model:
+    """Load any dotrec model artifact; raises :class:`ArtifactError` if it is not valid.
+
+    ``mmap=True`` maps the arrays from the file, read-only (:func:`dotrec.artifacts.load_artifact`):
+    for serving a catalog larger than memory, or several server workers sharing one copy. Such a
+    model scores and recommends but cannot be trained further.
+    """
     import dotrec.models  # noqa: F401  (registers the built-in models)
 
-    meta, arrays = load_artifact(path)
+    meta, arrays = load_artifact(path, mmap=mmap)
     name = meta.get("model")
     if name not in MODELS:
         raise ArtifactError(f"{path}: unknown model {name!r} (known: {', '.join(sorted(MODELS))})")

@@ -70,6 +70,7 @@ MAX_FOLD_IN_ITEMS = 10_000
 ENV_MODEL_DIR = "DOTREC_SERVE_MODEL_DIR"
 ENV_INDEX = "DOTREC_SERVE_INDEX"
 ENV_THREADS = "DOTREC_SERVE_THREADS"
+ENV_MMAP = "DOTREC_SERVE_MMAP"
 
 logger = logging.getLogger("dotrec.serve")
 
@@ -104,16 +105,20 @@ async def _call(request: Request, fn: Callable[..., T], *args: Any) -> T:
 
 
 def load_state(
-    model_dir: str | os.PathLike[str], index_kind: str | None = None, threads: int = 1
+    model_dir: str | os.PathLike[str],
+    index_kind: str | None = None,
+    threads: int = 1,
+    mmap: bool = False,
 ) -> ServingState:
-    """Load the model, its seen items and its index from ``model_dir``.
+    """Load the model, its seen items and its index from ``model_dir`` (``mmap``: the model's
+    arrays mapped from its file, :meth:`Recommender.from_dir`).
 
     Ends with a full garbage collection and ``gc.freeze()``: the loaded state holds millions of
     objects (the id tables), and a full collection that walks them takes tens of milliseconds,
     which would otherwise land on whichever request happens to trigger it. Frozen objects are
     still freed by reference counting when a reload drops them.
     """
-    rec = Recommender.from_dir(model_dir, index_kind, threads=threads).warm()
+    rec = Recommender.from_dir(model_dir, index_kind, threads=threads, mmap=mmap).warm()
     gc.collect()
     gc.freeze()
     kind = "score_all" if rec.index is None else rec.index.kind
@@ -203,7 +208,7 @@ def reload_state(app: FastAPI) -> ServingState:
     with app.state.reload_lock:  # one reload at a time; requests never take this lock
         old: ServingState = app.state.serving
         kind = None if old.index_kind in ("exact", "score_all") else old.index_kind
-        new = load_state(old.model_dir, kind, app.state.threads)
+        new = load_state(old.model_dir, kind, app.state.threads, app.state.mmap)
         app.state.serving = new
         app.state.metrics.set_info(
             model=new.recommender.model.name,
@@ -222,14 +227,20 @@ def _answer(head: dict[str, Any], item_ids: Any, scores: Any) -> Response:
 
 
 def create_app(
-    model_dir: str | os.PathLike[str], index_kind: str | None = None, *, threads: int = 1
+    model_dir: str | os.PathLike[str],
+    index_kind: str | None = None,
+    *,
+    threads: int = 1,
+    mmap: bool = False,
 ) -> FastAPI:
     """The service for the model in ``model_dir`` (loaded once, here).
 
     ``index_kind`` picks a saved index for a dot-product model (default: exact search);
-    ``threads`` is the number of threads one request's search may use.
+    ``threads`` is the number of threads one request's search may use; ``mmap`` maps the
+    model's arrays from its file instead of reading them (shared by the workers, and a
+    catalog larger than memory stays on disk).
     """
-    state = load_state(model_dir, index_kind, threads)
+    state = load_state(model_dir, index_kind, threads, mmap)
     metrics = Metrics()
     app = FastAPI(
         title="dotrec",
@@ -241,6 +252,7 @@ def create_app(
     app.state.serving = state
     app.state.metrics = metrics
     app.state.threads = threads
+    app.state.mmap = mmap
     app.state.reload_lock = threading.Lock()
     metrics.set_info(
         model=state.recommender.model.name,
@@ -422,7 +434,12 @@ def app_from_env() -> FastAPI:
         raise ConfigError(f"{ENV_MODEL_DIR} is not set; start the service with `dotrec serve`")
     threads = int(os.environ.get(ENV_THREADS, "1"))
     limit_threads(threads)
-    return create_app(model_dir, os.environ.get(ENV_INDEX) or None, threads=threads)
+    return create_app(
+        model_dir,
+        os.environ.get(ENV_INDEX) or None,
+        threads=threads,
+        mmap=os.environ.get(ENV_MMAP) == "1",
+    )
 
 
 def limit_threads(threads: int) -> None:
