@@ -91,7 +91,7 @@ class Recommender:
         self.threads = threads
         self.users = seen.users if seen is not None else IdMap.identity(model.n_users)
         self.items = seen.items if seen is not None else IdMap.identity(model.n_items)
-        self._similar: ExactIndex | None = None
+        self._inverse_norms: np.ndarray | None = None
         self._similar_lock = threading.Lock()
 
     @classmethod
@@ -126,18 +126,17 @@ class Recommender:
 
     def warm(self) -> Recommender:
         """Build now what requests would otherwise build on first use: the raw-id lookup
-        tables, the seen items' CSR rows and, for models with item vectors, the cosine index of
-        similar items (a server
-        calls this when it loads a model, so no request pays for it). For a memory-mapped
-        model the similar-items index, a normalized copy of the catalog, waits for the first
-        similar-items request instead, so that loading never copies the catalog into memory."""
+        tables, the seen items' CSR rows and, for models with item vectors, the item norms of
+        similar items (a server calls this when it loads a model, so no request pays for it).
+        For a memory-mapped model the norms wait for the first similar-items request, so that
+        loading does not read the whole catalog from disk."""
         self.users.prepare()
         self.items.prepare()
         if self.seen is not None:
             _ = self.seen.csr  # the seen-item rows every request reads (built lazily)
         if not _memory_mapped(getattr(self.model, "item_factors", None)):
             try:
-                self._similarity_index()
+                self._item_inverse_norms()
             except NotSupportedError:
                 pass
         return self
@@ -240,12 +239,15 @@ class Recommender:
         """The ``k`` items most similar to ``item_id`` by cosine: (item ids, cosines)."""
         k = check_k(k)
         i = self.item_index(item_id)
-        index = self._similarity_index()
-        idx, sims = index.search(index.vectors[i], k, exclude=[np.array([i])])
+        factors, inverse = self._item_inverse_norms()
+        cosines = _cosines(factors, inverse, i)
+        idx, sims = topk_rows(cosines, k, exclude=[np.array([i])])
         keep = idx[0] >= 0
         return self.items.external(idx[0][keep]), sims[0][keep]
 
-    def _similarity_index(self) -> ExactIndex:
+    def _item_inverse_norms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The item vectors and 1 / |item vector| per item (0 for a zero vector); the norms
+        are computed once, on first use."""
         factors = getattr(self.model, "item_factors", None)
         if (
             not isinstance(factors, np.ndarray)
@@ -256,14 +258,33 @@ class Recommender:
                 f"model {self.model.name!r} has no item embedding table (item_factors), so "
                 "item-item similarity is not defined for it"
             )
-        with self._similar_lock:  # built once, on first use (a normalized copy of the items)
-            if self._similar is None:
-                norms = np.linalg.norm(factors, axis=1, keepdims=True)
-                unit = np.divide(
-                    factors, norms, out=np.zeros_like(factors, np.float32), where=norms > 0
+        with self._similar_lock:
+            if self._inverse_norms is None:
+                norms = np.empty(len(factors), np.float32)
+                for lo in range(0, len(factors), _SIMILAR_BLOCK):
+                    block = factors[lo : lo + _SIMILAR_BLOCK]
+                    norms[lo : lo + len(block)] = np.sqrt(np.einsum("ij,ij->i", block, block))
+                self._inverse_norms = np.divide(
+                    1.0, norms, out=np.zeros_like(norms), where=norms > 0
                 )
-                self._similar = ExactIndex(unit, threads=self.threads)
-            return self._similar
+            return factors, self._inverse_norms
+
+
+#: Catalog rows per block of a similar-items scan. The catalog is read block by block and
+#: never copied (a normalized copy would double the memory of a memory-mapped model); the
+#: only array of catalog length is the row of cosines.
+_SIMILAR_BLOCK = 1 << 16
+
+
+def _cosines(factors: np.ndarray, inverse_norms: np.ndarray, item: int) -> np.ndarray:
+    """The cosine of item ``item``'s vector with every item's, as one float32 row."""
+    query = np.asarray(factors[item], np.float32) * inverse_norms[item]
+    out = np.empty(len(factors), np.float32)
+    for lo in range(0, len(factors), _SIMILAR_BLOCK):
+        block = factors[lo : lo + _SIMILAR_BLOCK]
+        out[lo : lo + len(block)] = block @ query
+    out *= inverse_norms
+    return out
 
 
 def _memory_mapped(array: Any) -> bool:

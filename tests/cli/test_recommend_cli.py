@@ -118,3 +118,18 @@ def test_similar_and_export(models: dict[str, Path], tmp_path: Path) -> None:
         g[[f"gmf_{j}" for j in range(8)]].to_numpy(),
         load_model(models["gmf"]).weights["gmf.item_embedding"],
     )
+
+
+@pytest.mark.parametrize("name", ["mf", "gmf"])
+def test_mmap_gives_the_same_answers(models: dict[str, Path], name: str) -> None:
+    def answers(*extra: str) -> list[str]:
+        user = ["recommend", str(models[name]), "--user", "0", "--user", "5", "-k", "7"]
+        out = [runner.invoke(app, [*user, "--json", *extra])]
+        if name == "mf":
+            item = ["similar", str(models[name]), "--item", "3", "-k", "4", "--json"]
+            out.append(runner.invoke(app, [*item, *extra]))
+        assert all(r.exit_code == 0 for r in out), [r.output for r in out]
+        return [r.stdout for r in out]
+
+    plain, mapped = answers(), answers("--mmap")
+    assert mapped == plain and '"items": [{"item_id"' in plain[0]

@@ -117,3 +117,39 @@ def test_index_must_match_the_model(mf_dir: Path, popularity_dir: Path) -> None:
         Recommender(model, small)
     with pytest.raises(ConfigError, match="not a dot-product model"):
         Recommender(load_model(popularity_dir), build_index(model, "exact"))
+
+
+def test_similar_items_read_a_mapped_catalog_without_copying_it(tmp_path: Path) -> None:
+    # 200,000 items x 64 (51 MB): the answer of a memory-mapped model is the in-memory one,
+    # ties go to the lower index, a zero vector has cosine 0, and the query allocates about
+    # two catalog-length rows (norms and cosines, 1.6 MB), not a normalized copy (51 MB).
+    import tracemalloc
+
+    from dotrec.bench.serving import catalog_model
+
+    n = 200_000
+    vectors = np.random.default_rng(0).standard_normal((n, 64)).astype(np.float32)
+    vectors[10] = 2.5 * vectors[3]  # same direction as item 3: cosine 1, like item 7 below
+    vectors[7] = 0.5 * vectors[3]
+    vectors[5] = 0.0
+    model, train = catalog_model(n, 50, items=(vectors, np.zeros(n, np.float32)), seen_per_user=5)
+    model.save(tmp_path / "mf", dataset="synthetic", train=train)
+    mapped = Recommender.from_dir(tmp_path / "mf", mmap=True)
+    tracemalloc.start()
+    items, sims = mapped.similar_items(3, k=6)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * n * 4, f"peak {peak} bytes: the catalog was copied"
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-30)
+    cos = unit @ unit[3]
+    cos[3] = -np.inf
+    expected = np.lexsort((np.arange(n), -cos))[:6]
+    assert items[:2].tolist() == [7, 10]  # equal cosines (1.0): the lower index first
+    assert items.tolist() == expected.tolist()
+    np.testing.assert_allclose(sims, cos[expected], atol=1e-6)
+    in_memory = Recommender.from_dir(tmp_path / "mf")
+    again_items, again_sims = in_memory.similar_items(3, k=6)
+    assert again_items.tolist() == items.tolist()
+    np.testing.assert_array_equal(again_sims, sims)
+    zero_items, zero_sims = mapped.similar_items(5, k=3)
+    assert zero_items.tolist() == [0, 1, 2] and zero_sims.tolist() == [0.0, 0.0, 0.0]

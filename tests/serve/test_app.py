@@ -182,7 +182,8 @@ def test_limit_threads_caps_the_blas_pools() -> None:
 
 
 def test_loading_builds_what_requests_would_build(hnsw_dir: Path) -> None:
-    # The id tables, the seen rows and the similar-items index exist before the first request,
+    # The id tables, the seen rows and the item norms of similar items exist before the first
+    # request,
     # and the loaded objects are out of the garbage collector's way, so no request after a
     # load or reload pays for them.
     import gc
@@ -190,7 +191,7 @@ def test_loading_builds_what_requests_would_build(hnsw_dir: Path) -> None:
     gc.unfreeze()
     rec = create_app(hnsw_dir).state.serving.recommender
     assert rec.users._lookup is not None and rec.items._lookup is not None
-    assert rec._similar is not None
+    assert rec._inverse_norms is not None
     assert rec.seen is not None and "csr" in vars(rec.seen)
     assert gc.get_freeze_count() > 0  # unfrozen above: the load froze what it holds
 
@@ -259,7 +260,7 @@ def test_memory_mapped_model_serves_the_same_answers(hnsw_dir: Path) -> None:
     rec = app.state.serving.recommender
     factors = rec.model.item_factors
     assert _memory_mapped(factors) and not factors.flags.writeable
-    assert rec._similar is None  # a normalized copy of the catalog is not made at load
+    assert rec._inverse_norms is None  # loading does not read the whole catalog
     client = TestClient(app, client=("127.0.0.1", 40000))
     ref = Recommender.from_dir(hnsw_dir, "hnsw")
     for user_id in ("u0", "u7", "u42"):
@@ -267,9 +268,11 @@ def test_memory_mapped_model_serves_the_same_answers(hnsw_dir: Path) -> None:
         body = client.get(f"/users/{user_id}/recommendations?k=10").json()
         assert [x["item_id"] for x in body["items"]] == items.tolist()
         assert [x["score"] for x in body["items"]] == pytest.approx(scores.tolist(), abs=1e-6)
-    items, sims = ref.similar_items("i5", 4)  # built on the first similar-items request
-    body = client.get("/items/i5/similar?k=4").json()
+    items, sims = ref.similar_items("i5", 4)
+    body = client.get("/items/i5/similar?k=4").json()  # the norms are computed here
     assert [x["item_id"] for x in body["items"]] == items.tolist()
+    assert [x["score"] for x in body["items"]] == pytest.approx(sims.tolist(), abs=1e-6)
+    assert rec._inverse_norms is not None
     assert client.post("/admin/reload").status_code == 200
     assert _memory_mapped(app.state.serving.recommender.model.item_factors)
 

@@ -26,6 +26,13 @@ from dotrec.models import Model
 from dotrec.models.base import DotProductModel
 from dotrec.recommend import Recommender
 
+_MMAP = typer.Option(
+    False,
+    "--mmap",
+    help="Map the model's arrays from its file instead of reading them into memory (a catalog "
+    "larger than memory is read from disk as searched).",
+)
+
 
 @app.command("recommend")
 def recommend_cmd(
@@ -53,6 +60,7 @@ def recommend_cmd(
         False, "--include-seen", help="Also return the user's training items."
     ),
     threads: int | None = typer.Option(None, help="Search threads (default: up to 2)."),
+    mmap: bool = _MMAP,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Recommend the top K items for each user, leaving out the items seen in training.
@@ -69,7 +77,7 @@ def recommend_cmd(
         raise ConfigError(f"--out {out}: the name must end in .parquet or .csv")
     if out is not None and out.exists() and not force:
         raise ConfigError(f"--out {out} exists; pass --force to replace it")
-    rec = Recommender.from_dir(model_dir, index, threads=threads or default_threads())
+    rec = Recommender.from_dir(model_dir, index, threads=threads or default_threads(), mmap=mmap)
     if items_given is not None:
         given = [i.strip() for i in items_given.split(",") if i.strip()]
         items, scores, unknown = rec.recommend_for_items(given, k)
@@ -192,10 +200,11 @@ def similar_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory written by `dotrec train`."),
     item: str = typer.Option(..., "--item", "-i", help="Raw item id."),
     k: int = k_option("Number of items."),
+    mmap: bool = _MMAP,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The K items closest to an item by the cosine of their embeddings."""
-    rec = Recommender.from_dir(model_dir)
+    rec = Recommender.from_dir(model_dir, mmap=mmap)
     items, sims = rec.similar_items(item, k)
     if as_json:
         console.out(
