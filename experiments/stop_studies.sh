@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# End of a session: stop the background queues and studies, then leave every Optuna storage
+# under experiments/study-*/ whole in its .db file (the WAL checkpointed into it and truncated,
+# an integrity check on a copy), ready to commit. The next run marks the trial that was
+# running as failed (stale) and continues; only that trial's work is lost.
+# Run from the repository root:  bash experiments/stop_studies.sh && git add -A experiments
+set -euo pipefail
+pkill -f 'experiments/(gowalla|study_ml1m)_queue.sh' || true
+pkill -f 'dotrec study' || true
+for _ in $(seq 60); do pgrep -f 'dotrec study' >/dev/null || break; sleep 1; done
+if pgrep -f 'dotrec study' >/dev/null; then echo "a dotrec study is still running" >&2; exit 1; fi
+for db in experiments/study-*/optuna.db; do
+  .venv/bin/python - "$db" <<'PY'
+import shutil, sqlite3, sys, tempfile
+db = sys.argv[1]
+con = sqlite3.connect(db)
+busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+con.close()
+with tempfile.TemporaryDirectory() as tmp:
+    copy = shutil.copy(db, tmp)
+    check = sqlite3.connect(copy).execute("PRAGMA integrity_check").fetchone()[0]
+trials = sqlite3.connect(db).execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall()
+print(f"{db}: checkpoint {'busy' if busy else 'done'}, integrity {check}, trials {dict(trials)}")
+if busy or check != "ok":
+    sys.exit(1)
+PY
+done
