@@ -178,3 +178,54 @@ def test_study_models_serve_over_http(study: tuple[StudyResult, Path]) -> None:
         items, _ = rec.recommend(user, 5)
         body = TestClient(create_app(folder)).get(f"/users/{user}/recommendations?k=5").json()
         assert [x["item_id"] for x in body["items"]] == items.tolist(), cell.model
+
+
+def test_status_reads_each_cell_from_storage_and_records(
+    study: tuple[StudyResult, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    import optuna
+    from typer.testing import CliRunner
+
+    from dotrec.cli import app
+    from dotrec.errors import ConfigError
+    from dotrec.study.status import study_status
+    from dotrec.tune.objective import ELAPSED_ATTR
+
+    result, finished_out = study
+    out = tmp_path / "study"
+    shutil.copytree(finished_out, out)
+    status = study_status(CONFIG, out)
+    assert [(s.model, s.size) for s in status] == [(c.model, c.size) for c in result.cells]
+    for s, c in zip(status, result.cells, strict=True):
+        assert (s.state, s.finished, s.seeds, s.running) == ("done", 2, 2, 0)
+        assert (s.best_value, s.best_trial) == (c.tuning.best_value, c.tuning.best_trial)
+        assert s.trial_seconds == pytest.approx(c.tuning.trial_seconds)
+        assert s.fit_seconds == pytest.approx(c.fit_seconds.sum())
+    # One more size, seed or trial than was run: not started, final fits, tuning.
+    more = dataclasses.replace(CONFIG, dims=(4, 16), n_seeds=3)
+    states = {(s.model, s.size): s.state for s in study_status(more, out)}
+    assert states[("mf", 4)] == "final fits" and states[("mf", 16)] == "not started"
+    # A trial killed mid-run stays RUNNING in the storage; it counts to its latest epoch.
+    url = f"sqlite:///{out / 'optuna.db'}"
+    name = next(s.study_name for s in status if s.model == "ials" and s.size == 8)
+    optuna.load_study(study_name=name, storage=url).ask().set_user_attr(ELAPSED_ATTR, 5.0)
+    ials = next(s for s in study_status(CONFIG, out) if s.study_name == name)
+    assert ials.running == 1 and ials.state == "done"
+    before = next(s for s in status if s.study_name == name)
+    assert ials.trial_seconds == pytest.approx(before.trial_seconds + 5.0)
+    tuning = study_status(dataclasses.replace(CONFIG, n_trials=3), out)
+    assert {s.state for s in tuning} == {"tuning"}
+    # The studies of a second dataset in the same storage: --dataset chooses.
+    optuna.create_study(study_name="other:mf:d4", storage=url)
+    with pytest.raises(ConfigError, match="pass --dataset"):
+        study_status(CONFIG, out)
+    assert study_status(CONFIG, out, dataset="other")[0].finished == 0
+    with pytest.raises(ConfigError, match="no study storage"):
+        study_status(CONFIG, tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+    args = ["study", "--status", "--out", str(finished_out), "--models", "mf,ials,gmf"]
+    r = CliRunner().invoke(app, [*args, "--dims", "4,8", "--trials", "2", "--seeds", "2"])
+    assert r.exit_code == 0, r.output
+    assert "6 of 6 cells done" in r.output and "2/2" in r.output

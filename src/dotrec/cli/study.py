@@ -45,7 +45,7 @@ from dotrec.cli.tune import TrialDisplay, load_optuna, trial_progress
 from dotrec.data.registry import DataOptions
 
 if TYPE_CHECKING:  # Optuna and matplotlib (extras) are imported only when the command runs
-    from dotrec.study import Cell
+    from dotrec.study import Cell, StudyConfig
     from dotrec.tune import TuneProgress
 
 
@@ -147,11 +147,20 @@ def study_cmd(
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
     device: str = device_option(),
+    status: bool = typer.Option(
+        False,
+        "--status",
+        help="Print where the study in --out stands (each cell's trials, best holdout value, "
+        "final fits and machine hours) and exit; runs nothing and reads no data.",
+    ),
     data_options: DataOptions = DataOptions(),
 ) -> None:
-    """Tune, retrain and test every model at every size; print the table, write the report."""
+    """Tune, retrain and test every model at every size; print the table, write the report.
+
+    A study resumes where it stopped: rerun the same command. ``--status`` (with the same
+    --out, --models, --dims, --trials and --seeds) shows how far it is.
+    """
     load_optuna()
-    import_optional("matplotlib", "the study report", "pip install 'dotrec[plots]'")
     from dotrec.study import StudyConfig, run_study, write_report
     from dotrec.study.driver import PROTOCOL_METRICS
     from dotrec.study.report import results_table
@@ -174,6 +183,10 @@ def study_cmd(
         early_stopping=early_stopping or None,
         **torch_options("neumf", optimizer, precision, device),
     )
+    if status:
+        _print_status(config, out, dataset)
+        return
+    import_optional("matplotlib", "the study report", "pip install 'dotrec[plots]'")
     split = load_split(dataset, data_dir, seed, options=data_options)
     with trial_progress() as progress:
         result = run_study(split, config, out, StudyDisplay(progress, metric, k))
@@ -203,3 +216,37 @@ def study_cmd(
         t.add_row(*row)
     print_table(t)
     console.print(f"study finished in {result.wall_seconds:.0f} s; report: {md} and {page}")
+
+
+def _print_status(config: StudyConfig, out: Path, dataset: str) -> None:
+    """The table of ``dotrec study --status``: one row per cell, then the totals."""
+    from dotrec.study.status import study_status
+
+    cells = study_status(config, out, dataset)
+    t = Table(title=f"study in {out}: {config.n_trials} trials and {config.n_seeds} seeds per cell")
+    for h in ("model", "size", "state", "trials", "best (trial)", "tune h", "fits", "fit h"):
+        t.add_column(h, justify="left" if h in ("model", "state", "trials") else "right")
+    for c in cells:
+        trials = [f"{c.finished}/{c.n_trials}"] + [
+            f"{n} {what}"
+            for n, what in ((c.pruned, "pruned"), (c.failed, "failed"), (c.running, "running"))
+            if n
+        ]
+        t.add_row(
+            c.model,
+            str(c.counted_size),
+            c.state,
+            ", ".join(trials),
+            "-" if c.best_value is None else f"{c.best_value:.4f} ({c.best_trial})",
+            f"{c.trial_seconds / 3600:.2f}",
+            f"{c.seeds}/{c.n_seeds}",
+            f"{c.fit_seconds / 3600:.2f}",
+        )
+    print_table(t)
+    tuning = sum(c.trial_seconds for c in cells) / 3600
+    fits = sum(c.fit_seconds for c in cells) / 3600
+    done = sum(c.state == "done" for c in cells)
+    console.print(
+        f"{done} of {len(cells)} cells done; machine time {tuning:.2f} h of trials + "
+        f"{fits:.2f} h of final fits = {tuning + fits:.2f} h"
+    )

@@ -109,7 +109,7 @@ class TuneResult:
     """The outcome of :func:`tune` (over every worker and run of the study so far).
 
     ``seconds`` is this call's wall time; ``trial_seconds`` the summed duration of every trial
-    the study has run (all workers and runs; a failed trial up to its latest epoch).
+    the study has run (all workers and runs; a failed or running trial up to its latest epoch).
     """
 
     study_name: str
@@ -410,15 +410,15 @@ def summarize(
         best_attrs={} if best is None else _best_attrs(best),
         timed_out=timed_out,
         seconds=seconds,
-        trial_seconds=sum(map(_seconds, trials)),
+        trial_seconds=sum(map(machine_seconds, trials)),
         settings=dict(study.user_attrs.get("dotrec_settings") or {}),
     )
 
 
-def _seconds(t: FrozenTrial) -> float:
-    """Machine time a finished trial took. A failed one counts up to its latest epoch: one
+def machine_seconds(t: FrozenTrial) -> float:
+    """Machine time a trial took. A failed or running one counts up to its latest epoch: one
     found stale is closed by the next run, so its end time includes the wait for that run."""
-    if t.state == TrialState.FAIL:
+    if t.state in (TrialState.FAIL, TrialState.RUNNING):
         return float(t.user_attrs.get(ELAPSED_ATTR, 0.0))
     if t.datetime_complete is None or t.datetime_start is None:
         return 0.0
