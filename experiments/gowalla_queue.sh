@@ -15,7 +15,11 @@
 # Run from the repository root at low priority:  nice -n 15 bash experiments/gowalla_queue.sh [STEP...]
 set -euo pipefail
 export DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}"
-export OMP_WAIT_POLICY=PASSIVE
+# OMP_WAIT_POLICY stays unset: with PASSIVE, torch's two OpenMP threads sleep after every
+# operation and an MLP epoch takes 2-2.5x as long (ml-1m-u3k, k = 32, lazy Adam: 27-30 s against
+# 9-15 s unset). Unset, they spin-wait, which collapses beside another busy process: pause the
+# study (pkill -STOP -f 'dotrec study'; -CONT after) while running anything heavy beside it.
+unset OMP_WAIT_POLICY
 DOTREC=".venv/bin/dotrec"
 steps=("${@:-1 2 3}")
 for step in ${steps[*]}; do
