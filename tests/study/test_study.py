@@ -107,6 +107,8 @@ def test_report_renders_every_table_and_image(study: tuple[StudyResult, Path]) -
         assert re.search(rf"^\| {cell.model} \| {cell.counted_size} \|", md, flags=re.M)
     assert "paired t-test over" in md and "95% CI" in md
     assert "3k (NeuMF" in md  # the size accounting is stated
+    seconds = sum(c.tuning.trial_seconds + c.fit_seconds.sum() for c in result.cells)
+    assert f"{seconds / 3600:.1f} machine hours in total" in md
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(images) == 2
     for name in images:

@@ -536,7 +536,8 @@ def report_blocks(result: StudyResult) -> list[Block]:
                 ),
                 test_line,
                 f"time: this run {result.wall_seconds:.0f} s wall; the study's trials "
-                f"{tuning_s:.0f} s and its final fits {retrain_s:.0f} s in total (over all runs; "
+                f"{tuning_s:.0f} s and its final fits {retrain_s:.0f} s, "
+                f"{(tuning_s + retrain_s) / 3600:.1f} machine hours in total (over all runs; "
                 "finished work is reused, not recomputed)",
                 f"storage: {redact(result.storage)}; threads: {cfg.threads}",
                 f"{machine_line()}; dotrec {__version__}",
