@@ -22,9 +22,10 @@ on a 2-core machine, so this script measures what it is made of and adds it up:
 Prints the epoch table, the expected hours per model and the total. ``--epochs-from`` reuses
 the epoch and evaluation times of an earlier ``--json`` record (its optimizer and precision)
 instead of timing them again, to price another budget (``--trials``, ``--seeds``, ``--pruned``)
-without a quiet machine. Example::
+without a quiet machine. Time on a quiet machine with ``OMP_WAIT_POLICY`` unset, as the study
+queues run (``PASSIVE`` makes the NCF epochs 2-2.5x slower; experiments/study_ml1m.md). Example::
 
-    OMP_WAIT_POLICY=PASSIVE python benchmarks/study_cost.py --dataset ml-1m --trials 50 --seeds 3
+    python benchmarks/study_cost.py --dataset ml-1m --trials 50 --seeds 3
     python benchmarks/study_cost.py --epochs-from experiments/study_cost_ml1m_lazy_fp32.json \
         --trials 20
 """
