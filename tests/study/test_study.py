@@ -202,7 +202,11 @@ def test_status_reads_each_cell_from_storage_and_records(
     assert [(s.model, s.size) for s in status] == [(c.model, c.size) for c in result.cells]
     for s, c in zip(status, result.cells, strict=True):
         assert (s.state, s.finished, s.seeds, s.running) == ("done", 2, 2, 0)
-        assert (s.best_value, s.best_trial) == (c.tuning.best_value, c.tuning.best_trial)
+        assert s.tuning is not None and s.tuning.best_params == c.tuning.best_params
+        assert (s.tuning.best_value, s.tuning.best_trial) == (
+            c.tuning.best_value,
+            c.tuning.best_trial,
+        )
         assert s.trial_seconds == pytest.approx(c.tuning.trial_seconds)
         assert s.fit_seconds == pytest.approx(c.fit_seconds.sum())
     # One more size, seed or trial than was run: not started, final fits, tuning.
@@ -211,11 +215,12 @@ def test_status_reads_each_cell_from_storage_and_records(
     assert states[("mf", 4)] == "final fits" and states[("mf", 16)] == "not started"
     # A trial killed mid-run stays RUNNING in the storage; it counts to its latest epoch.
     url = f"sqlite:///{out / 'optuna.db'}"
-    name = next(s.study_name for s in status if s.model == "ials" and s.size == 8)
+    name = "planted:ials:d8"
     optuna.load_study(study_name=name, storage=url).ask().set_user_attr(ELAPSED_ATTR, 5.0)
-    ials = next(s for s in study_status(CONFIG, out) if s.study_name == name)
+    ials = study_status(CONFIG, out)[4]
     assert ials.running == 1 and ials.state == "done"
-    before = next(s for s in status if s.study_name == name)
+    before = status[4]
+    assert (before.model, before.size) == ("ials", 8)
     assert ials.trial_seconds == pytest.approx(before.trial_seconds + 5.0)
     tuning = study_status(dataclasses.replace(CONFIG, n_trials=3), out)
     assert {s.state for s in tuning} == {"tuning"}

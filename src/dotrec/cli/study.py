@@ -227,17 +227,17 @@ def _print_status(config: StudyConfig, out: Path, dataset: str) -> None:
     for h in ("model", "size", "state", "trials", "best (trial)", "tune h", "fits", "fit h"):
         t.add_column(h, justify="left" if h in ("model", "state", "trials") else "right")
     for c in cells:
+        r = c.tuning
+        counts = () if r is None else ((r.pruned, "pruned"), (r.failed, "failed"))
         trials = [f"{c.finished}/{c.n_trials}"] + [
-            f"{n} {what}"
-            for n, what in ((c.pruned, "pruned"), (c.failed, "failed"), (c.running, "running"))
-            if n
+            f"{n} {what}" for n, what in (*counts, (c.running, "running")) if n
         ]
         t.add_row(
             c.model,
             str(c.counted_size),
             c.state,
             ", ".join(trials),
-            "-" if c.best_value is None else f"{c.best_value:.4f} ({c.best_trial})",
+            "-" if r is None or r.best_value is None else f"{r.best_value:.4f} ({r.best_trial})",
             f"{c.trial_seconds / 3600:.2f}",
             f"{c.seeds}/{c.n_seeds}",
             f"{c.fit_seconds / 3600:.2f}",

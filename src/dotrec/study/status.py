@@ -14,36 +14,30 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 from optuna.trial import TrialState
 
 from dotrec.errors import ArtifactError, ConfigError
 from dotrec.study.driver import StudyConfig, cell_dir
 from dotrec.tune import counted_size, default_storage, open_storage, redact
-from dotrec.tune.runner import best_of, first_finished, machine_seconds
+from dotrec.tune.runner import TuneResult, summarize
 
 
 @dataclass(frozen=True)
 class CellStatus:
-    """One cell's progress: its trials (over every run so far) and its recorded final fits.
+    """One cell's progress: its tuning so far (``None`` before its first trial), judged as
+    :func:`dotrec.tune.tune` judges it, and its recorded final fits.
 
-    ``finished`` counts finished trials up to the budget ``n_trials``; ``running`` the trials
-    marked running in the storage (one whose process was killed stays so until the next run
-    fails it as stale). ``trial_seconds`` is the machine time of every trial, a running one up
-    to its latest epoch; ``fit_seconds`` that of the recorded final fits.
+    ``running`` counts the trials marked running in the storage (one whose process was killed
+    stays so until the next run fails it as stale; its time counts up to its latest epoch).
     """
 
     model: str
     size: int
     n_trials: int
     n_seeds: int
-    study_name: str | None
-    finished: int = 0
-    pruned: int = 0
-    failed: int = 0
+    tuning: TuneResult | None
     running: int = 0
-    best_value: float | None = None
-    best_trial: int | None = None
-    trial_seconds: float = 0.0
     seeds: int = 0
     fit_seconds: float = 0.0
 
@@ -53,11 +47,21 @@ class CellStatus:
         return counted_size(self.model, self.size)
 
     @property
+    def finished(self) -> int:
+        return 0 if self.tuning is None else self.tuning.finished
+
+    @property
+    def trial_seconds(self) -> float:
+        return 0.0 if self.tuning is None else self.tuning.trial_seconds
+
+    @property
     def state(self) -> str:
         """``done``, ``final fits`` (tuning budget reached), ``tuning`` or ``not started``."""
-        if self.finished >= self.n_trials:
+        if self.tuning is None:
+            return "not started"
+        if self.tuning.done:
             return "done" if self.seeds >= self.n_seeds else "final fits"
-        return "tuning" if self.finished or self.running or self.failed else "not started"
+        return "tuning"
 
 
 def _storage_url(config: StudyConfig, out: Path) -> str:
@@ -111,42 +115,32 @@ def study_status(
     whose record no longer matches its cell.
     """
     out = Path(out)
-    storage = open_storage(_storage_url(config, out))
+    url = _storage_url(config, out)
+    storage = open_storage(url)
     try:
-        studies = {s.study_name: s._study_id for s in storage.get_all_studies()}
-        names = _study_names(list(studies), dataset)
+        names = _study_names([s.study_name for s in storage.get_all_studies()], dataset)
         cells = []
         for size in config.dims:
             for model in config.models:
                 seeds, fit_seconds = _fits(config, out, model, size)
                 name = names.get((model, size))
-                if name is None:
-                    cells.append(
-                        CellStatus(model, size, config.n_trials, config.n_seeds, None, seeds=seeds)
+                tuning, running = None, 0
+                if name is not None:
+                    study = optuna.load_study(study_name=name, storage=storage)
+                    tuning = summarize(study, config.n_trials, storage_url=url)
+                    running = sum(
+                        t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False)
                     )
-                    continue
-                trials = storage.get_all_trials(studies[name], deepcopy=False)
-                budget = first_finished(trials, config.n_trials)
-                best = best_of(budget)
                 cells.append(
                     CellStatus(
                         model,
                         size,
                         config.n_trials,
                         config.n_seeds,
-                        name,
-                        finished=len(budget),
-                        pruned=sum(t.state == TrialState.PRUNED for t in budget),
-                        failed=sum(
-                            t.state == TrialState.FAIL and not t.user_attrs.get("surplus")
-                            for t in trials
-                        ),
-                        running=sum(t.state == TrialState.RUNNING for t in trials),
-                        best_value=None if best is None else best.value,
-                        best_trial=None if best is None else best.number,
-                        trial_seconds=sum(map(machine_seconds, trials)),
-                        seeds=seeds,
-                        fit_seconds=fit_seconds,
+                        tuning,
+                        running,
+                        seeds,
+                        fit_seconds,
                     )
                 )
         return cells
