@@ -5,7 +5,7 @@
 # running as failed (stale) and continues; only that trial's work is lost.
 # Run from the repository root:  bash experiments/stop_studies.sh && git add -A experiments
 set -euo pipefail
-pkill -f 'experiments/(gowalla|study_ml1m)_queue.sh' || true
+pkill -f 'experiments/(queue|gowalla_queue|study_ml1m_queue).sh' || true
 pkill -f 'dotrec study' || true
 for _ in $(seq 60); do pgrep -f 'dotrec study' >/dev/null || break; sleep 1; done
 if pgrep -f 'dotrec study' >/dev/null; then echo "a dotrec study is still running" >&2; exit 1; fi
