@@ -1,17 +1,19 @@
 """Memory of `dotrec serve --workers N` with and without `--mmap`, on a synthetic catalog.
 
 Each worker process of a server loads the model. Read into memory, every worker holds its own
-copy of the item and user matrices (and its own normalized copy of the items for similar-item
-queries, built at load); memory-mapped (``--mmap``), the matrices are pages of the model file
-that every worker maps, held once in the page cache. This script measures it on 127.0.0.1:
+copy of the item and user matrices; memory-mapped (``--mmap``), the matrices are pages of the
+model file that every worker maps, held once in the page cache. Similar-item queries keep only
+the items' norms (a float per item), never a normalized copy of the catalog. This script
+measures it on 127.0.0.1:
 
 1. a synthetic MF over ``--items`` items of dim 64 and ``--users`` users
    (``dotrec.bench.serving.catalog_model``), saved once in ``--work``;
 2. for each mode (read, mmap): ``dotrec serve DIR --workers N [--mmap]`` with exact search,
    ``--requests`` recommendation requests for random users (each exact search reads every item
-   vector, so every page of the item matrix is touched in each worker), then the resident
-   (RSS) and proportional (PSS: shared pages divided among the processes that map them)
-   memory of the server's processes from ``/proc/PID/smaps_rollup``, and the answers' p50.
+   vector, so every page of the item matrix is touched in each worker) and ``--similar``
+   similar-item requests for random items, then the resident (RSS) and proportional (PSS:
+   shared pages divided among the processes that map them) memory of the server's processes
+   from ``/proc/PID/smaps_rollup``, and the p50 of each kind of answer.
 
 Prints the figures and the machine. Usage::
 
@@ -76,8 +78,22 @@ def _memory(pid: int) -> dict[str, int]:
     return {"rss": fields["Rss"], "pss": fields["Pss"]}
 
 
-def measure(model_dir: Path, workers: int, mmap: bool, requests: int, n_users: int) -> Any:
-    """Serve ``model_dir``, touch it with ``requests`` requests, read the processes' memory."""
+def _p50_ms(client: httpx.Client, urls: list[str]) -> float:
+    """Request each URL in turn; the median latency in milliseconds."""
+    latencies = []
+    for url in urls:
+        t = time.perf_counter()
+        r = client.get(url, timeout=60)
+        latencies.append(time.perf_counter() - t)
+        r.raise_for_status()
+    return float(np.median(latencies) * 1e3)
+
+
+def measure(
+    model_dir: Path, workers: int, mmap: bool, requests: int, n_users: int, similar: int
+) -> Any:
+    """Serve ``model_dir``, touch it with ``requests`` recommendation and ``similar``
+    similar-item requests, read the processes' memory."""
     port = _free_port()
     cmd = [sys.executable, "-c", "from dotrec.cli import main; main()", "serve", str(model_dir)]
     cmd += ["--port", str(port), "--workers", str(workers)] + (["--mmap"] if mmap else [])
@@ -94,13 +110,12 @@ def measure(model_dir: Path, workers: int, mmap: bool, requests: int, n_users: i
                     pids.add(int(c.get(base + "/healthz", timeout=5).json()["pid"]))
                 except httpx.TransportError:
                     time.sleep(0.3)
-            users = np.random.default_rng(0).integers(0, n_users, requests)
-            latencies = []
-            for u in users:
-                t = time.perf_counter()
-                r = c.get(f"{base}/users/{u}/recommendations?k=10", timeout=60)
-                latencies.append(time.perf_counter() - t)
-                r.raise_for_status()
+            r = np.random.default_rng(0)
+            users = r.integers(0, n_users, requests)
+            p50 = _p50_ms(c, [f"{base}/users/{u}/recommendations?k=10" for u in users])
+            n_items = int(c.get(f"{base}/healthz", timeout=5).json()["n_items"])
+            items = r.integers(0, n_items, similar)
+            p50_similar = _p50_ms(c, [f"{base}/items/{i}/similar?k=10" for i in items])
         per = {p: _memory(p) for p in _tree(proc.pid)}
     finally:
         proc.terminate()
@@ -115,7 +130,8 @@ def measure(model_dir: Path, workers: int, mmap: bool, requests: int, n_users: i
         "per_process_mib": [
             {"rss": m["rss"] / 2**20, "pss": m["pss"] / 2**20} for m in per.values()
         ],
-        "p50_ms": float(np.median(latencies) * 1e3),
+        "p50_ms": p50,
+        "p50_similar_ms": p50_similar,
     }
 
 
@@ -126,6 +142,7 @@ def main() -> None:
     ap.add_argument("--users", type=float, default=1e5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--requests", type=int, default=100)
+    ap.add_argument("--similar", type=int, default=100, help="Similar-item requests.")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     n_items, n_users = int(a.items), int(a.users)
@@ -135,13 +152,14 @@ def main() -> None:
     print(f"model: {n_items:,} items x 64, {n_users:,} users; arrays.npz {size / 2**20:.0f} MiB")
     results = []
     for mmap in (False, True):
-        r = measure(model_dir, a.workers, mmap, a.requests, n_users)
+        r = measure(model_dir, a.workers, mmap, a.requests, n_users, a.similar)
         results.append(r)
         print(
             f"{r['mode']:>4}: {r['workers']} workers ({r['processes']} processes): "
             f"PSS {r['pss_total'] / 2**20:,.0f} MiB in all, RSS {r['rss_total'] / 2**20:,.0f} "
             f"MiB in all (largest process {r['rss_max'] / 2**20:,.0f} MiB); "
-            f"p50 {r['p50_ms']:.1f} ms per request",
+            f"p50 {r['p50_ms']:.1f} ms per recommendation, {r['p50_similar_ms']:.1f} ms per "
+            "similar-items answer",
             flush=True,
         )
         each = ", ".join(f"{m['rss']:,.0f}/{m['pss']:,.0f}" for m in r["per_process_mib"])
