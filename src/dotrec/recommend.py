@@ -272,7 +272,7 @@ class Recommender:
 
 #: Catalog rows per block of a similar-items scan. The catalog is read block by block and
 #: never copied (a normalized copy would double the memory of a memory-mapped model); the
-#: only array of catalog length is the row of cosines.
+#: only arrays of catalog length are the inverse norms and the row of cosines.
 _SIMILAR_BLOCK = 1 << 16
 
 
