@@ -48,3 +48,18 @@ def machine_line() -> str:
         f"machine: {m['cpu']} | {m['cores']} cores | {m['platform']} | "
         f"python {m['python']} | {libs}"
     )
+
+
+def machine_label(device: str = "cpu") -> str:
+    """A short name of the hardware a computation ran on, recorded with study trials and fits.
+
+    ``device`` is the torch device that did the work (``"cpu"`` or ``"cuda"``): a GPU run is
+    labelled by the GPU's name with the host CPU beside it, a CPU run by the CPU and its cores.
+    """
+    m = machine_info()
+    cpu = f"{m['cpu']}, {m['cores']} cores"
+    if device.startswith("cuda"):
+        from dotrec._torch import import_torch
+
+        return f"{import_torch().cuda.get_device_name()} (host {cpu})"
+    return cpu

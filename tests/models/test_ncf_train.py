@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dotrec.errors import ConfigError
+from dotrec.machine import machine_label
 from dotrec.models import GMF, MLP, NeuMF
 from dotrec.models._ncf_train import BETAS, EPS, StepConfig, Trainer, forward_backward
 from dotrec.models._row_optim import NumbaRows, TorchRows
@@ -291,6 +292,8 @@ def test_cuda_training_agrees_with_cpu(optimizer: str) -> None:
         cpu = cls(**kw).fit(split.train)
         gpu = cls(device="cuda", **kw).fit(split.train)
         assert gpu.fit_info["device"] == "cuda"
+        # A study records this fit as run on the GPU, named as torch names it.
+        assert machine_label(gpu.fit_info["device"]).startswith(torch.cuda.get_device_name())
         # Same seed: same examples; float sums differ in order (atomics), so close, not equal.
         assert gpu.fit_info["loss"] == pytest.approx(cpu.fit_info["loss"], rel=1e-3)
         u = np.arange(split.n_users)

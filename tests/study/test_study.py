@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dotrec.data.splits import Split
+from dotrec.machine import machine_label
 from dotrec.study import Cell, SilentListener, StudyConfig, StudyResult, run_study, write_report
 from dotrec.study.published import PUBLISHED
 from tests.conftest import planted_split
@@ -119,6 +120,61 @@ def test_report_renders_every_table_and_image(study: tuple[StudyResult, Path]) -
     assert "published" not in md.split("## Results")[1].split("## Dot")[0].replace(
         "No published numbers are shown", ""
     )
+    # Everything ran here: one sentence names the hardware and the hours on it.
+    assert "## Where it ran" in md
+    assert f"ran on one kind of machine: {machine_label()} ({seconds / 3600:.2f} h)" in md
+
+
+def test_report_says_where_each_cell_ran(split: Split, study: tuple[StudyResult, Path]) -> None:
+    import json
+
+    from dotrec.study.driver import _record_key, _seed_record
+    from dotrec.study.report import machine_blocks, render_markdown
+
+    result, out = study
+    here = machine_label()
+    for cell in result.cells:
+        assert set(cell.tuning.machines) == {here}
+        assert sum(cell.tuning.machines.values()) == pytest.approx(cell.tuning.trial_seconds)
+        for run in cell.runs:
+            path = out / "cells" / f"{cell.model}-d{cell.size}" / f"seed{run.seed}.json"
+            assert run.machine == here and json.loads(path.read_text())["machine"] == here
+    # A GPU ran the GMF trials of size 8; the mf fits of size 4 are records of an older dotrec.
+    gpu = "NVIDIA H200 (host AMD EPYC, 16 cores)"
+    cells = []
+    for c in result.cells:
+        if (c.model, c.size) == ("gmf", 8):
+            c = dataclasses.replace(
+                c, tuning=dataclasses.replace(c.tuning, machines={gpu: 7200.0, here: 1800.0})
+            )
+        if (c.model, c.size) == ("mf", 4):
+            c = dataclasses.replace(
+                c, runs=tuple(dataclasses.replace(r, machine=None) for r in c.runs)
+            )
+        cells.append(c)
+    mixed = dataclasses.replace(result, cells=tuple(cells))
+    md = render_markdown(machine_blocks(mixed))
+    assert "| gmf | 8 | NVIDIA H200 (host AMD EPYC, 16 cores): 2.00 h; " in md
+    mf4 = next(c for c in result.cells if (c.model, c.size) == ("mf", 4))
+    assert f"not recorded: {mf4.fit_seconds.sum() / 3600:.2f} h |" in md
+    assert re.search(rf"^\| mf \| 4 \| {re.escape(here)}: ", md, flags=re.M)
+    assert len(re.findall(r"^\| (mf|ials|gmf) \| \d+ \|", md, flags=re.M)) == len(cells)
+    totals = md.split("Machine hours by hardware: ")[1].split(".\n")[0].split("; ")
+    assert [t.rsplit(": ", 1)[0] for t in totals] == [here, "not recorded", gpu]
+    assert totals[2] == f"{gpu}: 2.00 h"
+    # A record written before the hardware was recorded still loads (its machine unknown).
+    run = mf4.runs[0]
+    path = out / "cells" / "mf-d4" / f"seed{run.seed}"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    del meta["machine"]
+    old = path.parent / "old"
+    old.with_suffix(".json").write_text(json.dumps(meta))
+    old.with_suffix(".npz").write_bytes(path.with_suffix(".npz").read_bytes())
+    key = _record_key(split, mf4.tuning.best_params, CONFIG.k)
+    assert "machine" not in key  # where a seed ran never decides whether it is reused
+    loaded = _seed_record(old, key)
+    assert loaded is not None and loaded.machine is None
+    assert loaded.summaries == run.summaries
 
 
 def test_published_numbers_are_labelled_and_cited(

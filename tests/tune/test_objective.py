@@ -134,3 +134,25 @@ def test_early_stopping_ends_trials_at_their_best_epoch(tmp_path: Path) -> None:
     # another patience is another study
     with pytest.raises(ConfigError, match="early_stopping"):
         tune(planted(), "mf", n_trials=2, storage=url, early_stopping=3, **settings)
+
+
+def test_trials_record_the_hardware_they_ran_on(clean_run: tuple[TuneResult, str]) -> None:
+    from optuna.trial import create_trial
+
+    from dotrec.machine import machine_label
+    from dotrec.tune.runner import machine_split, trial_machine
+    from dotrec.tune.spaces import train_device
+
+    result, url = clean_run
+    here = machine_label()
+    trials = optuna.load_study(study_name=result.study_name, storage=url).get_trials()
+    assert [t.user_attrs["machine"] for t in trials] == [here] * 4
+    assert list(result.machines) == [here]
+    assert result.machines[here] == pytest.approx(result.trial_seconds)
+    # Trials stored before the hardware was recorded are labelled by their host.
+    old = create_trial(value=0.5, user_attrs={"worker": "box-7:123"})
+    older = create_trial(value=0.5)
+    assert trial_machine(old) == "host box-7" and trial_machine(older) == "not recorded"
+    assert list(machine_split([*trials, old, older])) == [here, "host box-7", "not recorded"]
+    assert train_device("mf", {"device": "cuda"}) == "cpu"  # only torch models use a GPU
+    assert train_device("gmf") == "cpu" and train_device("gmf", {"device": "cpu"}) == "cpu"

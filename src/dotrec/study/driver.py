@@ -45,6 +45,7 @@ from dotrec.eval.metrics import hit_rate, ndcg
 from dotrec.eval.protocols import PROTOCOL_VERSION, evaluate
 from dotrec.eval.ranking import PROTOCOL as RANKING_PROTOCOL
 from dotrec.eval.ranking import evaluate_ranking
+from dotrec.machine import machine_label
 from dotrec.models import MODELS, DotProductModel, Model
 from dotrec.tune import (
     PRUNERS,
@@ -153,6 +154,9 @@ class SeedRun:
     ranks: dict[str, np.ndarray] = field(default_factory=dict)
     values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     kind: str = LEAVE_ONE_OUT
+    #: The hardware of the fit (:func:`dotrec.machine.machine_label`); None in records written
+    #: before dotrec recorded it.
+    machine: str | None = None
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -359,6 +363,7 @@ def _seed_record(path: Path, key: dict[str, Any]) -> SeedRun | None:
         ranks=ranks,
         values=values,
         kind=kind,
+        machine=meta.get("machine"),
     )
 
 
@@ -382,6 +387,7 @@ def _write_seed(path: Path, run: SeedRun, key: dict[str, Any], model: Model) -> 
         "seed": run.seed,
         **key,
         "fit_seconds": run.fit_seconds,
+        "machine": run.machine,
         "summaries": run.summaries,
         "config": model.config(),
         "fit_info": model.fit_info,
@@ -393,6 +399,7 @@ def _test(
     model: Model, split: Split | FileSplit, seed: int, fit_seconds: float, k: int, threads: int
 ) -> SeedRun:
     """Evaluate a retrained seed on the test set under the protocols of the split's kind."""
+    machine = machine_label(str(model.fit_info.get("device", "cpu")))
     if isinstance(split, FileSplit):
         res = evaluate_ranking(model, split, k=k, threads=threads)
         return SeedRun(
@@ -408,6 +415,7 @@ def _test(
                 }
             },
             kind=FILES,
+            machine=machine,
         )
     both = evaluate(model, split, protocol="both", k=k)
     protocols = PROTOCOLS[LEAVE_ONE_OUT]
@@ -417,6 +425,7 @@ def _test(
         summaries={p: both[p].summary() for p in protocols},
         users=both["sampled"].users,
         ranks={p: both[p].ranks for p in protocols},
+        machine=machine,
     )
 
 

@@ -3,8 +3,9 @@
 Both files render the same blocks: the settings, the results table (mean and standard
 deviation over seeds, every protocol, fit time; published numbers in their own labelled rows),
 the paired comparison of dot product against learned similarity in numbers and in words, the
-figures (the metrics against embedding size, the paper's Figure 2; fit time against quality)
-and the best hyperparameters of every cell. The HTML embeds the PNGs, so it is one file.
+figures (the metrics against embedding size, the paper's Figure 2; fit time against quality),
+the best hyperparameters of every cell and the hardware each cell's trials and fits ran on.
+The HTML embeds the PNGs, so it is one file.
 
 Protocols and metrics follow the split's kind: sampled and full-catalog HR@k and NDCG@k for
 leave-one-out; Recall@k, NDCG@k and Precision@k under full ranking for a split given by files.
@@ -478,6 +479,55 @@ def plot_time(result: StudyResult) -> bytes:
     return buf.getvalue()
 
 
+#: The label of work whose hardware was not recorded (seed records of older dotrec versions).
+NOT_RECORDED = "not recorded"
+
+
+def _fit_machines(cell: Cell) -> dict[str, float]:
+    """Final-fit seconds of ``cell`` per hardware label."""
+    split: dict[str, float] = {}
+    for run in cell.runs:
+        label = run.machine or NOT_RECORDED
+        split[label] = split.get(label, 0.0) + run.fit_seconds
+    return split
+
+
+def _hours(split: dict[str, float]) -> str:
+    return "; ".join(f"{label}: {s / 3600:.2f} h" for label, s in split.items())
+
+
+def machine_blocks(result: StudyResult) -> list[Block]:
+    """Where every cell's trials and final fits ran, with the machine hours on each."""
+    order = sorted(result.cells, key=lambda c: (result.config.models.index(c.model), c.size))
+    totals: dict[str, float] = {}
+    for cell in order:
+        for split in (cell.tuning.machines, _fit_machines(cell)):
+            for label, s in split.items():
+                totals[label] = totals.get(label, 0.0) + s
+    blocks: list[Block] = [Heading(2, "Where it ran")]
+    if len(totals) == 1:
+        ((label, seconds),) = totals.items()
+        blocks.append(
+            Para(
+                f"Every trial and final fit ran on one kind of machine: {label} "
+                f"({seconds / 3600:.2f} h)."
+            )
+        )
+        return blocks
+    blocks.append(Para(f"Machine hours by hardware: {_hours(totals)}."))
+    rows = tuple(
+        (
+            cell.model,
+            str(cell.counted_size),
+            _hours(cell.tuning.machines),
+            _hours(_fit_machines(cell)),
+        )
+        for cell in order
+    )
+    blocks.append(Table(("model", "size", "trials", "final fits"), rows))
+    return blocks
+
+
 def _protocol_lines(result: StudyResult) -> tuple[str, str]:
     """The settings' lines on the tuning holdout and on the test protocol(s)."""
     cfg = result.config
@@ -589,6 +639,7 @@ def report_blocks(result: StudyResult) -> list[Block]:
             "trials on the tuning holdout."
         ),
         hyperparameter_table(result),
+        *machine_blocks(result),
     ]
     return blocks
 

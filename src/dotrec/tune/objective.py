@@ -26,12 +26,15 @@ import optuna
 from dotrec.data.splits import FileSplit, Split
 from dotrec.errors import ConfigError
 from dotrec.eval.holdout import check_metric, holdout_score
+from dotrec.machine import machine_label
 from dotrec.models import Model
 from dotrec.train.early_stopping import EarlyStopping
-from dotrec.tune.spaces import check_model, fit_config, suggest
+from dotrec.tune.spaces import check_model, fit_config, suggest, train_device
 
 #: Trial user attribute: seconds from the trial's start to its latest finished epoch.
 ELAPSED_ATTR = "elapsed_seconds"
+#: Trial user attribute: the hardware the trial ran on (:func:`dotrec.machine.machine_label`).
+MACHINE_ATTR = "machine"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class HoldoutObjective:
         self.epoch_scale = epoch_scale
         self.on_epoch = on_epoch
         self.early_stopping = early_stopping
+        self.machine = machine_label(train_device(model, self.torch_options))
 
     def score(self, model: Model) -> float:
         """Mean holdout ``metric@k`` of ``model`` under the split's protocol."""
@@ -117,6 +121,7 @@ class HoldoutObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.model, self.epoch_scale)
         trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr(MACHINE_ATTR, self.machine)
         last: list[float] = []
         stopper = None if self.early_stopping is None else EarlyStopping(self.early_stopping)
         start = time.perf_counter()

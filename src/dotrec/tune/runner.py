@@ -46,7 +46,7 @@ from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, FileSplit, Split
 from dotrec.errors import ConfigError, DotrecError
 from dotrec.eval.holdout import tuning_holdout
 from dotrec.random import int_seed
-from dotrec.tune.objective import ELAPSED_ATTR, EpochEvent, HoldoutObjective
+from dotrec.tune.objective import ELAPSED_ATTR, MACHINE_ATTR, EpochEvent, HoldoutObjective
 from dotrec.tune.spaces import TORCH_MODELS, Int, reference, space
 
 PRUNERS = ("median", "halving", "none")
@@ -109,7 +109,8 @@ class TuneResult:
     """The outcome of :func:`tune` (over every worker and run of the study so far).
 
     ``seconds`` is this call's wall time; ``trial_seconds`` the summed duration of every trial
-    the study has run (all workers and runs; a failed or running trial up to its latest epoch).
+    the study has run (all workers and runs; a failed or running trial up to its latest epoch),
+    and ``machines`` splits it by the hardware the trials ran on (:func:`trial_machine`).
     """
 
     study_name: str
@@ -126,6 +127,7 @@ class TuneResult:
     seconds: float
     trial_seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    machines: dict[str, float] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -412,7 +414,25 @@ def summarize(
         seconds=seconds,
         trial_seconds=sum(map(machine_seconds, trials)),
         settings=dict(study.user_attrs.get("dotrec_settings") or {}),
+        machines=machine_split(trials),
     )
+
+
+def trial_machine(t: FrozenTrial) -> str:
+    """The hardware ``t`` ran on; for a trial stored before dotrec recorded it, its host."""
+    if MACHINE_ATTR in t.user_attrs:
+        return str(t.user_attrs[MACHINE_ATTR])
+    worker = t.user_attrs.get("worker")
+    return f"host {str(worker).rsplit(':', 1)[0]}" if worker else "not recorded"
+
+
+def machine_split(trials: Sequence[FrozenTrial]) -> dict[str, float]:
+    """Machine seconds of ``trials`` per hardware label, in the order the labels first appear."""
+    split: dict[str, float] = {}
+    for t in trials:
+        label = trial_machine(t)
+        split[label] = split.get(label, 0.0) + machine_seconds(t)
+    return split
 
 
 def machine_seconds(t: FrozenTrial) -> float:

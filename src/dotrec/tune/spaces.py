@@ -27,6 +27,7 @@ from typing import Any
 
 import optuna
 
+from dotrec._torch import resolve_device
 from dotrec.data.interactions import Interactions
 from dotrec.errors import ConfigError
 from dotrec.models import MODELS, Model
@@ -220,6 +221,16 @@ def suggest(trial: optuna.Trial, model: str, epoch_scale: float = 1.0) -> dict[s
 
 #: Models trained with PyTorch: they take ``optimizer``, ``precision`` and ``device``.
 TORCH_MODELS = ("gmf", "mlp", "neumf")
+
+
+def train_device(model: str, torch_options: Mapping[str, Any] | None = None) -> str:
+    """The device ``model`` trains on with ``torch_options``: ``"cpu"`` or ``"cuda"``.
+
+    Only the torch models can use a GPU (``device`` ``"cuda"``, or ``"auto"`` with one visible).
+    """
+    if model not in TORCH_MODELS:
+        return "cpu"
+    return resolve_device(str((torch_options or {}).get("device", "cpu")))
 
 
 def _options(
