@@ -3,6 +3,8 @@
 # under experiments/study-*/ whole in its .db file (the WAL checkpointed into it and truncated,
 # an integrity check on a copy), ready to commit. The next run marks the trial that was
 # running as failed (stale) and continues; only that trial's work is lost.
+# The ml-1m study's part is then recorded in experiments/study-ml1m/parts.md (its hours, cells
+# and trials; experiments/record_part.py with the settings of experiments/study_ml1m_queue.sh).
 # Run from the repository root:  bash experiments/stop_studies.sh && git add -A experiments
 set -euo pipefail
 pkill -f 'experiments/(queue|gowalla_queue|study_ml1m_queue).sh' || true
@@ -25,3 +27,7 @@ if busy or check != "ok":
     sys.exit(1)
 PY
 done
+if [ -f experiments/study-ml1m/optuna.db ]; then
+  .venv/bin/python experiments/record_part.py --out experiments/study-ml1m \
+    --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3
+fi
