@@ -173,6 +173,7 @@ def tune_cmd(
     """Tune MODEL on the tuning holdout of a dataset (the test set is never read)."""
     load_optuna()
     from dotrec.tune import default_storage, open_storage, redact, tune
+    from dotrec.tune.checkpoint import CHECKPOINTS_DIR
 
     url = storage or default_storage(out)
     rdb = open_storage(url, heartbeat)  # before loading data: a bad URL fails at once
@@ -198,6 +199,7 @@ def tune_cmd(
             early_stopping=early_stopping or None,
             on_progress=TrialDisplay(progress, task, metric),
             torch_options=torch_options(model_name, optimizer, precision, device),
+            checkpoints=out / CHECKPOINTS_DIR,
         )
     path = out / (re.sub(r"[^A-Za-z0-9_.-]+", "_", result.study_name) + ".json")
     atomic_write_bytes(path, json.dumps(asdict(result), indent=1, default=str).encode())

@@ -59,6 +59,7 @@ from dotrec.tune import (
     tune,
     width_for_size,
 )
+from dotrec.tune.checkpoint import CHECKPOINTS_DIR
 from dotrec.tune.spaces import check_model
 
 #: The two kinds of split a study runs on: leave-one-out (:class:`Split`) and given by files
@@ -456,6 +457,7 @@ def run_cell(
         early_stopping=config.early_stopping,
         on_progress=listener.tuning,
         torch_options=config.torch_options(),
+        checkpoints=out / CHECKPOINTS_DIR,
     )
     if result.best_trial is None:
         raise ConfigError(

@@ -19,17 +19,19 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
 
 from dotrec.data.splits import FileSplit, Split
-from dotrec.errors import ConfigError
+from dotrec.errors import ConfigError, DotrecError
 from dotrec.eval.holdout import check_metric, holdout_score
 from dotrec.machine import machine_label
 from dotrec.models import Model
 from dotrec.train.early_stopping import EarlyStopping
-from dotrec.tune.spaces import check_model, fit_config, suggest, train_device
+from dotrec.tune.checkpoint import CHECKPOINT_ATTR, DEFAULT_EVERY, TrialCheckpoint
+from dotrec.tune.spaces import check_model, fit_config, phase_options, suggest, train_device
 
 #: Trial user attribute: seconds from the trial's start to its latest finished epoch.
 ELAPSED_ATTR = "elapsed_seconds"
@@ -78,6 +80,10 @@ class HoldoutObjective:
         Receives an :class:`EpochEvent` after every epoch.
     early_stopping : int, optional
         Patience in epochs (see the module doc); None trains every sampled epoch.
+    checkpoints : Path, optional
+        Folder of this study's trial checkpoints (:mod:`dotrec.tune.checkpoint`): a trial
+        saves its state there at most every ``checkpoint_every`` seconds, and a retry of a
+        trial killed mid-run resumes from it. None: no checkpoints.
     """
 
     def __init__(
@@ -94,6 +100,8 @@ class HoldoutObjective:
         on_epoch: Callable[[EpochEvent], None] | None = None,
         torch_options: Mapping[str, Any] | None = None,
         early_stopping: int | None = None,
+        checkpoints: Path | None = None,
+        checkpoint_every: float = DEFAULT_EVERY,
     ) -> None:
         check_model(model)
         if early_stopping is not None:
@@ -113,17 +121,61 @@ class HoldoutObjective:
         self.on_epoch = on_epoch
         self.early_stopping = early_stopping
         self.machine = machine_label(train_device(model, self.torch_options))
+        self.checkpoints = checkpoints
+        self.checkpoint_every = checkpoint_every
 
     def score(self, model: Model) -> float:
         """Mean holdout ``metric@k`` of ``model`` under the split's protocol."""
         return holdout_score(model, self.holdout, self.metric, self.k)
 
+    def _checkpoint(self, trial: optuna.Trial, params: dict[str, Any]) -> TrialCheckpoint | None:
+        """This trial's checkpoint (a retry keeps the key of the trial it repeats)."""
+        if self.checkpoints is None:
+            return None
+        key = trial.user_attrs.get(CHECKPOINT_ATTR) or f"trial-{trial.number}"
+        trial.set_user_attr(CHECKPOINT_ATTR, key)
+        phases = phase_options(
+            self.model, self.size, params, self.seed, self.threads, self.torch_options
+        )
+        return TrialCheckpoint(self.checkpoints / key, params, phases, self.checkpoint_every)
+
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.model, self.epoch_scale)
         trial.set_user_attr("worker", worker_id())
         trial.set_user_attr(MACHINE_ATTR, self.machine)
+        checkpoint = self._checkpoint(trial, params)
+        start_models = {} if checkpoint is None else checkpoint.load(self.holdout.train)
+        try:
+            value = self._run(trial, params, checkpoint, start_models)
+        except (optuna.TrialPruned, DotrecError):
+            if checkpoint is not None:
+                checkpoint.remove()
+            raise
+        if checkpoint is not None:
+            checkpoint.remove()
+        return value
+
+    def _run(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        checkpoint: TrialCheckpoint | None,
+        start_models: dict[str, Model],
+    ) -> float:
         last: list[float] = []
         stopper = None if self.early_stopping is None else EarlyStopping(self.early_stopping)
+        if start_models:
+            assert checkpoint is not None
+            # The values the trial reported before it was stopped, reported again in order.
+            for step, value in sorted(checkpoint.values.items()):
+                trial.report(value, step)
+                last[:] = [value]
+                if stopper is not None:
+                    stopper.update(step, value)
+        if checkpoint is not None:
+            trial.set_user_attr("resumed_from", dict(checkpoint.saved))
+        # A retry copies the user attributes of the trial it repeats: its time starts at 0.
+        trial.set_user_attr(ELAPSED_ATTR, 0.0)
         start = time.perf_counter()
 
         def on_epoch(phase: str, epoch: int, epochs: int, m: Model) -> None:
@@ -134,6 +186,8 @@ class HoldoutObjective:
                 value = self.score(m)
                 last[:] = [value]
                 trial.report(value, epoch)
+                if checkpoint is not None:
+                    checkpoint.record(epoch, value)
             if self.on_epoch is not None:
                 self.on_epoch(EpochEvent(trial.number, phase, epoch, epochs, value))
             if value is not None and trial.should_prune():
@@ -142,6 +196,8 @@ class HoldoutObjective:
                 )
             if value is not None and stopper is not None and stopper.update(epoch, value):
                 raise _Stopped
+            if checkpoint is not None:
+                checkpoint.epoch_done(phase, epoch, epochs, m)
 
         try:
             fit_config(
@@ -153,6 +209,7 @@ class HoldoutObjective:
                 threads=self.threads,
                 on_epoch=on_epoch,
                 torch_options=self.torch_options,
+                start=start_models,
             )
         except _Stopped:
             pass

@@ -14,8 +14,11 @@ Budget
 Crashes
     Workers send heartbeats. A trial whose worker stopped sending them for two heartbeat
     intervals (a killed process) is marked failed and queued again with the same
-    configuration, so no slot is lost. Trials that fail with a dotrec error (for example a
-    diverged fit) are recorded as failed and do not count; three in a row stop the worker.
+    configuration, so no slot is lost; with a checkpoint folder (``dotrec tune`` and ``study``
+    keep one in their output folder) the retry resumes from the trial's last checkpoint
+    (:mod:`dotrec.tune.checkpoint`) instead of its first epoch. Trials that fail with a dotrec
+    error (for example a diverged fit) are recorded as failed and do not count; three in a row
+    stop the worker.
 Determinism
     TPE (Bergstra et al. 2011) with a random stream keyed by ``(seed, study, trial number)``:
     one worker with bit-reproducible fits (``threads=1`` for MF) repeats a study exactly; a
@@ -46,6 +49,7 @@ from dotrec.data.splits import DEFAULT_EVAL_NEGATIVES, FileSplit, Split
 from dotrec.errors import ConfigError, DotrecError
 from dotrec.eval.holdout import tuning_holdout
 from dotrec.random import int_seed
+from dotrec.tune.checkpoint import CHECKPOINT_ATTR, DEFAULT_EVERY, study_folder, sweep
 from dotrec.tune.objective import ELAPSED_ATTR, MACHINE_ATTR, EpochEvent, HoldoutObjective
 from dotrec.tune.spaces import TORCH_MODELS, Int, reference, space
 
@@ -435,6 +439,18 @@ def machine_split(trials: Sequence[FrozenTrial]) -> dict[str, float]:
     return split
 
 
+def sweep_checkpoints(study: Study, folder: Path) -> list[str]:
+    """Remove the trial checkpoints of ``study`` in ``folder`` that no trial will resume: all
+    but those of running trials and of queued retries (stale trials are failed first, which
+    queues their retries). Returns the names removed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        fail_stale_trials(study)
+    live = (TrialState.RUNNING, TrialState.WAITING)
+    keep = [str(t.user_attrs.get(CHECKPOINT_ATTR)) for t in _states(study) if t.state in live]
+    return sweep(folder, keep)
+
+
 def machine_seconds(t: FrozenTrial) -> float:
     """Machine time a trial took. A failed or running one counts up to its latest epoch: one
     found stale is closed by the next run, so its end time includes the wait for that run."""
@@ -474,6 +490,8 @@ def tune(
     on_progress: Callable[[TuneProgress], None] | None = None,
     torch_options: Mapping[str, Any] | None = None,
     early_stopping: int | None = None,
+    checkpoints: Path | None = None,
+    checkpoint_every: float = DEFAULT_EVERY,
 ) -> TuneResult:
     """Tune ``model`` at embedding ``size`` on the holdout of ``split`` (its test set unread).
 
@@ -488,6 +506,9 @@ def tune(
     ``early_stopping`` (patience) stops each trial N epochs after its best holdout epoch; the
     result's ``best_params["epochs"]`` is then the best trial's best epoch (the sampled maximum
     stays in ``best_attrs["sampled_epochs"]``).
+    ``checkpoints`` (a folder) keeps checkpoints of running trials, so that a trial killed
+    mid-run resumes where it was saved (:mod:`dotrec.tune.checkpoint`; at most every
+    ``checkpoint_every`` seconds) instead of training again from its first epoch.
     """
     space(model, epoch_scale)  # checks the model and the scale before any work
     if n_trials < 1:
@@ -536,6 +557,9 @@ def tune(
         if on_progress is not None:
             on_progress(p)
 
+    folder = None if checkpoints is None else study_folder(checkpoints, study.study_name)
+    if folder is not None:
+        sweep_checkpoints(study, folder)
     objective = HoldoutObjective(
         model,
         size,
@@ -548,6 +572,8 @@ def tune(
         on_epoch=on_epoch,
         torch_options=torch_options,
         early_stopping=early_stopping,
+        checkpoints=folder,
+        checkpoint_every=checkpoint_every,
     )
     timed_out = run_trials(study, objective, n_trials, timeout=timeout, on_progress=remember)
     return summarize(

@@ -263,33 +263,58 @@ def fit_config(
     threads: int,
     on_epoch: PhaseCallback | None = None,
     torch_options: Mapping[str, Any] | None = None,
+    start: Mapping[str, Model] | None = None,
 ) -> Model:
     """Build ``model`` at ``size`` with ``params`` and fit it on ``train``.
 
     For NeuMF this is the whole pipeline: GMF and MLP pretraining, then NeuMF with SGD.
     ``torch_options`` (``optimizer``, ``precision``, ``device``) apply to GMF, MLP and NeuMF.
+    ``start`` maps a phase (``gmf``, ``mlp``, or the model's name) to a checkpoint of it with
+    these options (:mod:`dotrec.tune.checkpoint`): that phase resumes from the checkpoint's
+    epoch, and the phases before a resumed NeuMF are not trained again.
     """
     final, pre = pipeline_options(model, size, params, seed, threads, torch_options)
+    resumed = dict(start or {})
 
     def fit(
         name: str, options: dict[str, Any], pretrained: tuple[Model, Model] | None = None
     ) -> Model:
-        m = MODELS[name](**options)
-        if pretrained is not None:
-            m.set_pretrained(*pretrained)  # type: ignore[attr-defined]
         epochs = int(options["epochs"])
 
         def hook(epoch: int, fitted: Model) -> None:
             if on_epoch is not None:
                 on_epoch(name, epoch, epochs, fitted)
 
+        if name in resumed:
+            m = resumed[name]
+            return m if m.epochs_done >= epochs else m.fit(train, on_epoch=hook, resume=True)
+        m = MODELS[name](**options)
+        if pretrained is not None:
+            m.set_pretrained(*pretrained)  # type: ignore[attr-defined]
         return m.fit(train, on_epoch=hook)
 
-    if pre is None:
+    if pre is None or model in resumed:
         return fit(model, final)
     gmf = fit("gmf", pre)
     mlp = fit("mlp", pre)
     return fit("neumf", final, (gmf, mlp))
+
+
+def phase_options(
+    model: str,
+    size: int,
+    params: Mapping[str, Any],
+    seed: int,
+    threads: int,
+    torch_options: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The constructor options of each phase :func:`fit_config` trains, in order: ``gmf``
+    and ``mlp`` then ``neumf`` (started from them: ``pretrain=True``) for NeuMF, else the
+    model alone."""
+    final, pre = pipeline_options(model, size, params, seed, threads, torch_options)
+    if pre is None:
+        return {model: final}
+    return {"gmf": pre, "mlp": pre, model: {**final, "pretrain": True}}
 
 
 def pipeline_options(
