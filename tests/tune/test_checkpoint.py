@@ -135,51 +135,24 @@ def test_a_checkpoint_of_other_settings_is_discarded(tmp_path: Path) -> None:
     params = {**reference("mf"), "epochs": 3}
     phases = phase_options("mf", 8, params, 0, 1)
     ck = TrialCheckpoint(tmp_path / "trial-0", params, phases, every=0)
-    fit_config(
-        "mf",
-        8,
-        params,
-        train,
-        seed=0,
-        threads=1,
-        on_epoch=lambda n, e, E, m: ck.epoch_done(n, e, E, m),
-    )
-    assert (tmp_path / "trial-0" / STATE_FILE).exists()  # saved at epochs 1 and 2
+
+    def save_two_epochs() -> None:
+        fit_config("mf", 8, params, train, seed=0, threads=1, on_epoch=ck.epoch_done)
+
+    save_two_epochs()
+    same = TrialCheckpoint(tmp_path / "trial-0", params, phases)
+    assert list(same.load(train)) == ["mf"] and same.saved == {"mf": 2}  # epochs 1, 2 saved
     other_params = TrialCheckpoint(tmp_path / "trial-0", {**params, "epochs": 4}, phases)
     assert other_params.load(train) == {} and not (tmp_path / "trial-0").exists()
 
-    fit_config(
-        "mf",
-        8,
-        params,
-        train,
-        seed=0,
-        threads=1,
-        on_epoch=lambda n, e, E, m: ck.epoch_done(n, e, E, m),
-    )
+    save_two_epochs()
     two_threads = phase_options("mf", 8, params, 0, 2)
     assert TrialCheckpoint(tmp_path / "trial-0", params, two_threads).load(train) == {}
 
-    fit_config(
-        "mf",
-        8,
-        params,
-        train,
-        seed=0,
-        threads=1,
-        on_epoch=lambda n, e, E, m: ck.epoch_done(n, e, E, m),
-    )
+    save_two_epochs()
     other_data = planted_split(n_users=70, n_items=40, per_user=8, n_negatives=20).train
     assert TrialCheckpoint(tmp_path / "trial-0", params, phases).load(other_data) == {}
 
-    fit_config(
-        "mf",
-        8,
-        params,
-        train,
-        seed=0,
-        threads=1,
-        on_epoch=lambda n, e, E, m: ck.epoch_done(n, e, E, m),
-    )
+    save_two_epochs()
     (tmp_path / "trial-0" / STATE_FILE).write_text("{not json")
     assert TrialCheckpoint(tmp_path / "trial-0", params, phases).load(train) == {}
