@@ -30,7 +30,7 @@ from dotrec.data.registry import load_dataset
 from dotrec.data.splits import Split
 from dotrec.eval.protocols import evaluate
 from dotrec.machine import machine_info, machine_line
-from dotrec.models import GMF, IALS, MLP, MatrixFactorization
+from dotrec.models import GMF, IALS, MLP, MatrixFactorization, NeuMF
 from dotrec.models.base import Model
 from dotrec.random import rng
 
@@ -136,7 +136,11 @@ def main() -> None:
             variants = [int(x) for x in args.steps.split(",")]
         for steps in variants:
             t = time.perf_counter()
-            rows = part.fold_in(lists) if steps is None else part.fold_in(lists, steps=steps)
+            if steps is None:
+                rows = part.fold_in(lists)
+            else:
+                assert isinstance(part, (GMF, MLP, NeuMF))  # only they take steps
+                rows = part.fold_in(lists, steps=steps)
             fold_s = time.perf_counter() - t
             folded = summary(Rows(sub.test_users, part.score_rows(rows)), sub)
             label = name if steps is None else f"{name} steps={steps}"

@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 from dotrec.bench.loadtest import free_port, start_server, stop_server, wait_ready  # noqa: E402
 from dotrec.bench.serving import catalog_model, parse_sizes  # noqa: E402
 from dotrec.machine import machine_line  # noqa: E402
-from dotrec.models import load_model  # noqa: E402
+from dotrec.models import DotProductModel, load_model  # noqa: E402
 from dotrec.random import rng  # noqa: E402
 from dotrec.retrieval import build_index, load_index, recall_at_k, save_index  # noqa: E402
 
@@ -87,7 +87,9 @@ def make_model(work: Path, n_items: int, n_users: int, target: float, seed: int)
     t = time.perf_counter()
     model, train = catalog_model(n_items, n_users, seed=seed)
     model.save(folder, dataset=f"synthetic-catalog-{n_items}", train=train)
-    model = load_model(folder)
+    loaded = load_model(folder)
+    assert isinstance(loaded, DotProductModel)
+    model = loaded
     index = build_index(model, "ivf", threads=2, seed=seed, recall_queries=1000)
     users = np.sort(rng(seed, "index_recall").choice(model.n_users, 1000, replace=False))
     for nprobe in (2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128):

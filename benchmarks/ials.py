@@ -190,7 +190,7 @@ def tune(
 
 
 def side_by_side(split: Split) -> None:
-    dim, epochs = PUBLISHED["embedding_dim"], PUBLISHED["epochs"]
+    dim, epochs = int(PUBLISHED["embedding_dim"]), int(PUBLISHED["epochs"])
     print(f"\n== dotrec vs implicit: d={dim}, {epochs} epochs, tuned on split.holdout() ==")
     holdout = split.holdout()
     dot_grid = [

@@ -222,7 +222,9 @@ def main() -> None:
     with PeakAnon() as peak:
         if cached.exists():  # built by an earlier run with these settings: its figures stand
             built = json.loads(cached.with_suffix(".json").read_text())
-            index = IVFPQIndex._restore(items, bias, built["params"], cached, a.threads)
+            restored = IVFPQIndex._restore(items, bias, built["params"], cached, a.threads)
+            assert isinstance(restored, IVFPQIndex)
+            index = restored
         else:
             index = IVFPQIndex(items, bias, threads=a.threads, seed=a.seed, **params)
     build_s = time.perf_counter() - t

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dotrec.data.registry import load_dataset
+from dotrec.data.splits import Split
 from dotrec.eval.protocols import evaluate_full, evaluate_sampled
 from dotrec.machine import machine_info, machine_line
 from dotrec.models import MatrixFactorization
@@ -35,7 +36,7 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def throughput(split, dim: int, threads: int, epochs: int = 3) -> float:
+def throughput(split: Split, dim: int, threads: int, epochs: int = 3) -> float:
     """SGD updates per second (one update = one labelled example) of a short fit."""
     m = MatrixFactorization(embedding_dim=dim, epochs=epochs, threads=threads, seed=0)
     t = time.perf_counter()

@@ -197,26 +197,26 @@ def run_quality(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         "negatives; full = all non-training items)"
     )
     for name, rows in per_seed.items():
-        m = {
+        mean: dict[str, Any] = {
             f"{p} {key}": statistics.fmean(r[p][key] for r in rows)
             for p in ("sampled", "full")
             for key in rows[0][p]
         }
-        m["fit_seconds"] = statistics.fmean(r["fit_seconds"] for r in rows)
-        m["epochs"] = [r["epochs"] for r in rows]
+        mean["fit_seconds"] = statistics.fmean(r["fit_seconds"] for r in rows)
+        mean["epochs"] = [r["epochs"] for r in rows]
         if name == "neumf":
-            m["pipeline_seconds"] = statistics.fmean(r["pipeline_seconds"] for r in rows)
-        means[name] = m
+            mean["pipeline_seconds"] = statistics.fmean(r["pipeline_seconds"] for r in rows)
+        means[name] = mean
         targets = TARGETS.get(name, {}) if (split.name, k) == ("ml-1m", 64) else {}
         verdict = "".join(
-            f"  [{key} target {t}: {'ok' if m['sampled ' + key] >= t else 'BELOW'}]"
+            f"  [{key} target {t}: {'ok' if mean['sampled ' + key] >= t else 'BELOW'}]"
             for key, t in targets.items()
         )
         log(
-            f"{name:6s} sampled HR@10 {m['sampled hr@10']:.4f} NDCG@10 "
-            f"{m['sampled ndcg@10']:.4f} | full HR@10 {m['full hr@10']:.4f} NDCG@10 "
-            f"{m['full ndcg@10']:.4f} MRR {m['full mrr']:.4f} | epochs {m['epochs']} "
-            f"fit {m['fit_seconds']:.0f}s" + verdict
+            f"{name:6s} sampled HR@10 {mean['sampled hr@10']:.4f} NDCG@10 "
+            f"{mean['sampled ndcg@10']:.4f} | full HR@10 {mean['full hr@10']:.4f} NDCG@10 "
+            f"{mean['full ndcg@10']:.4f} MRR {mean['full mrr']:.4f} | epochs {mean['epochs']} "
+            f"fit {mean['fit_seconds']:.0f}s" + verdict
         )
     if "neumf" in means:
         line = (
@@ -256,10 +256,10 @@ def run_speed(split: Split, args: argparse.Namespace) -> dict[str, Any]:
         for data in (warm, train):
             m = make()
             if pretrained:
-                f = m.factor  # type: ignore[attr-defined]
+                assert isinstance(m, NeuMF)
                 m.set_pretrained(
-                    GMF(factor=f, epochs=0, device=args.device).fit(data),  # type: ignore[attr-defined]
-                    MLP(factor=f, epochs=0, device=args.device).fit(data),
+                    GMF(factor=m.factor, epochs=0, device=args.device).fit(data),
+                    MLP(factor=m.factor, epochs=0, device=args.device).fit(data),
                 )
             r = timed_epoch(m, data)
         out[label] = r

@@ -13,6 +13,7 @@ ml-1m is 19,418 such steps. Run on a quiet machine:
 
 import threading
 import time
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ items = torch.randint(0, ni, (B * 2000,))
 labels = (torch.rand(B * 2000) < 0.2).float()
 
 
-def run_whole(steps, threads=2):
+def run_whole(steps: int, threads: int = 2) -> float:
     """The whole batch in one call per step, on ``threads`` intra-op threads."""
     torch.set_num_threads(threads)
     t = time.perf_counter()
@@ -49,12 +50,12 @@ def run_whole(steps, threads=2):
     return (time.perf_counter() - t) / steps * 1e6
 
 
-def run_halves(steps):
+def run_halves(steps: int) -> float:
     torch.set_num_threads(1)
-    out = [None, None]
+    out: list[Any] = [None, None]
     bar = threading.Barrier(2)
 
-    def worker(h):
+    def worker(h: int) -> None:
         for s in range(steps):
             sl = slice(s * B + h * B // 2, s * B + (h + 1) * B // 2)
             out[h] = forward_backward(torch, w, users[sl], items[sl], labels[sl], tower)
@@ -69,7 +70,7 @@ def run_halves(steps):
     return (time.perf_counter() - t) / steps * 1e6
 
 
-def run_products(steps, threads=2):
+def run_products(steps: int, threads: int = 2) -> float:
     """Only the nine bfloat16 products of a step (forward, input and weight gradients)."""
     torch.set_num_threads(threads)
     x = torch.randn(B, dims[0]).bfloat16()

@@ -105,7 +105,8 @@ def measure(
         with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as c:
             while len(pids) < workers:  # every worker up (new connections spread over them)
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {proc.stderr.read()!r}")
+                    err = proc.stderr.read() if proc.stderr is not None else b""
+                    raise RuntimeError(f"server did not start: {err!r}")
                 try:
                     pids.add(int(c.get(base + "/healthz", timeout=5).json()["pid"]))
                 except httpx.TransportError:

@@ -29,7 +29,7 @@ from dotrec.bench.serving import (  # noqa: E402
     write_reports,
 )
 from dotrec.machine import machine_line  # noqa: E402
-from dotrec.models import load_model  # noqa: E402
+from dotrec.models import DotProductModel, load_model  # noqa: E402
 
 
 def main() -> None:
@@ -59,6 +59,8 @@ def main() -> None:
         f"batched search {cfg.threads}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
     )
     model = None if a.model is None else load_model(a.model)
+    if model is not None and not isinstance(model, DotProductModel):
+        raise SystemExit(f"{a.model}: a {model.name} model has no item vectors to index")
     res = run_serving_bench(
         cfg, model, source_name=str(a.model or ""), log=lambda msg: print(msg, flush=True)
     )

@@ -45,7 +45,7 @@ from dotrec.data.interactions import Interactions
 from dotrec.data.registry import load_dataset
 from dotrec.eval.protocols import evaluate
 from dotrec.machine import machine_line
-from dotrec.models import MODELS, Model
+from dotrec.models import MODELS, Model, NeuMF
 from dotrec.random import rng
 from dotrec.tune.spaces import Choice, Float, Int, fit_config, reference, space, width_for_size
 
@@ -81,12 +81,11 @@ def ncf_epoch(
         "threads": threads,
         **torch_options,
     }
-    m = MODELS[name](**opts)
-    if name == "neumf":
+    m = MODELS[name].from_config(opts)
+    if isinstance(m, NeuMF):
         pre = {"factor": factor, "epochs": 0, "threads": threads, **torch_options}
         m.set_pretrained(
-            MODELS["gmf"](**pre).fit(train),  # type: ignore[attr-defined]
-            MODELS["mlp"](**pre).fit(train),
+            MODELS["gmf"].from_config(pre).fit(train), MODELS["mlp"].from_config(pre).fit(train)
         )
     return timed(lambda: m.fit(train))[0] / frac
 
@@ -194,7 +193,7 @@ def measure(
     sample = train.select(rng(0, "study_cost_sample").random(len(train)) < a.sample)
     frac = len(sample) / len(train)
     for name in NCF[:2]:  # warm-up: torch's lazy imports, numba's compilation
-        MODELS[name](epochs=1, threads=a.threads, **torch_options).fit(sample)
+        MODELS[name].from_config({"epochs": 1, "threads": a.threads, **torch_options}).fit(sample)
     print(
         f"{split.name}: {len(train)} training pairs; NCF epochs timed on {len(sample)} "
         f"({frac:.1%}) and scaled up",

@@ -139,7 +139,7 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(WT / "src") + os.pathsep + str(WT)}
     env.setdefault("DOTREC_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    results = []
+    results: list[dict[str, str | bool]] = []
     for name, (test, path, old, new, what) in CASES.items():
         if args.only and args.only not in name:
             continue
