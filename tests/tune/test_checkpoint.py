@@ -142,6 +142,11 @@ def test_a_checkpoint_of_other_settings_is_discarded(tmp_path: Path) -> None:
     save_two_epochs()
     same = TrialCheckpoint(tmp_path / "trial-0", params, phases)
     assert list(same.load(train)) == ["mf"] and same.saved == {"mf": 2}  # epochs 1, 2 saved
+    assert sorted(p.name for p in (tmp_path / "trial-0").iterdir()) == ["mf-2", STATE_FILE]
+    # Killed after writing the next model but before state.json named it: epoch 2 still reads.
+    third = fit_config("mf", 8, params, train, seed=0, threads=1)
+    third.save(tmp_path / "trial-0" / "mf-3")
+    assert same.load(train)["mf"].epochs_done == 2
     other_params = TrialCheckpoint(tmp_path / "trial-0", {**params, "epochs": 4}, phases)
     assert other_params.load(train) == {} and not (tmp_path / "trial-0").exists()
 

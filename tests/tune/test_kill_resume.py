@@ -51,6 +51,8 @@ def test_resume_after_sigkill_mid_trial(tmp_path: Path) -> None:
         str(tmp_path),
         "--study",
         "kill-test",
+        "--checkpoint-every",
+        "0",
     )
     proc = start_dotrec(*args)
     storage: optuna.storages.RDBStorage | None = None
@@ -98,6 +100,15 @@ def test_resume_after_sigkill_mid_trial(tmp_path: Path) -> None:
     # The killed trial's machine time is its time to its latest epoch, not to the moment the
     # next run found it stale.
     dead = next(t for t in ts if t.number == victim.number)
+    # The retry resumed from the victim's checkpoint (written after every epoch here; one being
+    # written when the kill came is never read half-done), with the values reported before it.
+    last = max(dead.intermediate_values)
+    saved = retried[0].user_attrs["resumed_from"]["mf"]
+    assert last - 1 <= saved <= last
+    for step in range(1, saved + 1):
+        assert retried[0].intermediate_values[step] == dead.intermediate_values[step]
+    assert retried[0].intermediate_values.keys() == set(range(1, victim.params["epochs"] + 1))
+    assert not list((tmp_path / "trial-checkpoints").rglob("trial-*"))  # all finished
     assert dead.datetime_complete is not None and dead.datetime_start is not None
     elapsed = dead.user_attrs["elapsed_seconds"]
     assert 0 < elapsed < (dead.datetime_complete - dead.datetime_start).total_seconds()

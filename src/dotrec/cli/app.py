@@ -144,6 +144,18 @@ def early_stopping_option(help: str) -> Any:
     return typer.Option(0, "--early-stopping", min=0, help=help)
 
 
+def checkpoint_every_option() -> Any:
+    """``--checkpoint-every S``: seconds between two checkpoints of a running trial."""
+    return typer.Option(
+        600.0,
+        "--checkpoint-every",
+        min=0.0,
+        help="Save the running trial's model at most every S seconds (in OUT/trial-checkpoints/; "
+        "0: after every epoch), so that a trial killed mid-run resumes there when the command "
+        "is run again.",
+    )
+
+
 def k_option(help: str = "Cut-off for HR@k / NDCG@k.") -> Any:
     """``-k``, a positive cut-off (0 or less is a usage error)."""
     return typer.Option(10, "-k", min=1, help=help)

@@ -21,6 +21,7 @@ from dotrec._optional import import_optional
 from dotrec.cli._common import load_split, print_table, with_data_options
 from dotrec.cli.app import (
     app,
+    checkpoint_every_option,
     console,
     data_dir_option,
     dataset_option,
@@ -144,6 +145,7 @@ def study_cmd(
         "trains that epoch count. 0 = off (every sampled epoch)."
     ),
     heartbeat: int = heartbeat_option(),
+    checkpoint_every: float = checkpoint_every_option(),
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
     device: str = device_option(),
@@ -181,6 +183,7 @@ def study_cmd(
         holdout_negatives=holdout_negatives,
         holdout_users=holdout_users or None,
         early_stopping=early_stopping or None,
+        checkpoint_every=checkpoint_every,
         **torch_options("neumf", optimizer, precision, device),
     )
     if status:

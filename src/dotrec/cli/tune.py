@@ -31,6 +31,7 @@ from dotrec.artifacts import atomic_write_bytes
 from dotrec.cli._common import LoggedProgress, load_split, print_table, with_data_options
 from dotrec.cli.app import (
     app,
+    checkpoint_every_option,
     console,
     data_dir_option,
     dataset_option,
@@ -164,6 +165,7 @@ def tune_cmd(
         "trains that epoch count. 0 = off (every sampled epoch)."
     ),
     heartbeat: int = heartbeat_option(),
+    checkpoint_every: float = checkpoint_every_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     optimizer: str = optimizer_option(),
     precision: str = precision_option(),
@@ -200,6 +202,7 @@ def tune_cmd(
             on_progress=TrialDisplay(progress, task, metric),
             torch_options=torch_options(model_name, optimizer, precision, device),
             checkpoints=out / CHECKPOINTS_DIR,
+            checkpoint_every=checkpoint_every,
         )
     path = out / (re.sub(r"[^A-Za-z0-9_.-]+", "_", result.study_name) + ".json")
     atomic_write_bytes(path, json.dumps(asdict(result), indent=1, default=str).encode())

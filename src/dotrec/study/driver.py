@@ -59,7 +59,7 @@ from dotrec.tune import (
     tune,
     width_for_size,
 )
-from dotrec.tune.checkpoint import CHECKPOINTS_DIR
+from dotrec.tune.checkpoint import CHECKPOINTS_DIR, DEFAULT_EVERY
 from dotrec.tune.spaces import check_model
 
 #: The two kinds of split a study runs on: leave-one-out (:class:`Split`) and given by files
@@ -112,6 +112,8 @@ class StudyConfig:
     holdout_users: int | None = None
     #: Patience of early stopping inside each tuning trial (None: off).
     early_stopping: int | None = None
+    #: Seconds between two checkpoints of a running trial (:mod:`dotrec.tune.checkpoint`).
+    checkpoint_every: float = DEFAULT_EVERY
     #: GMF, MLP and NeuMF: "adam" or "lazy_adam", "fp32" or "bf16", "cpu", "cuda" or "auto".
     optimizer: str = "adam"
     precision: str = "fp32"
@@ -458,6 +460,7 @@ def run_cell(
         on_progress=listener.tuning,
         torch_options=config.torch_options(),
         checkpoints=out / CHECKPOINTS_DIR,
+        checkpoint_every=config.checkpoint_every,
     )
     if result.best_trial is None:
         raise ConfigError(

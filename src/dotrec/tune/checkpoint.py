@@ -11,10 +11,11 @@ reports the same values again, and trains on from the saved epoch.
 
 Layout: ``ROOT/STUDY/trial-N/`` (``N`` the number of the first trial of a retry chain; the
 key travels to the retry in the ``checkpoint`` user attribute, which Optuna copies),
-holding one model artifact per phase trained so far (``gmf``, ``mlp``, then the trial's own
-model) and ``state.json`` (the parameters, each saved phase's epoch and the values), written
-last, so a checkpoint is only read once it is whole. A finished trial removes its folder;
-:func:`sweep` removes the folders no running or queued trial will read.
+holding one model artifact per phase trained so far (``gmf-E``, ``mlp-E``, then the trial's
+own model, ``E`` the epoch saved) and ``state.json`` (the parameters, each saved phase's epoch
+and the values), written after the model it names and before the older model is removed, so a
+process killed at any moment leaves a checkpoint that reads whole. A finished trial removes
+its folder; :func:`sweep` removes the folders no running or queued trial will read.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class TrialCheckpoint:
                 return self._discard()
             models: dict[str, Model] = {}
             for name, epoch in state["saved"].items():
-                m = load_model(self.folder / name)
+                m = load_model(self._path(name, int(epoch)))
                 wanted = MODELS[name](**self.expected[name]).config()
                 if (
                     m.name != name
@@ -97,6 +98,9 @@ class TrialCheckpoint:
         self.saved = {name: int(e) for name, e in state["saved"].items()}
         self.values = {int(step): float(v) for step, v in state["values"].items()}
         return models
+
+    def _path(self, phase: str, epoch: int) -> Path:
+        return self.folder / f"{phase}-{epoch}"
 
     def _discard(self) -> dict[str, Model]:
         self.remove()
@@ -114,7 +118,10 @@ class TrialCheckpoint:
                 return False  # the trial's last epoch: it is about to finish
         elif time.monotonic() - self._last_save < self.every:
             return False
-        model.save(self.folder / phase)
+        # A new folder per save, named in state.json only once whole, and the old one removed
+        # after: a kill at any point leaves a state.json whose models all exist.
+        model.save(self._path(phase, epoch))
+        previous = self.saved.get(phase)
         self.saved[phase] = epoch
         state = {
             "params": self.params,
@@ -122,6 +129,8 @@ class TrialCheckpoint:
             "values": {str(s): v for s, v in sorted(self.values.items())},
         }
         atomic_write_bytes(self.folder / STATE_FILE, json.dumps(state, indent=1).encode())
+        if previous is not None and previous != epoch:
+            shutil.rmtree(self._path(phase, previous), ignore_errors=True)
         self._last_save = time.monotonic()
         return True
 
