@@ -241,6 +241,7 @@ def test_study_models_serve_over_http(study: tuple[StudyResult, Path]) -> None:
 def test_status_reads_each_cell_from_storage_and_records(
     study: tuple[StudyResult, Path], tmp_path: Path
 ) -> None:
+    import json
     import shutil
 
     import optuna
@@ -292,3 +293,13 @@ def test_status_reads_each_cell_from_storage_and_records(
     r = CliRunner().invoke(app, [*args, "--dims", "4,8", "--trials", "2", "--seeds", "2"])
     assert r.exit_code == 0, r.output
     assert "6 of 6 cells done" in r.output and "2/2" in r.output
+    # A killed trial's checkpoint (tests/tune/test_checkpoint.py) shows where a rerun resumes.
+    state = finished_out / "trial-checkpoints" / "planted_gmf_d8" / "trial-9" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"params": {}, "saved": {"gmf": 5}, "values": {}}))
+    gmf8 = study_status(CONFIG, finished_out)[5]
+    assert (gmf8.model, gmf8.size, gmf8.checkpoints) == ("gmf", 8, {"trial-9": {"gmf": 5}})
+    assert not any(s.checkpoints for s in study_status(CONFIG, finished_out)[:5])
+    wide = {"COLUMNS": "200"}  # one table row per line
+    r = CliRunner().invoke(app, [*args, "--dims", "4,8", "--trials", "2", "--seeds", "2"], env=wide)
+    assert re.search(r"│ gmf .*│ 2/2, trial-9 saved at gmf epoch 5 .*│", r.output), r.output

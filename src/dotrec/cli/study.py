@@ -235,6 +235,9 @@ def _print_status(config: StudyConfig, out: Path, dataset: str) -> None:
         trials = [f"{c.finished}/{c.n_trials}"] + [
             f"{n} {what}" for n, what in (*counts, (c.running, "running")) if n
         ]
+        for key, saved in c.checkpoints.items():  # the latest phase saved is the last
+            phase, epoch = list(saved.items())[-1]
+            trials.append(f"{key} saved at {phase} epoch {epoch}")
         t.add_row(
             c.model,
             str(c.counted_size),

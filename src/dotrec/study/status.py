@@ -11,7 +11,7 @@ from the Optuna storage (studies named ``DATASET:MODEL:dSIZE``) and the seed rec
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from dotrec.errors import ArtifactError, ConfigError
 from dotrec.study.driver import StudyConfig, cell_dir
 from dotrec.tune import counted_size, default_storage, open_storage, redact
+from dotrec.tune.checkpoint import CHECKPOINTS_DIR, saved_checkpoints, study_folder
 from dotrec.tune.runner import TuneResult, summarize
 
 
@@ -40,6 +41,8 @@ class CellStatus:
     running: int = 0
     seeds: int = 0
     fit_seconds: float = 0.0
+    #: Trial checkpoints a rerun resumes from: trial key -> saved phase -> epoch.
+    checkpoints: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def counted_size(self) -> int:
@@ -124,8 +127,9 @@ def study_status(
             for model in config.models:
                 seeds, fit_seconds = _fits(config, out, model, size)
                 name = names.get((model, size))
-                tuning, running = None, 0
+                tuning, running, checkpoints = None, 0, {}
                 if name is not None:
+                    checkpoints = saved_checkpoints(study_folder(out / CHECKPOINTS_DIR, name))
                     study = optuna.load_study(study_name=name, storage=storage)
                     tuning = summarize(study, config.n_trials, storage_url=url)
                     running = sum(
@@ -141,6 +145,7 @@ def study_status(
                         running,
                         seeds,
                         fit_seconds,
+                        checkpoints,
                     )
                 )
         return cells

@@ -139,6 +139,19 @@ class TrialCheckpoint:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def saved_checkpoints(folder: Path) -> dict[str, dict[str, int]]:
+    """The trial checkpoints in ``folder``: each trial key's saved phases and their epochs (a
+    checkpoint that cannot be read is left out; the next run discards it)."""
+    found: dict[str, dict[str, int]] = {}
+    for state in sorted(folder.glob(f"trial-*/{STATE_FILE}")):
+        try:
+            saved = json.loads(state.read_text(encoding="utf-8"))["saved"]
+            found[state.parent.name] = {str(k): int(v) for k, v in saved.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return found
+
+
 def sweep(folder: Path, keep: Iterable[str]) -> list[str]:
     """Remove the trial checkpoints in ``folder`` except those named in ``keep`` (the keys
     of running and queued trials); returns the names removed."""
