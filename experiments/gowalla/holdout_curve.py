@@ -6,8 +6,11 @@ the test file is never read. Each argument is one run, ``DIM,REG,UNOBSERVED_WEIG
     python experiments/gowalla/holdout_curve.py 1024,0.0067,0.0145,0.91,8
 
 prints ``dim reg uw nu epoch recall ndcg seconds`` per epoch (ials_d1024_holdout.log).
+With ``HOLDOUT_USERS=3000`` the holdout items of the seeded 3,000 users of the studies run with
+``--holdout-users 3000`` are scored instead of every user's (ials_d1024_holdout_u3000.log).
 """
 
+import os
 import sys
 import time
 
@@ -17,7 +20,9 @@ from dotrec.models.base import Model
 from dotrec.models.ials import IALS
 
 split = load_file_split("gowalla")
-holdout = tuning_holdout(split, seed=0, negatives=99)
+holdout = tuning_holdout(
+    split, seed=0, negatives=99, users=int(os.environ.get("HOLDOUT_USERS", 0)) or None
+)
 for spec in sys.argv[1:]:
     d, reg, uw, nu, epochs = spec.split(",")
     model = IALS(
@@ -28,6 +33,7 @@ for spec in sys.argv[1:]:
         epochs=int(epochs),
         stddev=0.166,
         seed=0,
+        threads=2,
     )
     start = time.time()
 

@@ -17,7 +17,12 @@ import numpy as np
 def rows(study: Path) -> list[str]:
     """One markdown row per cell of ``study`` with at least one finished seed."""
     out = []
-    for cell in sorted((study / "cells").iterdir()):
+
+    def order(cell: Path) -> tuple[str, int]:  # by model, then size as a number
+        model, _, size = cell.name.rpartition("-d")
+        return model, int(size)
+
+    for cell in sorted((study / "cells").iterdir(), key=order):
         seeds = sorted(cell.glob("seed*.json"))
         tuning_file = cell / "tuning.json"
         if not seeds or not tuning_file.exists():
