@@ -303,3 +303,19 @@ def test_status_reads_each_cell_from_storage_and_records(
     wide = {"COLUMNS": "200"}  # one table row per line
     r = CliRunner().invoke(app, [*args, "--dims", "4,8", "--trials", "2", "--seeds", "2"], env=wide)
     assert re.search(r"│ gmf .*│ 2/2, trial-9 saved at gmf epoch 5 .*│", r.output), r.output
+
+
+def test_published_points_keep_sources_and_equal_values_apart() -> None:
+    from dotrec.study.report import published_points
+
+    ml1m = [p for p in PUBLISHED if p.dataset == "ml-1m"]
+    points = published_points(ml1m)
+    assert [p for p, _, _ in points] == ml1m  # all three have a size
+    marker = {p.by: m for p, _, m in points}
+    assert set(marker) == {"Rendle et al. 2020", "He et al. 2017"}
+    assert marker["Rendle et al. 2020"] == "*" and marker["He et al. 2017"] != "*"
+    xs = [x for _, x, _ in points]
+    assert len(set(xs)) == 3 and xs == sorted(xs)  # side by side, in table order
+    assert all(192 / 1.1 < x < 192 * 1.1 for x in xs)
+    gowalla = [p for p in PUBLISHED if p.dataset == "gowalla"]
+    assert published_points(gowalla) == []  # no size: drawn as a band, not as points

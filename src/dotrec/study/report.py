@@ -361,11 +361,35 @@ def hyperparameter_table(result: StudyResult) -> Table:
     )
 
 
+#: Marker shapes of published results in :func:`plot_quality`, one per source.
+_SOURCE_MARKERS = ("*", "D", "P", "X", "^")
+
+
+def published_points(published: list[Published]) -> list[tuple[Published, float, str]]:
+    """Where and how :func:`plot_quality` draws each published result that has a size.
+
+    Returns (result, x, marker): one marker shape per source (``by``, else the full
+    citation), so that Rendle et al.'s and He et al.'s numbers stay apart; the results of one
+    size side by side around it on the log-2 axis, so that equal values stay visible.
+    """
+    sized = [p for p in published if p.size is not None]
+    sources = list(dict.fromkeys(p.by or p.source for p in sized))
+    points = []
+    for p in sized:
+        at = [q for q in sized if q.size == p.size]
+        offset = 0.05 * (at.index(p) - (len(at) - 1) / 2)
+        marker = _SOURCE_MARKERS[sources.index(p.by or p.source) % len(_SOURCE_MARKERS)]
+        points.append((p, float(p.size or 0) * 2**offset, marker))
+    return points
+
+
 def plot_quality(result: StudyResult) -> bytes:
     """PNG: every protocol's metrics against embedding size, per model (one row per protocol).
 
-    Published results with a size are stars; the range of those without (reference models on
-    a split given by files) is a grey band, their values are in the results table.
+    Published results with a size are large markers in the model's colour, one marker shape
+    per source (a star for the first, then a diamond, ...); the range of those without
+    (reference models on a split given by files) is a grey band, their values are in the
+    results table.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -413,18 +437,16 @@ def plot_quality(result: StudyResult) -> bytes:
                     alpha=0.3,
                     label=f"published range ({_plural(len(unsized), 'model')}, see the table)",
                 )
-            for p in comparable:
-                if p.size is None:
-                    continue
+            for p, x, marker in published_points(comparable):
                 ax.plot(
-                    [p.size],
+                    [x],
                     [p.metrics[key]],
-                    marker="*",
-                    markersize=12,
+                    marker=marker,
+                    markersize=12 if marker == "*" else 8,
                     linestyle="none",
                     color=colors[p.model],
                     markeredgecolor="black",
-                    label=f"{p.model} (published)",
+                    label=f"{p.model}, published" + (f" ({p.by})" if p.by else ""),
                 )
             ax.set_xscale("log", base=2)
             ax.set_xticks(sizes)
@@ -625,7 +647,7 @@ def report_blocks(result: StudyResult) -> list[Block]:
             f"{plotted} against embedding size (the layout of Rendle et al. 2020, Figure 2), "
             "with published numbers "
             + (
-                "as stars"
+                "as large markers, one shape per source (a star for the first)"
                 if loo
                 else "as a grey band from the lowest to the highest (they have no embedding size)"
             )
