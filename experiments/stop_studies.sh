@@ -4,13 +4,21 @@
 # an integrity check on a copy), ready to commit. The next run marks the trial that was
 # running as failed (stale) and continues; only that trial's work is lost.
 # The ml-1m study's part is then recorded in experiments/study-ml1m/parts.md (its hours, cells
-# and trials; experiments/record_part.py with the settings of experiments/study_ml1m_queue.sh).
+# and trials; experiments/record_part.py with the settings of experiments/study_ml1m_queue.sh),
+# and the report of its cells done so far written to experiments/study-ml1m/interim/ (before
+# the checkpoint, so that whatever it opens in the storage is checkpointed too).
 # Run from the repository root:  bash experiments/stop_studies.sh && git add -A experiments
 set -euo pipefail
 pkill -f 'experiments/(queue|gowalla_queue|study_ml1m_queue).sh' || true
 pkill -f 'dotrec study' || true
 for _ in $(seq 60); do pgrep -f 'dotrec study' >/dev/null || break; sleep 1; done
 if pgrep -f 'dotrec study' >/dev/null; then echo "a dotrec study is still running" >&2; exit 1; fi
+if [ -f experiments/study-ml1m/optuna.db ]; then
+  DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}" .venv/bin/dotrec study --dataset ml-1m \
+    --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3 \
+    --optimizer lazy_adam --precision fp32 --threads 2 --out experiments/study-ml1m --interim \
+    > /dev/null
+fi
 for db in experiments/study-*/optuna.db; do
   .venv/bin/python - "$db" <<'PY'
 import shutil, sqlite3, sys, tempfile

@@ -319,3 +319,43 @@ def test_published_points_keep_sources_and_equal_values_apart() -> None:
     assert all(192 / 1.1 < x < 192 * 1.1 for x in xs)
     gowalla = [p for p in PUBLISHED if p.dataset == "gowalla"]
     assert published_points(gowalla) == []  # no size: drawn as a band, not as points
+
+
+def test_interim_reads_the_done_cells_and_trains_nothing(
+    split: Split, study: tuple[StudyResult, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    import optuna
+
+    from dotrec.errors import ConfigError
+
+    result, finished_out = study
+    out = tmp_path / "study"
+    shutil.copytree(finished_out, out)
+    url = f"sqlite:///{out / 'optuna.db'}"
+
+    def trials() -> dict[str, int]:
+        return {
+            s.study_name: s.n_trials
+            for s in optuna.get_all_study_summaries(url, include_best_trial=False)
+        }
+
+    before = trials()
+    more = dataclasses.replace(CONFIG, dims=(4, 8, 16))  # size 16 not started
+    interim = run_study(split, more, out, interim=True)
+    assert [(c.model, c.size) for c in interim.cells] == [(c.model, c.size) for c in result.cells]
+    for new, old in zip(interim.cells, result.cells, strict=True):
+        assert new.tuning.best_params == old.tuning.best_params
+        assert [r.summaries for r in new.runs] == [r.summaries for r in old.runs]
+    assert trials() == before  # no trial run, no study created for size 16
+    assert not (out / "cells" / "mf-d16").exists()
+    md = write_report(interim, tmp_path / "interim")[0].read_text()
+    assert md.startswith("# dotrec study: planted (interim: 6 of 9 cells)")
+    assert "not yet: mf 16, ials 16, gmf 16." in md
+    full = write_report(result, tmp_path / "full")[0].read_text()
+    assert "interim" not in full.lower()
+    # A cell whose final fits are short of the seeds is not done: here, none is.
+    with pytest.raises(ConfigError, match="no cell of the study"):
+        run_study(split, dataclasses.replace(CONFIG, n_seeds=3), out, interim=True)
+    assert not list(out.glob("cells/*/seed2.json"))

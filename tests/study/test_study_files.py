@@ -261,6 +261,14 @@ def test_cli_study_on_a_folder_of_files(tmp_path: Path) -> None:
     assert "holdout Recall@10" in md and "Precision@10" in md
     assert "published [" not in md and "No published numbers are shown" in md
     assert (cell_dir(out, "ials", 4) / "seed0.npz").exists()
+    # --interim with one more model: the two cells done, in OUT/interim/, gmf not trained.
+    wider = [*args, "--interim"]
+    wider[wider.index("mf,ials")] = "mf,ials,gmf"
+    r = runner.invoke(app, wider)
+    assert r.exit_code == 0, r.output
+    assert "interim report of 2 of 3 cells" in r.output
+    assert "(interim: 2 of 3 cells)" in (out / "interim" / "report.md").read_text()
+    assert not cell_dir(out, "gmf", 4).exists()
     r = runner.invoke(app, [*args[:-1], str(tmp_path / "rr"), "--metric", "rr"])
     assert isinstance(r.exception, ConfigError)
     assert "metric must be one of ndcg, hr, recall" in str(r.exception)

@@ -45,6 +45,9 @@ from dotrec.cli.train import parse_int_list
 from dotrec.cli.tune import TrialDisplay, load_optuna, trial_progress
 from dotrec.data.registry import DataOptions
 
+#: Where ``--interim`` writes its report, inside the study's folder.
+INTERIM_DIR = "interim"
+
 if TYPE_CHECKING:  # Optuna and matplotlib (extras) are imported only when the command runs
     from dotrec.study import Cell, StudyConfig
     from dotrec.tune import TuneProgress
@@ -155,12 +158,19 @@ def study_cmd(
         help="Print where the study in --out stands (each cell's trials, best holdout value, "
         "final fits and machine hours) and exit; runs nothing and reads no data.",
     ),
+    interim: bool = typer.Option(
+        False,
+        "--interim",
+        help="Write the report of the cells done so far into OUT/interim/ (marked interim) "
+        "and exit; trains nothing, so it may run beside the study.",
+    ),
     data_options: DataOptions = DataOptions(),
 ) -> None:
     """Tune, retrain and test every model at every size; print the table, write the report.
 
     A study resumes where it stopped: rerun the same command. ``--status`` (with the same
-    --out, --models, --dims, --trials and --seeds) shows how far it is.
+    --out, --models, --dims, --trials and --seeds) shows how far it is, ``--interim``
+    reports the cells done so far.
     """
     load_optuna()
     from dotrec.study import StudyConfig, run_study, write_report
@@ -192,8 +202,8 @@ def study_cmd(
     import_optional("matplotlib", "the study report", "pip install 'dotrec[plots]'")
     split = load_split(dataset, data_dir, seed, options=data_options)
     with trial_progress() as progress:
-        result = run_study(split, config, out, StudyDisplay(progress, metric, k))
-    md, page = write_report(result, out)
+        result = run_study(split, config, out, StudyDisplay(progress, metric, k), interim)
+    md, page = write_report(result, out / INTERIM_DIR if interim else out)
     table = results_table(result, compact=True)
     sd = max(
         (
@@ -218,7 +228,11 @@ def study_cmd(
     for row in table.rows:
         t.add_row(*row)
     print_table(t)
-    console.print(f"study finished in {result.wall_seconds:.0f} s; report: {md} and {page}")
+    if interim:
+        planned = len(config.models) * len(config.dims)
+        console.print(f"interim report of {len(result.cells)} of {planned} cells: {md} and {page}")
+    else:
+        console.print(f"study finished in {result.wall_seconds:.0f} s; report: {md} and {page}")
 
 
 def _print_status(config: StudyConfig, out: Path, dataset: str) -> None:

@@ -594,8 +594,26 @@ def report_blocks(result: StudyResult) -> list[Block]:
     )
     plotted = f"{', '.join(first)} and {last}"
     loo = result.kind == LEAVE_ONE_OUT
+    done = {(c.model, c.size) for c in result.cells}
+    missing = [f"{m} {d}" for d in cfg.dims for m in cfg.models if (m, d) not in done]
+    planned = len(cfg.dims) * len(cfg.models)
     blocks: list[Block] = [
-        Heading(1, f"dotrec study: {result.dataset}"),
+        Heading(
+            1,
+            f"dotrec study: {result.dataset}"
+            + (f" (interim: {len(done)} of {planned} cells)" if missing else ""),
+        ),
+    ]
+    if missing:
+        blocks.append(
+            Para(
+                f"Interim report: {len(done)} of {planned} cells are done; not yet: "
+                f"{', '.join(missing)}. At a size with a cell not yet done, the comparison is "
+                "between the finished cells only, and the figures stop where the cells do; "
+                "the study's own report follows when every cell is done."
+            )
+        )
+    blocks += [
         Bullets(
             (
                 f"models: {', '.join(cfg.models)}; embedding sizes: "
