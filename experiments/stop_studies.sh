@@ -17,7 +17,7 @@ if [ -f experiments/study-ml1m/optuna.db ]; then
   DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}" .venv/bin/dotrec study --dataset ml-1m \
     --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3 \
     --optimizer lazy_adam --precision fp32 --threads 2 --out experiments/study-ml1m --interim \
-    > /dev/null
+    > /dev/null || echo "no interim report (see the error above); the storage is kept" >&2
 fi
 for db in experiments/study-*/optuna.db; do
   .venv/bin/python - "$db" <<'PY'
