@@ -329,6 +329,7 @@ def test_interim_reads_the_done_cells_and_trains_nothing(
     import optuna
 
     from dotrec.errors import ConfigError
+    from dotrec.study.status import interim_study
 
     result, finished_out = study
     out = tmp_path / "study"
@@ -343,7 +344,7 @@ def test_interim_reads_the_done_cells_and_trains_nothing(
 
     before = trials()
     more = dataclasses.replace(CONFIG, dims=(4, 8, 16))  # size 16 not started
-    interim = run_study(split, more, out, interim=True)
+    interim = interim_study(split, more, out)
     assert [(c.model, c.size) for c in interim.cells] == [(c.model, c.size) for c in result.cells]
     for new, old in zip(interim.cells, result.cells, strict=True):
         assert new.tuning.best_params == old.tuning.best_params
@@ -357,5 +358,5 @@ def test_interim_reads_the_done_cells_and_trains_nothing(
     assert "interim" not in full.lower()
     # A cell whose final fits are short of the seeds is not done: here, none is.
     with pytest.raises(ConfigError, match="no cell of the study"):
-        run_study(split, dataclasses.replace(CONFIG, n_seeds=3), out, interim=True)
+        interim_study(split, dataclasses.replace(CONFIG, n_seeds=3), out)
     assert not list(out.glob("cells/*/seed2.json"))

@@ -176,6 +176,7 @@ def study_cmd(
     from dotrec.study import StudyConfig, run_study, write_report
     from dotrec.study.driver import PROTOCOL_METRICS
     from dotrec.study.report import results_table
+    from dotrec.study.status import interim_study
 
     config = StudyConfig(
         models=tuple(m.strip() for m in models.split(",") if m.strip()),
@@ -202,7 +203,11 @@ def study_cmd(
     import_optional("matplotlib", "the study report", "pip install 'dotrec[plots]'")
     split = load_split(dataset, data_dir, seed, options=data_options)
     with trial_progress() as progress:
-        result = run_study(split, config, out, StudyDisplay(progress, metric, k), interim)
+        display = StudyDisplay(progress, metric, k)
+        if interim:
+            result = interim_study(split, config, out, display)
+        else:
+            result = run_study(split, config, out, display)
     md, page = write_report(result, out / INTERIM_DIR if interim else out)
     table = results_table(result, compact=True)
     sd = max(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -515,41 +516,32 @@ def run_study(
     config: StudyConfig,
     out: str | Path,
     listener: StudyListener | None = None,
-    interim: bool = False,
+    cells: Collection[tuple[str, int]] | None = None,
 ) -> StudyResult:
     """Run (or resume) every cell of ``config`` on ``split``; results and storage in ``out``.
 
     ``config.metric`` must suit the split's kind (:func:`dotrec.eval.holdout.check_metric`):
     ndcg, hr or rr for leave-one-out, ndcg, recall or hr (read as recall) for files.
-
-    ``interim``: only the cells already done (trial budget reached, every seed recorded) are
-    read, nothing is trained; for an interim report of a study that runs for days, also while
-    another process runs it. An error if no cell is done yet.
+    ``cells``: only these (model, size) cells, in the study's order (an interim report reads
+    the done ones: :func:`dotrec.study.status.interim_study`).
     """
     check_metric(split, config.metric)
     out = Path(out)
     listener = listener or SilentListener()
     url = config.storage or default_storage(out)
     todo = [(m, d) for d in config.dims for m in config.models]
-    if interim:
-        from dotrec.study.status import study_status  # it reads this module's records
-
-        done = {
-            (c.model, c.size) for c in study_status(config, out, split.name) if c.state == "done"
-        }
-        todo = [cell for cell in todo if cell in done]
-        if not todo:
-            raise ConfigError(f"no cell of the study in {out} is done yet: nothing to report")
+    if cells is not None:
+        todo = [cell for cell in todo if cell in cells]
     storage = open_storage(url, config.heartbeat)
     start = time.monotonic()
-    cells: list[Cell] = []
+    results: list[Cell] = []
     for index, (model, size) in enumerate(todo):
         listener.cell_started(index, len(todo), model, size)
-        cells.append(run_cell(split, model, size, config, out, storage, listener))
+        results.append(run_cell(split, model, size, config, out, storage, listener))
     return StudyResult(
         dataset=split.name,
         config=config,
-        cells=tuple(cells),
+        cells=tuple(results),
         n_test=len(split.test_users),
         n_negatives=None if isinstance(split, FileSplit) else int(split.negatives.shape[1]),
         wall_seconds=time.monotonic() - start,

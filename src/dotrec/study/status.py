@@ -17,8 +17,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from dotrec.data.splits import FileSplit, Split
 from dotrec.errors import ArtifactError, ConfigError
-from dotrec.study.driver import StudyConfig, cell_dir
+from dotrec.study.driver import StudyConfig, StudyListener, StudyResult, cell_dir, run_study
 from dotrec.tune import counted_size, default_storage, open_storage, redact
 from dotrec.tune.checkpoint import CHECKPOINTS_DIR, saved_checkpoints, study_folder
 from dotrec.tune.runner import TuneResult, summarize
@@ -151,3 +152,18 @@ def study_status(
         return cells
     finally:
         storage.engine.dispose()
+
+
+def interim_study(
+    split: Split | FileSplit,
+    config: StudyConfig,
+    out: str | Path,
+    listener: StudyListener | None = None,
+) -> StudyResult:
+    """The cells of ``config`` already done in ``out`` (trial budget reached, every seed
+    recorded), read and not trained: an interim report of a study that runs for days, also
+    while another process runs it (``dotrec study --interim``). An error if none is done."""
+    done = [(c.model, c.size) for c in study_status(config, out, split.name) if c.state == "done"]
+    if not done:
+        raise ConfigError(f"no cell of the study in {out} is done yet: nothing to report")
+    return run_study(split, config, out, listener, cells=done)
