@@ -1,11 +1,13 @@
-"""Where a study stands, read from its storage and cell records; nothing is run or written.
+"""Where a study stands, read from its storage and cell records; nothing is trained.
 
 A full study runs for days in resumable parts (``experiments/study_ml1m_queue.sh``), so the
 questions between parts are: which cells are done, how far the current one is, what the best
 holdout values are so far, and how many machine hours each cell took. :func:`study_status`
 answers them for the cells of a :class:`~dotrec.study.StudyConfig` (``dotrec study --status``)
 from the Optuna storage (studies named ``DATASET:MODEL:dSIZE``) and the seed records under
-``OUT/cells/``, with the machine-time accounting of :func:`dotrec.tune.tune`.
+``OUT/cells/``, with the machine-time accounting of :func:`dotrec.tune.tune` (it writes
+nothing). :func:`interim_study` reads the cells already done for an interim report
+(``dotrec study --interim``).
 """
 
 from __future__ import annotations
