@@ -83,8 +83,17 @@ def test_each_retrained_seed_is_saved_and_reproduces_its_row(
 
 def test_rerun_reuses_every_finished_cell(split: Split, study: tuple[StudyResult, Path]) -> None:
     result, out = study
+    records = sorted(out.glob("cells/*/tuning.json"))
+    before = [path.read_bytes() for path in records]
     recorder = Recorder()
     again = run_study(split, CONFIG, out, recorder)
+    # The tuning records of done cells stay byte for byte (no wall time of the call in them)
+    # and name the storage relative to the study folder, not by this machine's path.
+    assert len(records) == len(result.cells)
+    assert [path.read_bytes() for path in records] == before
+    assert all(str(out.resolve()) not in b.decode() for b in before)
+    assert '"storage": "SQLite optuna.db in the study folder"' in before[0].decode()
+    assert again.storage == "SQLite optuna.db in the study folder"
     assert recorder.reused == [CONFIG.n_seeds] * len(result.cells)
     for a, b in zip(result.cells, again.cells, strict=True):
         assert a.tuning.best_params == b.tuning.best_params
@@ -360,3 +369,13 @@ def test_interim_reads_the_done_cells_and_trains_nothing(
     with pytest.raises(ConfigError, match="no cell of the study"):
         interim_study(split, dataclasses.replace(CONFIG, n_seeds=3), out)
     assert not list(out.glob("cells/*/seed2.json"))
+
+
+def test_storage_label_names_no_machine_path_and_no_password(tmp_path: Path) -> None:
+    from dotrec.tune import storage_label
+
+    inside = f"sqlite:///{tmp_path.resolve() / 'db' / 'optuna.db'}"
+    assert storage_label(inside, tmp_path) == "SQLite db/optuna.db in the study folder"
+    elsewhere = f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"
+    assert storage_label(elsewhere, tmp_path / "study") == elsewhere  # the user's own path
+    assert storage_label("postgresql://u:secret@host/db", tmp_path) == "postgresql://u:***@host/db"

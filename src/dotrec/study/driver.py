@@ -56,7 +56,7 @@ from dotrec.tune import (
     default_storage,
     fit_config,
     open_storage,
-    redact,
+    storage_label,
     tune,
     width_for_size,
 )
@@ -469,9 +469,11 @@ def run_cell(
             "raise --trials or use --pruner none"
         )
     folder = cell_dir(out, model, size)
-    atomic_write_bytes(
-        folder / "tuning.json", json.dumps(asdict(result), indent=1, default=str).encode()
-    )
+    # The cell's tuning record for git: no wall time of this call (a rerun would rewrite it)
+    # and no path of this machine; ``trial_seconds`` is the cell's machine time.
+    record = asdict(result) | {"storage": storage_label(result.storage, out)}
+    del record["seconds"]
+    atomic_write_bytes(folder / "tuning.json", json.dumps(record, indent=1, default=str).encode())
     params = result.best_params
     key = _record_key(split, params, config.k)
     runs: list[SeedRun] = []
@@ -545,7 +547,7 @@ def run_study(
         n_test=len(split.test_users),
         n_negatives=None if isinstance(split, FileSplit) else int(split.negatives.shape[1]),
         wall_seconds=time.monotonic() - start,
-        storage=redact(url),
+        storage=storage_label(url, out),
         kind=split_kind(split),
         n_test_pairs=len(split.test) if isinstance(split, FileSplit) else split.n_test,
     )

@@ -28,7 +28,6 @@ from dotrec.machine import machine_line
 from dotrec.study.driver import FILES, LEAVE_ONE_OUT, PROTOCOL_METRICS, Cell, StudyResult
 from dotrec.study.published import Published, published_for
 from dotrec.study.stats import TESTS, Comparison, Paired, comparisons
-from dotrec.tune.runner import redact
 
 MD_FILE = "report.md"
 HTML_FILE = "report.html"
@@ -629,7 +628,7 @@ def report_blocks(result: StudyResult) -> list[Block]:
                 f"{tuning_s:.0f} s and its final fits {retrain_s:.0f} s, "
                 f"{(tuning_s + retrain_s) / 3600:.1f} machine hours in total (over all runs; "
                 "finished work is reused, not recomputed)",
-                f"storage: {redact(result.storage)}; threads: {cfg.threads}",
+                f"storage: {result.storage}; threads: {cfg.threads}",
                 f"{machine_line()}; dotrec {__version__}",
             )
         ),

@@ -18,6 +18,7 @@ from dotrec.tune.runner import (
     open_study,
     redact,
     run_trials,
+    storage_label,
     summarize,
     tune,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "open_storage",
     "open_study",
     "redact",
+    "storage_label",
     "reference",
     "run_trials",
     "space",

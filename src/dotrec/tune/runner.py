@@ -69,6 +69,19 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def storage_label(url: str, folder: str | Path) -> str:
+    """``url`` as files meant for git show it: redacted, and a SQLite file inside ``folder``
+    named relative to it, so that a committed report or tuning record names no machine's paths.
+    """
+    url = redact(url)
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        path, base = Path(url[len(prefix) :]), Path(folder).resolve()
+        if path.is_absolute() and path.is_relative_to(base):
+            return f"SQLite {path.relative_to(base).as_posix()} in the study folder"
+    return url
+
+
 @dataclass(frozen=True)
 class TuneSettings:
     """Everything that defines a study; a stored study is reused only with equal settings."""
