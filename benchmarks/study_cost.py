@@ -22,12 +22,24 @@ on a 2-core machine, so this script measures what it is made of and adds it up:
 Prints the epoch table, the expected hours per model and the total. ``--epochs-from`` reuses
 the epoch and evaluation times of an earlier ``--json`` record (its optimizer and precision)
 instead of timing them again, to price another budget (``--trials``, ``--seeds``, ``--pruned``)
-without a quiet machine. Time on a quiet machine with ``OMP_WAIT_POLICY`` unset, as the study
-queues run (``PASSIVE`` makes the NCF epochs 2-2.5x slower; experiments/study_ml1m.md). Example::
+without a quiet machine.
+
+``--runs-from OUT`` prices a study that has begun by what its tuner did rather than by uniform
+draws: every finished trial of a cell is priced at the epochs it ran (a pruned one stops where
+it stopped), next to the machine time the storage measured for it (a check of the pricing), and
+the trials a cell still lacks are priced as the trials at the same positions of the model's
+most advanced cell, at the cell's own size (TPE tends to settle in the same region of the
+space at every size); missing final fits are priced at the cell's best configuration, or that
+of the most advanced cell. A model no cell of which has begun falls back to the uniform draws.
+
+Time on a quiet machine with ``OMP_WAIT_POLICY`` unset, as the study queues run (``PASSIVE``
+makes the NCF epochs 2-2.5x slower; experiments/study_ml1m.md). Example::
 
     python benchmarks/study_cost.py --dataset ml-1m --trials 50 --seeds 3
     python benchmarks/study_cost.py --epochs-from experiments/study_cost_ml1m_lazy_fp32.json \
         --trials 20
+    python benchmarks/study_cost.py --epochs-from experiments/study_cost_ml1m_lazy_fp32.json \
+        --trials 20 --runs-from experiments/study-ml1m
 """
 
 from __future__ import annotations
@@ -40,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
 
 from dotrec.data.interactions import Interactions
 from dotrec.data.registry import load_dataset
@@ -47,6 +61,10 @@ from dotrec.eval.protocols import evaluate
 from dotrec.machine import machine_line
 from dotrec.models import MODELS, Model, NeuMF
 from dotrec.random import rng
+from dotrec.study import StudyConfig
+from dotrec.study.status import CellStatus, study_status
+from dotrec.tune import default_storage, open_storage
+from dotrec.tune.runner import first_finished, machine_seconds
 from dotrec.tune.spaces import Choice, Float, Int, fit_config, reference, space, width_for_size
 
 NCF = ("gmf", "mlp", "neumf")
@@ -168,6 +186,11 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="A --json record whose epoch and evaluation times to reuse (nothing is timed).",
     )
+    p.add_argument(
+        "--runs-from",
+        type=Path,
+        help="The output folder of a study that has begun: price its cells by the trials run.",
+    )
     a = p.parse_args(argv)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     dims = [int(d) for d in a.dims.split(",")]
@@ -179,7 +202,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         torch_options = {"optimizer": a.optimizer, "precision": a.precision}
         t = measure(a, models, dims, torch_options)
-    estimate(a, models, dims, t, torch_options)
+    if a.runs_from:
+        from_runs(a, models, dims, t)
+    else:
+        estimate(a, models, dims, t, torch_options)
 
 
 def measure(
@@ -255,6 +281,44 @@ def measure(
     return t
 
 
+def epoch_cost(
+    t: dict[str, dict[int, dict[str, float]]],
+    model: str,
+    size: int,
+    cfg: dict[str, Any],
+    prefix: str = "",
+) -> float:
+    """Seconds of one epoch under configuration ``cfg`` (``prefix``: NeuMF's pretraining)."""
+    row = t[model][size]
+    if model in NCF:
+        b = int(cfg.get("batch_size", 256))
+        # t(b) = per-example part + per-step part / b, fitted on b = 256 and 1024.
+        t256, t1024 = row[prefix + "b256"], row[prefix + "b1024"]
+        per_step = (t256 - t1024) / (1 / 256 - 1 / 1024)
+        base = max(t256 - per_step / 256 + per_step / b, 0.0)
+        return base * (1 + cfg["n_negatives"]) / (1 + 4)
+    if model == "mf":
+        return row["epoch"] * (1 + cfg["n_negatives"]) / (1 + 8)
+    return row["epoch"]
+
+
+def config_cost(
+    t: dict[str, dict[int, dict[str, float]]],
+    model: str,
+    size: int,
+    cfg: dict[str, Any],
+    epochs: int | None = None,
+) -> float:
+    """Seconds of training ``cfg`` for ``epochs`` (default its own) with a holdout evaluation
+    after each; NeuMF's pretraining runs in full."""
+    ev = t[model][size]["eval"]
+    cost = (cfg["epochs"] if epochs is None else epochs) * (epoch_cost(t, model, size, cfg) + ev)
+    if model == "neumf":
+        for pre in ("gmf_", "mlp_"):
+            cost += cfg["pretrain_epochs"] * epoch_cost(t, model, size, cfg, pre)
+    return cost
+
+
 def estimate(
     a: argparse.Namespace,
     models: list[str],
@@ -263,31 +327,6 @@ def estimate(
     torch_options: dict[str, str],
 ) -> None:
     """Steps 2 and 3: expected hours of tuning and final fits from the epoch times ``t``."""
-
-    def epoch_cost(model: str, size: int, cfg: dict[str, Any], prefix: str = "") -> float:
-        """Seconds of one epoch under configuration ``cfg`` (``prefix``: NeuMF's pretraining)."""
-        row = t[model][size]
-        if model in NCF:
-            b = int(cfg.get("batch_size", 256))
-            # t(b) = per-example part + per-step part / b, fitted on b = 256 and 1024.
-            t256, t1024 = row[prefix + "b256"], row[prefix + "b1024"]
-            per_step = (t256 - t1024) / (1 / 256 - 1 / 1024)
-            base = max(t256 - per_step / 256 + per_step / b, 0.0)
-            return base * (1 + cfg["n_negatives"]) / (1 + 4)
-        if model == "mf":
-            return row["epoch"] * (1 + cfg["n_negatives"]) / (1 + 8)
-        return row["epoch"]
-
-    def config_cost(model: str, size: int, cfg: dict[str, Any], prune: bool = True) -> float:
-        ev = t[model][size]["eval"]
-        cost = cfg["epochs"] * (epoch_cost(model, size, cfg) + ev)
-        if model == "neumf":
-            for pre in ("gmf_", "mlp_"):
-                cost += cfg["pretrain_epochs"] * epoch_cost(model, size, cfg, pre)
-        if prune:
-            cost *= 1 - a.pruned * (2 / 3)
-        return cost
-
     # 2. and 3. Tuning and final fits.
     report: dict[str, Any] = {"epochs": t, "models": {}, "torch_options": torch_options}
     print(
@@ -295,14 +334,15 @@ def estimate(
         f"{a.seeds} final fits per cell, {a.pruned:.0%} of trials pruned at a third"
     )
     total = 0.0
+    prune = 1 - a.pruned * (2 / 3)  # pruned trials stop after a third of their epochs
     for model in models:
         cfgs = draw(model, a.draws, 0)
         tune = final = 0.0
         for size in dims:
-            mean = float(np.mean([config_cost(model, size, c) for c in cfgs]))
-            tune += config_cost(model, size, reference(model)) + (a.trials - 1) * mean
+            mean = float(np.mean([config_cost(t, model, size, c) for c in cfgs]))
+            tune += prune * (config_cost(t, model, size, reference(model)) + (a.trials - 1) * mean)
             final += a.seeds * (
-                config_cost(model, size, reference(model), prune=False) + 2 * t[model][size]["eval"]
+                config_cost(t, model, size, reference(model)) + 2 * t[model][size]["eval"]
             )
         report["models"][model] = {"tuning_h": tune / 3600, "final_h": final / 3600}
         total += tune + final
@@ -315,6 +355,81 @@ def estimate(
     print(f"  all    {total / 3600:.1f} h ({total / 86400:.1f} days) on this machine, one worker")
     if a.json:
         a.json.write_text(json.dumps(report, indent=1))
+
+
+def from_runs(
+    a: argparse.Namespace,
+    models: list[str],
+    dims: list[int],
+    t: dict[str, dict[int, dict[str, float]]],
+) -> None:
+    """Price the study in ``a.runs_from`` by the trials it ran (see the module docstring)."""
+    config = StudyConfig(models=tuple(models), dims=tuple(dims), n_trials=a.trials, n_seeds=a.seeds)
+    cells = {(c.model, c.size): c for c in study_status(config, a.runs_from, a.dataset)}
+    storage = open_storage(default_storage(a.runs_from))
+
+    def finished(cell: CellStatus) -> list[FrozenTrial]:
+        if cell.tuning is None:
+            return []
+        study = optuna.load_study(study_name=cell.tuning.study_name, storage=storage)
+        return first_finished(study.get_trials(deepcopy=False), a.trials)
+
+    def price(trial: FrozenTrial, model: str, size: int) -> float:
+        return config_cost(t, model, size, trial.params, epochs=len(trial.intermediate_values))
+
+    runs = {key: finished(cell) for key, cell in cells.items()}
+    print(
+        f"\nhours of {a.runs_from}: {a.trials} trials and {a.seeds} final fits per cell; "
+        "trials run priced at the epochs they ran beside the machine time measured for them"
+    )
+    print(
+        f"{'model':6s} {'size':>4s} {'trials':>6s} {'measured':>9s} {'priced':>7s}  "
+        f"{'to come: trials':>15s} {'final fits':>10s}  (proxy for the trials to come)"
+    )
+    left = calibrated = 0.0
+    for model in models:
+        # The model's measured / priced machine time over its trials run so far: the pricing's
+        # error on this machine, applied to what is to come for the calibrated total.
+        spent = [(machine_seconds(tr), price(tr, model, d)) for d in dims for tr in runs[model, d]]
+        priced_all = sum(p for _, p in spent)
+        ratio = sum(m for m, _ in spent) / priced_all if priced_all > 60 else 1.0
+        own = [(len(runs[model, d]), -abs(d), d) for d in dims]
+        n_proxy, _, proxy = max(own)
+        proxy_cell = cells[model, proxy]
+        for size in dims:
+            cell, done = cells[model, size], runs[model, size]
+            measured = sum(map(machine_seconds, done)) if done else 0.0
+            priced = sum(price(trial, model, size) for trial in done)
+            if n_proxy:
+                sequence = [price(trial, model, size) for trial in runs[model, proxy]]
+                mean = float(np.mean(sequence))
+                to_come = sum(
+                    sequence[i] if i < len(sequence) else mean for i in range(len(done), a.trials)
+                )
+            else:  # nothing of this model has run: uniform draws, as the plain estimate
+                cfgs = draw(model, a.draws, 0)
+                mean = float(np.mean([config_cost(t, model, size, c) for c in cfgs]))
+                to_come = (a.trials - len(done)) * mean * (1 - a.pruned * (2 / 3))
+            best = (cell if cell.tuning and cell.tuning.done else proxy_cell).tuning
+            params = best.best_params if best and best.best_params else reference(model)
+            finals = (a.seeds - cell.seeds) * (
+                config_cost(t, model, size, params) + 2 * t[model][size]["eval"]
+            )
+            left += to_come + finals
+            calibrated += ratio * (to_come + finals)
+            source = f"{model} {proxy}, {n_proxy} trials" if n_proxy else "uniform draws"
+            print(
+                f"{model:6s} {size:4d} {len(done):6d} {measured / 3600:8.2f}h {priced / 3600:6.2f}h"
+                f"  {to_come / 3600:14.2f}h {finals / 3600:9.2f}h  ({source})",
+                flush=True,
+            )
+        print(f"       measured / priced over the trials of {model} run so far: {ratio:.2f}")
+    storage.engine.dispose()
+    print(f"  to come: {left / 3600:.1f} h ({left / 86400:.1f} days) on this machine, one worker")
+    print(
+        f"  to come, each model's priced hours times its measured / priced ratio: "
+        f"{calibrated / 3600:.1f} h ({calibrated / 86400:.1f} days)"
+    )
 
 
 if __name__ == "__main__":
