@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dotrec.artifacts import FORMAT_VERSION, load_artifact, save_artifact, sha256_file
+from dotrec.artifacts import (
+    FORMAT_VERSION,
+    atomic_write_bytes,
+    load_artifact,
+    save_artifact,
+    sha256_file,
+)
 from dotrec.errors import ArtifactError
 from dotrec.models import MatrixFactorization, load_model, load_seen
 from dotrec.recommend import _memory_mapped
@@ -117,6 +125,21 @@ def test_failed_write_keeps_the_old_artifact(
     meta, arrays = load_artifact(tmp_path / "a")
     assert meta["v"] == 1 and arrays["x"].tolist() == [0, 1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no temp directories left
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_paths_get_the_umask_mode(tmp_path: Path, umask: int) -> None:
+    """Atomic writes give what plain ``open``/``mkdir`` would, not the private temp modes
+    (0600 / 0700), so a model saved by one user can be served by another."""
+    old = os.umask(umask)
+    try:
+        save_artifact(tmp_path / "m", {"v": 1}, {"x": np.arange(3)})
+        atomic_write_bytes(tmp_path / "f.json", b"{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o777 & ~umask
+    for f in [tmp_path / "f.json", *(tmp_path / "m").iterdir()]:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f.name
 
 
 def test_replacement_swaps_in_one_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

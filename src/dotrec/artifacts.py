@@ -53,12 +53,35 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    # The only way to read the process umask is to set it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_dir(target: Path) -> Path:
+    """A new temporary directory beside ``target``, to build it in before the swap.
+
+    ``mkdtemp`` makes it private (0700); once renamed into place it gets the mode a plain
+    ``mkdir`` would have given, so that a model saved by one user can be served by another.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename.
+
+    The file gets the mode a plain ``open(path, "wb")`` would give it (``mkstemp`` alone
+    leaves it private, 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -172,7 +195,7 @@ def save_artifact(
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp_dir = make_temp_dir(target)
     try:
         arrays_path = tmp_dir / ARRAYS_FILE
         _write_npz(arrays_path, arrays)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,13 @@ import numpy as np
 import numpy.typing as npt
 
 from dotrec._version import __version__
-from dotrec.artifacts import atomic_write_bytes, read_meta, replace_dir, sha256_file
+from dotrec.artifacts import (
+    atomic_write_bytes,
+    make_temp_dir,
+    read_meta,
+    replace_dir,
+    sha256_file,
+)
 from dotrec.errors import ArtifactError, ConfigError
 from dotrec.models.base import DotProductModel, Model
 from dotrec.random import rng
@@ -146,7 +151,7 @@ def save_index(index: ItemIndex, model_dir: str | os.PathLike[str]) -> Path:
         "dotrec_version": __version__,
         "files": {},
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=model_dir))
+    tmp = make_temp_dir(target)
     try:
         payload = index._payload()
         if payload is not None:
