@@ -8,6 +8,9 @@
 # resumes from the snapshot as from a stopped part: the trial that was running is marked stale
 # and tried again. The part is recorded in parts.md at the real stop (stop_studies.sh), which
 # counts the hours since the previous record, so nothing is counted twice.
+# Each snapshot first checks the seeds finished since the last one against `dotrec evaluate` on
+# their saved models (experiments/verify_cells.py, a few seconds a seed): the models are not
+# committed, and a session cut off before stop_studies.sh would otherwise lose them unchecked.
 # Run from the repository root with nothing else staged:  bash experiments/snapshot_study.sh
 # or every N seconds in the background:  bash experiments/snapshot_study.sh --every 1800
 set -euo pipefail
@@ -18,6 +21,8 @@ snapshot() {
     return 0
   fi
   local snap blob
+  DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}" nice -n 15 .venv/bin/python \
+    experiments/verify_cells.py --out "$study" --dataset ml-1m || echo "a seed was not reproduced" >&2
   snap=$(mktemp)
   .venv/bin/python - "$study/optuna.db" "$snap" <<'PY'
 import sqlite3, sys

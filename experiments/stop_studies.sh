@@ -6,7 +6,9 @@
 # The ml-1m study's part is then recorded in experiments/study-ml1m/parts.md (its hours, cells
 # and trials; experiments/record_part.py with the settings of experiments/study_ml1m_queue.sh),
 # and the report of its cells done so far written to experiments/study-ml1m/interim/ (before
-# the checkpoint, so that whatever it opens in the storage is checkpointed too).
+# the checkpoint, so that whatever it opens in the storage is checkpointed too). Last, every
+# seed trained on this machine is checked against `dotrec evaluate` on its saved model
+# (experiments/verify_cells.py; the outcome beside the seed's record, committed).
 # Run from the repository root:  bash experiments/stop_studies.sh && git add -A experiments
 set -euo pipefail
 pkill -f 'experiments/(queue|gowalla_queue|study_ml1m_queue).sh' || true
@@ -38,4 +40,8 @@ done
 if [ -f experiments/study-ml1m/optuna.db ]; then
   .venv/bin/python experiments/record_part.py --out experiments/study-ml1m \
     --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3
+fi
+if [ -d experiments/study-ml1m/cells ]; then
+  DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}" .venv/bin/python experiments/verify_cells.py \
+    --out experiments/study-ml1m --dataset ml-1m || echo "a seed was not reproduced (above)" >&2
 fi
