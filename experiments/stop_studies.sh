@@ -9,6 +9,8 @@
 # the checkpoint, so that whatever it opens in the storage is checkpointed too). Last, every
 # seed trained on this machine is checked against `dotrec evaluate` on its saved model
 # (experiments/verify_cells.py; the outcome beside the seed's record, committed).
+# Arguments go to record_part.py (--extra-hours H --note TEXT: work the part did that the study's
+# accounting no longer holds, such as final fits run again).
 # Run from the repository root:  bash experiments/stop_studies.sh && git add -A experiments
 set -euo pipefail
 pkill -f 'experiments/(queue|gowalla_queue|study_ml1m_queue).sh' || true
@@ -39,7 +41,7 @@ PY
 done
 if [ -f experiments/study-ml1m/optuna.db ]; then
   .venv/bin/python experiments/record_part.py --out experiments/study-ml1m \
-    --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3
+    --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3 "$@"
 fi
 if [ -d experiments/study-ml1m/cells ]; then
   DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}" .venv/bin/python experiments/verify_cells.py \
