@@ -52,6 +52,14 @@ def _dotrec() -> str:
     return str(Path(sys.executable).with_name("dotrec"))
 
 
+def _run(command: list[str], record_path: Path) -> str:
+    """Run a dotrec command for the seed of ``record_path``; its stdout, or exit with its stderr."""
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"{record_path}: {' '.join(command)} failed:\n{run.stderr[-2000:]}")
+    return run.stdout
+
+
 def refit_seed(record_path: Path, dataset: str) -> dict[str, Any]:
     """Train the seed of ``record_path`` again from its cell's tuning record, into its folder."""
     record = json.loads(record_path.read_text())
@@ -75,9 +83,7 @@ def refit_seed(record_path: Path, dataset: str) -> dict[str, Any]:
         "--force",
     ]
     start = time.perf_counter()
-    run = subprocess.run(command, capture_output=True, text=True)
-    if run.returncode != 0:
-        sys.exit(f"{record_path}: the refit failed ({' '.join(command)}):\n{run.stderr[-2000:]}")
+    _run(command, record_path)
     return {"command": " ".join(["dotrec", *command[1:]]), "seconds": time.perf_counter() - start}
 
 
@@ -110,8 +116,7 @@ def check_seed(
         "both",
         "--json",
     ]
-    run = subprocess.run(command, capture_output=True, text=True, check=True)
-    evaluated = json.loads(run.stdout)
+    evaluated = json.loads(_run(command, record_path))
     diffs = _differences(record["summaries"], evaluated)
     worst = max(diffs.values())
     check = {
