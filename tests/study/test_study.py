@@ -379,3 +379,52 @@ def test_storage_label_names_no_machine_path_and_no_password(tmp_path: Path) -> 
     elsewhere = f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"
     assert storage_label(elsewhere, tmp_path / "study") == elsewhere  # the user's own path
     assert storage_label("postgresql://u:secret@host/db", tmp_path) == "postgresql://u:***@host/db"
+
+
+def test_parts_record_the_time_spent_and_the_report_shows_them(
+    study: tuple[StudyResult, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from dotrec.errors import ArtifactError
+    from dotrec.study.parts import PARTS_JSON, hours_spent, load_parts, record_part
+    from dotrec.study.status import study_status
+
+    result, finished_out = study
+    out = tmp_path / "study"
+    shutil.copytree(finished_out, out)
+    accounted = sum(c.trial_seconds + c.fit_seconds for c in study_status(CONFIG, out)) / 3600
+    assert load_parts(out) == []
+    first = record_part(CONFIG, out, ended="2026-12-01T00:00Z", ran_on="machine A")
+    assert first is not None
+    assert (first.cells_done, first.cells) == (6, 6)
+    assert (first.trials_finished, first.trials) == (12, 12)
+    assert first.part_hours == first.total_hours == round(accounted, 3)
+    # Nothing ran since: no part. Work the accounting lost (fits run again) is a part.
+    assert record_part(CONFIG, out) is None
+    second = record_part(CONFIG, out, extra_hours=1.5, note="fits run again", ran_on="B")
+    assert second is not None and second.part_hours == 1.5
+    assert second.total_hours == first.total_hours
+    parts = load_parts(out)
+    assert parts == [first, second]
+    assert hours_spent(parts) == pytest.approx(first.part_hours + 1.5)
+    table = (out / "parts.md").read_text().splitlines()
+    assert table[-1] == (
+        f"| 2 | {second.ended} | 6/6 | 12/12 | 1.50 | {hours_spent(parts):.2f} | B | "
+        "fits run again |"
+    )
+    with pytest.raises(ValueError, match="extra_hours"):
+        record_part(CONFIG, out, extra_hours=-1.0)
+
+    md = write_report(result, tmp_path / "report", parts)[0].read_text()
+    assert f"machine time spent over 2 parts of the run: {hours_spent(parts):.1f} h" in md
+    section = md.split("## Parts of the run", 1)[1]
+    assert f"machine time spent: {hours_spent(parts):.2f} h" in section
+    assert "| 1 | 2026-12-01T00:00Z | 6/6 | 12/12 |" in section
+    assert "| 2 |" in section and "fits run again" in section
+    plain = write_report(result, tmp_path / "plain")[0].read_text()
+    assert "Parts of the run" not in plain and "machine time spent" not in plain
+
+    (out / PARTS_JSON).write_text('[{"ended": "x"}]')
+    with pytest.raises(ArtifactError, match="parts.json"):
+        load_parts(out)

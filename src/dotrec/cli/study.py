@@ -175,6 +175,7 @@ def study_cmd(
     load_optuna()
     from dotrec.study import StudyConfig, run_study, write_report
     from dotrec.study.driver import PROTOCOL_METRICS
+    from dotrec.study.parts import load_parts
     from dotrec.study.report import results_table
     from dotrec.study.status import interim_study
 
@@ -208,7 +209,7 @@ def study_cmd(
             result = interim_study(split, config, out, display)
         else:
             result = run_study(split, config, out, display)
-    md, page = write_report(result, out / INTERIM_DIR if interim else out)
+    md, page = write_report(result, out / INTERIM_DIR if interim else out, load_parts(out))
     table = results_table(result, compact=True)
     sd = max(
         (

@@ -4,7 +4,8 @@ Both files render the same blocks: the settings, the results table (mean and sta
 deviation over seeds, every protocol, fit time; published numbers in their own labelled rows),
 the paired comparison of dot product against learned similarity in numbers and in words, the
 figures (the metrics against embedding size, the paper's Figure 2; fit time against quality),
-the best hyperparameters of every cell and the hardware each cell's trials and fits ran on.
+the best hyperparameters of every cell, the hardware each cell's trials and fits ran on and,
+for a study run in parts (:mod:`dotrec.study.parts`), each part with the machine time spent.
 The HTML embeds the PNGs, so it is one file.
 
 Protocols and metrics follow the split's kind: sampled and full-catalog HR@k and NDCG@k for
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from dotrec.artifacts import atomic_write_bytes
 from dotrec.data.splits import DEFAULT_HOLDOUT_FRACTION
 from dotrec.machine import machine_line
 from dotrec.study.driver import FILES, LEAVE_ONE_OUT, PROTOCOL_METRICS, Cell, StudyResult
+from dotrec.study.parts import Part, hours_spent
 from dotrec.study.published import Published, published_for
 from dotrec.study.stats import TESTS, Comparison, Paired, comparisons
 
@@ -549,6 +552,53 @@ def machine_blocks(result: StudyResult) -> list[Block]:
     return blocks
 
 
+def parts_blocks(parts: Sequence[Part], accounted_hours: float) -> list[Block]:
+    """The parts of a study run in parts, with the machine time spent (none: no blocks).
+
+    ``accounted_hours`` is the study's own accounting of the work it still holds; the parts'
+    sum is the time spent, which also counts work run again or cut off at a stop.
+    """
+    if not parts:
+        return []
+    spent = hours_spent(list(parts))
+    rows = tuple(
+        (
+            str(i + 1),
+            p.ended,
+            f"{p.cells_done}/{p.cells}",
+            f"{p.trials_finished}/{p.trials}",
+            f"{p.part_hours:.2f}",
+            f"{hours_spent(list(parts[: i + 1])):.2f}",
+            p.ran_on,
+            p.note,
+        )
+        for i, p in enumerate(parts)
+    )
+    return [
+        Heading(2, "Parts of the run"),
+        Para(
+            f"The study ran in {_plural(len(parts), 'part')}, each resumed from the storage "
+            f"and seed records the previous one left; machine time spent: {spent:.2f} h, the "
+            f"sum of the parts. The study's own accounting above ({accounted_hours:.2f} h) "
+            "holds only the work still in the study: a final fit run again replaces its "
+            "record, and a trial cut off at a stop counts to its latest epoch."
+        ),
+        Table(
+            (
+                "part",
+                "ended (UTC)",
+                "cells done",
+                "trials finished",
+                "hours, this part",
+                "hours, all parts",
+                "ran on",
+                "note",
+            ),
+            rows,
+        ),
+    ]
+
+
 def _protocol_lines(result: StudyResult) -> tuple[str, str]:
     """The settings' lines on the tuning holdout and on the test protocol(s)."""
     cfg = result.config
@@ -580,8 +630,8 @@ def _protocol_lines(result: StudyResult) -> tuple[str, str]:
     )
 
 
-def report_blocks(result: StudyResult) -> list[Block]:
-    """Every block of the report, in order."""
+def report_blocks(result: StudyResult, parts: Sequence[Part] = ()) -> list[Block]:
+    """Every block of the report, in order; ``parts`` those of a study run in parts."""
     cfg = result.config
     k = cfg.k
     retrain_s = sum(float(c.fit_seconds.sum()) for c in result.cells)
@@ -627,7 +677,13 @@ def report_blocks(result: StudyResult) -> list[Block]:
                 f"time: this run {result.wall_seconds:.0f} s wall; the study's trials "
                 f"{tuning_s:.0f} s and its final fits {retrain_s:.0f} s, "
                 f"{(tuning_s + retrain_s) / 3600:.1f} machine hours in total (over all runs; "
-                "finished work is reused, not recomputed)",
+                "finished work is reused, not recomputed)"
+                + (
+                    f"; machine time spent over {_plural(len(parts), 'part')} of the run: "
+                    f"{hours_spent(list(parts)):.1f} h (Parts of the run)"
+                    if parts
+                    else ""
+                ),
                 f"storage: {result.storage}; threads: {cfg.threads}",
                 f"{machine_line()}; dotrec {__version__}",
             )
@@ -679,6 +735,7 @@ def report_blocks(result: StudyResult) -> list[Block]:
         ),
         hyperparameter_table(result),
         *machine_blocks(result),
+        *parts_blocks(parts, (tuning_s + retrain_s) / 3600),
     ]
     return blocks
 
@@ -745,13 +802,18 @@ def render_html(blocks: list[Block], images: dict[str, bytes], title: str) -> st
     return "\n".join(out) + "\n"
 
 
-def write_report(result: StudyResult, out: str | Path) -> tuple[Path, Path]:
-    """Write the figures, ``report.md`` and ``report.html`` into ``out`` (atomically)."""
+def write_report(
+    result: StudyResult, out: str | Path, parts: Sequence[Part] = ()
+) -> tuple[Path, Path]:
+    """Write the figures, ``report.md`` and ``report.html`` into ``out`` (atomically).
+
+    ``parts``: the recorded parts of a study run in parts (:func:`dotrec.study.parts.load_parts`).
+    """
     out = Path(out)
     images = {QUALITY_PNG: plot_quality(result), TIME_PNG: plot_time(result)}
     for name, data in images.items():
         atomic_write_bytes(out / name, data)
-    blocks = report_blocks(result)
+    blocks = report_blocks(result, parts)
     md, page = out / MD_FILE, out / HTML_FILE
     atomic_write_bytes(md, render_markdown(blocks).encode())
     atomic_write_bytes(
