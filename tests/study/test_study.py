@@ -386,6 +386,9 @@ def test_parts_record_the_time_spent_and_the_report_shows_them(
 ) -> None:
     import shutil
 
+    from typer.testing import CliRunner
+
+    from dotrec.cli import app
     from dotrec.errors import ArtifactError
     from dotrec.study.parts import PARTS_JSON, hours_spent, load_parts, record_part
     from dotrec.study.status import study_status
@@ -415,6 +418,12 @@ def test_parts_record_the_time_spent_and_the_report_shows_them(
     )
     with pytest.raises(ValueError, match="extra_hours"):
         record_part(CONFIG, out, extra_hours=-1.0)
+    args = ["study", "--status", "--out", str(out), "--models", "mf,ials,gmf", "--dims", "4,8"]
+    r = CliRunner().invoke(app, [*args, "--trials", "2", "--seeds", "2"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert (
+        f"recorded parts of the run: 2, machine time spent {hours_spent(parts):.2f} h" in r.output
+    )
 
     md = write_report(result, tmp_path / "report", parts)[0].read_text()
     assert f"machine time spent over 2 parts of the run: {hours_spent(parts):.1f} h" in md

@@ -243,6 +243,7 @@ def study_cmd(
 
 def _print_status(config: StudyConfig, out: Path, dataset: str) -> None:
     """The table of ``dotrec study --status``: one row per cell, then the totals."""
+    from dotrec.study.parts import PARTS_MD, hours_spent, load_parts
     from dotrec.study.status import study_status
 
     cells = study_status(config, out, dataset)
@@ -276,3 +277,9 @@ def _print_status(config: StudyConfig, out: Path, dataset: str) -> None:
         f"{done} of {len(cells)} cells done; machine time {tuning:.2f} h of trials + "
         f"{fits:.2f} h of final fits = {tuning + fits:.2f} h"
     )
+    parts = load_parts(out)
+    if parts:
+        console.print(
+            f"recorded parts of the run: {len(parts)}, machine time spent "
+            f"{hours_spent(parts):.2f} h ({out / PARTS_MD})"
+        )
