@@ -3,10 +3,11 @@
 # under experiments/study-*/ whole in its .db file (the WAL checkpointed into it and truncated,
 # an integrity check on a copy), ready to commit. The next run marks the trial that was
 # running as failed (stale) and continues; only that trial's work is lost.
-# The ml-1m study's part is then recorded in experiments/study-ml1m/parts.md (its hours, cells
+# First the ml-1m study's part is recorded in experiments/study-ml1m/parts.md (its hours, cells
 # and trials; experiments/record_part.py with the settings of experiments/study_ml1m_queue.sh),
-# and the report of its cells done so far written to experiments/study-ml1m/interim/ (before
-# the checkpoint, so that whatever it opens in the storage is checkpointed too). Last, every
+# then the report of its cells done so far, with the parts, written to
+# experiments/study-ml1m/interim/ (both before the checkpoint, so that whatever they open in the
+# storage is checkpointed too). Last, every
 # seed trained on this machine is checked against `dotrec evaluate` on its saved model
 # (experiments/verify_cells.py; the outcome beside the seed's record, committed).
 # Arguments go to record_part.py (--extra-hours H --note TEXT: work the part did that the study's
@@ -17,6 +18,10 @@ pkill -f 'experiments/(queue|gowalla_queue|study_ml1m_queue).sh' || true
 pkill -f 'dotrec study' || true
 for _ in $(seq 60); do pgrep -f 'dotrec study' >/dev/null || break; sleep 1; done
 if pgrep -f 'dotrec study' >/dev/null; then echo "a dotrec study is still running" >&2; exit 1; fi
+if [ -f experiments/study-ml1m/optuna.db ]; then
+  .venv/bin/python experiments/record_part.py --out experiments/study-ml1m \
+    --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3 "$@"
+fi
 if [ -f experiments/study-ml1m/optuna.db ]; then
   DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}" .venv/bin/dotrec study --dataset ml-1m \
     --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3 \
@@ -39,10 +44,6 @@ if busy or check != "ok":
     sys.exit(1)
 PY
 done
-if [ -f experiments/study-ml1m/optuna.db ]; then
-  .venv/bin/python experiments/record_part.py --out experiments/study-ml1m \
-    --models mf,ials,gmf,mlp,neumf --dims 16,32,64,128,192 --trials 20 --seeds 3 "$@"
-fi
 if [ -d experiments/study-ml1m/cells ]; then
   DOTREC_DATA_DIR="${DOTREC_DATA_DIR:-../shared/data}" .venv/bin/python experiments/verify_cells.py \
     --out experiments/study-ml1m --dataset ml-1m || echo "a seed was not reproduced (above)" >&2

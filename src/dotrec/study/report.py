@@ -555,8 +555,8 @@ def machine_blocks(result: StudyResult) -> list[Block]:
 def parts_blocks(parts: Sequence[Part], accounted_hours: float) -> list[Block]:
     """The parts of a study run in parts, with the machine time spent (none: no blocks).
 
-    ``accounted_hours`` is the study's own accounting of the work it still holds; the parts'
-    sum is the time spent, which also counts work run again or cut off at a stop.
+    ``accounted_hours`` is the trials and final fits of the report's cells; the parts' sum is
+    the time spent, which also counts work run again or cut off at a stop, and cells not done.
     """
     if not parts:
         return []
@@ -579,9 +579,10 @@ def parts_blocks(parts: Sequence[Part], accounted_hours: float) -> list[Block]:
         Para(
             f"The study ran in {_plural(len(parts), 'part')}, each resumed from the storage "
             f"and seed records the previous one left; machine time spent: {spent:.2f} h, the "
-            f"sum of the parts. The study's own accounting above ({accounted_hours:.2f} h) "
-            "holds only the work still in the study: a final fit run again replaces its "
-            "record, and a trial cut off at a stop counts to its latest epoch."
+            "sum of the parts. The trials and final fits of this report's cells "
+            f"({accounted_hours:.2f} h, above) are less: a final fit run again replaces its "
+            "record, a trial cut off at a stop counts to its latest epoch, and the parts also "
+            "hold the work on cells not yet done."
         ),
         Table(
             (
