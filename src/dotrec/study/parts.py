@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,24 +67,52 @@ def load_parts(folder: str | Path) -> list[Part]:
         raise ArtifactError(f"{path}: not a record of a study's parts ({exc})") from exc
 
 
-def hours_spent(parts: list[Part]) -> float:
+def hours_spent(parts: Sequence[Part]) -> float:
     """The machine time spent over all ``parts`` (the sum of each part's hours)."""
     return sum(p.part_hours for p in parts)
 
 
-def parts_markdown(parts: list[Part]) -> str:
+#: The columns of :func:`part_rows`, for parts.md and the study report.
+PART_COLUMNS = (
+    "part",
+    "ended (UTC)",
+    "cells done",
+    "trials finished",
+    "machine hours, this part",
+    "machine hours, all parts",
+    "ran on",
+    "note",
+)
+
+
+def part_rows(parts: Sequence[Part]) -> list[tuple[str, ...]]:
+    """A row of text per part (:data:`PART_COLUMNS`), with the running total of hours."""
+    rows: list[tuple[str, ...]] = []
+    spent = 0.0
+    for i, p in enumerate(parts):
+        spent += p.part_hours
+        rows.append(
+            (
+                str(i + 1),
+                p.ended,
+                f"{p.cells_done}/{p.cells}",
+                f"{p.trials_finished}/{p.trials}",
+                f"{p.part_hours:.2f}",
+                f"{spent:.2f}",
+                p.ran_on,
+                p.note,
+            )
+        )
+    return rows
+
+
+def parts_markdown(parts: Sequence[Part]) -> str:
     """``parts.md``: a row per part with its hours and the running total."""
     rows = [
-        "| part | ended (UTC) | cells done | trials finished | machine hours, this part | "
-        "machine hours, all parts | ran on | note |",
-        "|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(PART_COLUMNS) + " |",
+        "|" + "---|" * len(PART_COLUMNS),
+        *("| " + " | ".join(row) + " |" for row in part_rows(parts)),
     ]
-    for i, p in enumerate(parts):
-        rows.append(
-            f"| {i + 1} | {p.ended} | {p.cells_done}/{p.cells} | "
-            f"{p.trials_finished}/{p.trials} | {p.part_hours:.2f} | "
-            f"{hours_spent(parts[: i + 1]):.2f} | {p.ran_on} | {p.note} |"
-        )
     return (
         "# The parts of this study\n\n"
         "One row per part of the run, written when the part stopped "

@@ -28,7 +28,7 @@ from dotrec.artifacts import atomic_write_bytes
 from dotrec.data.splits import DEFAULT_HOLDOUT_FRACTION
 from dotrec.machine import machine_line
 from dotrec.study.driver import FILES, LEAVE_ONE_OUT, PROTOCOL_METRICS, Cell, StudyResult
-from dotrec.study.parts import Part, hours_spent
+from dotrec.study.parts import PART_COLUMNS, Part, hours_spent, part_rows
 from dotrec.study.published import Published, published_for
 from dotrec.study.stats import TESTS, Comparison, Paired, comparisons
 
@@ -560,20 +560,7 @@ def parts_blocks(parts: Sequence[Part], accounted_hours: float) -> list[Block]:
     """
     if not parts:
         return []
-    spent = hours_spent(list(parts))
-    rows = tuple(
-        (
-            str(i + 1),
-            p.ended,
-            f"{p.cells_done}/{p.cells}",
-            f"{p.trials_finished}/{p.trials}",
-            f"{p.part_hours:.2f}",
-            f"{hours_spent(list(parts[: i + 1])):.2f}",
-            p.ran_on,
-            p.note,
-        )
-        for i, p in enumerate(parts)
-    )
+    spent = hours_spent(parts)
     return [
         Heading(2, "Parts of the run"),
         Para(
@@ -585,17 +572,8 @@ def parts_blocks(parts: Sequence[Part], accounted_hours: float) -> list[Block]:
             "hold the work on cells not yet done."
         ),
         Table(
-            (
-                "part",
-                "ended (UTC)",
-                "cells done",
-                "trials finished",
-                "hours, this part",
-                "hours, all parts",
-                "ran on",
-                "note",
-            ),
-            rows,
+            tuple(c.replace("machine hours", "hours") for c in PART_COLUMNS),
+            tuple(part_rows(parts)),
         ),
     ]
 
@@ -681,7 +659,7 @@ def report_blocks(result: StudyResult, parts: Sequence[Part] = ()) -> list[Block
                 "finished work is reused, not recomputed)"
                 + (
                     f"; machine time spent over {_plural(len(parts), 'part')} of the run: "
-                    f"{hours_spent(list(parts)):.1f} h (Parts of the run)"
+                    f"{hours_spent(parts):.1f} h (Parts of the run)"
                     if parts
                     else ""
                 ),
