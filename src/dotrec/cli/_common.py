@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -274,4 +275,9 @@ def results_table(
 
 
 def print_table(table: Table) -> None:
-    console.print(table)
+    """Print a table; to a file or a log at its natural width rather than wrapped at 80."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update(width=10_000)).maximum
+    Console(file=console.file, width=max(console.width, natural)).print(table)

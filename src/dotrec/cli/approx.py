@@ -27,7 +27,7 @@ from dotrec.approx.grid import (
     run_grid,
 )
 from dotrec.approx.report import aggregate, trends, verdict, write_outputs
-from dotrec.cli._common import epoch_progress
+from dotrec.cli._common import epoch_progress, print_table
 from dotrec.cli.app import app, console, device_option
 from dotrec.cli.train import parse_int_list
 
@@ -114,7 +114,7 @@ def approx_dot_cmd(
             f"{c['zero_test_mean']:.4f}",
             f"{c['excess_test_mean']:.4f}{spread}",
         )
-    console.print(table)
+    print_table(table)
     console.print(f"This grid {verdict(trends(cells))}.", highlight=False)
     written = [out / RESULTS_FILE, *paths.values()]
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)

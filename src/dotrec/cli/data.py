@@ -9,7 +9,13 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from dotrec.cli._common import LoggedProgress, leave_one_out_only, load_split, with_data_options
+from dotrec.cli._common import (
+    LoggedProgress,
+    leave_one_out_only,
+    load_split,
+    print_table,
+    with_data_options,
+)
 from dotrec.cli.app import app, console, data_dir_option, err_console
 from dotrec.data.registry import (
     DATASETS,
@@ -46,7 +52,7 @@ def list_cmd(data_dir: Path | None = data_dir_option()) -> None:
                 else "partly (missing " + ", ".join(p.name for p in missing) + ")"
             )
         t.add_row(spec.name, spec.kind, present, spec.description)
-    console.print(t)
+    print_table(t)
 
 
 @data_app.command("info")
@@ -106,7 +112,7 @@ def _print_info(info: dict[str, object], name: str, as_json: bool) -> None:
     t = Table(title=f"dataset {name}", show_header=False)
     for k, v in info.items():
         t.add_row(k, f"{v:.5f}" if isinstance(v, float) else str(v))
-    console.print(t)
+    print_table(t)
 
 
 @data_app.command("download")

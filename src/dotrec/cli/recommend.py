@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from dotrec.artifacts import atomic_write_bytes
-from dotrec.cli._common import epoch_progress
+from dotrec.cli._common import epoch_progress, print_table
 from dotrec.cli.app import app, console, default_threads, k_option
 from dotrec.errors import ConfigError, DataError, NotSupportedError
 from dotrec.models import Model
@@ -192,7 +192,7 @@ def _print_ranked(title: str, items: np.ndarray, values: np.ndarray, column: str
     t.add_column(column, justify="right")
     for r, (i, v) in enumerate(zip(items.tolist(), values.tolist()), 1):
         t.add_row(str(r), str(i), f"{v:.4f}")
-    console.print(t)
+    print_table(t)
 
 
 @app.command("similar")

@@ -157,7 +157,7 @@ def print_ranking(name: str, summary: dict[str, Any], where: str) -> None:
         t.add_column(key, justify="right")
     t.add_column("users", justify="right")
     t.add_row(name, *(f"{summary[key]:.4f}" for key in metrics), str(summary["users"]))
-    console.print(t)
+    print_table(t)
 
 
 def checkpoint_path(out: Path) -> Path:
