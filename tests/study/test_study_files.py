@@ -257,6 +257,10 @@ def test_cli_study_on_a_folder_of_files(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "Recall@10" in r.output and "NDCG@10" in r.output
     assert "Precision@10" not in r.output and "sampled" not in r.output.lower()
+    # Not a terminal: each cell's line on stderr stays whole, not wrapped at 80 columns.
+    line = r"ials size 4: holdout recall@10 \S+ \(best of 1 trials\), test Recall@10 \S+ "
+    line += r"over 1 seeds\n"
+    assert re.search(line, r.output), r.output
     md = (out / "report.md").read_text()
     assert "holdout Recall@10" in md and "Precision@10" in md
     assert "published [" not in md and "No published numbers are shown" in md

@@ -29,6 +29,7 @@ err_console = Console(stderr=True)
 # Piped into a file or a log there is no terminal width to fit: long lines stay whole (grep
 # finds them) instead of being wrapped at Rich's default of 80 columns.
 console.soft_wrap = not console.is_terminal
+err_console.soft_wrap = not err_console.is_terminal
 
 #: Set by the global ``--verbose`` flag.
 STATE = {"verbose": False}
