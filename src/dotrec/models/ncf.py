@@ -300,6 +300,11 @@ class _NCFModel(Model):
         self.fit_info["device"] = device
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
+        # Flush subnormal floats to zero while training. L2 coupled into Adam drives the weights
+        # of dead ReLU units (and a collapsed GMF's) and their Adam moments into the subnormal
+        # range, where x86 arithmetic is tens of times slower: an ml-1m MLP epoch took 110 s
+        # instead of about 7 s. Values under 1.2e-38 change no score.
+        torch.set_flush_denormal(True)
         try:
             cfg = StepConfig(
                 optimizer=self.optimizer,
@@ -314,6 +319,7 @@ class _NCFModel(Model):
             self._adam_state = {}
             self._train(train, on_epoch)
         finally:
+            torch.set_flush_denormal(False)
             torch.set_num_threads(previous_threads)
             self._trainer = None
 
