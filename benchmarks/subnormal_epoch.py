@@ -19,7 +19,7 @@ import torch
 from dotrec.data.registry import load_dataset
 from dotrec.eval.holdout import tuning_holdout
 from dotrec.machine import machine_line
-from dotrec.models import load_model
+from dotrec.models import GMF, MLP, NeuMF, load_model
 
 
 def subnormal_share(weights: dict[str, np.ndarray]) -> float:
@@ -46,9 +46,10 @@ def main() -> None:
     flush = torch.set_flush_denormal
     for label, patch in (("flush to zero", None), ("subnormals kept", lambda mode: True)):
         model = load_model(args.checkpoint)
+        assert isinstance(model, GMF | MLP | NeuMF), "an NCF model's checkpoint"
         share = subnormal_share(model.weights)
-        model.epochs = model.epochs_done + 1  # type: ignore[attr-defined]
-        torch.set_flush_denormal = patch or flush  # type: ignore[assignment]
+        model.epochs = model.epochs_done + 1
+        torch.set_flush_denormal = patch or flush
         try:
             start = time.perf_counter()
             model.fit(train, resume=True)
