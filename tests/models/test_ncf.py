@@ -351,7 +351,7 @@ def _flushed() -> tuple[bool, bool]:
 def test_training_flushes_subnormals_and_restores_the_fpu(cls: type, split: Split) -> None:
     # An L2 that collapses a GMF or kills ReLU units drives their weights and Adam moments into
     # the subnormal range, which x86 computes on tens of times slower (ml-1m MLP at k = 64:
-    # 110 s an epoch instead of about 7 s), so training flushes them to zero.
+    # 108 s an epoch instead of 9 s), so training flushes them to zero.
     seen: list[tuple[bool, bool]] = []
     assert _flushed() == (False, False)
     cls(epochs=2, seed=0, **KW).fit(split.train, on_epoch=lambda e, m: seen.append(_flushed()))

@@ -302,8 +302,8 @@ class _NCFModel(Model):
         torch.set_num_threads(self.threads)
         # Flush subnormal floats to zero while training. L2 coupled into Adam drives the weights
         # of dead ReLU units (and a collapsed GMF's) and their Adam moments into the subnormal
-        # range, where x86 arithmetic is tens of times slower: an ml-1m MLP epoch took 110 s
-        # instead of about 7 s. Values under 1.2e-38 change no score.
+        # range, where x86 arithmetic is tens of times slower: an ml-1m MLP epoch took 108 s
+        # instead of 9 s (benchmarks/subnormal_epoch.py). Values under 1.2e-38 change no score.
         torch.set_flush_denormal(True)
         try:
             cfg = StepConfig(
