@@ -306,13 +306,18 @@ def test_status_reads_each_cell_from_storage_and_records(
     state = finished_out / "trial-checkpoints" / "planted_gmf_d8" / "trial-9" / "state.json"
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"params": {}, "saved": {"gmf": 5}, "values": {}}))
+    final = state.parent.parent / "final-seed1" / "state.json"
+    final.parent.mkdir()
+    final.write_text(json.dumps({"params": {}, "saved": {"gmf": 3}, "values": {}}))
     gmf8 = study_status(CONFIG, finished_out)[5]
-    assert (gmf8.model, gmf8.size, gmf8.checkpoints) == ("gmf", 8, {"trial-9": {"gmf": 5}})
+    assert (gmf8.model, gmf8.size) == ("gmf", 8)
+    assert gmf8.checkpoints == {"final-seed1": {"gmf": 3}, "trial-9": {"gmf": 5}}
     assert not any(s.checkpoints for s in study_status(CONFIG, finished_out)[:5])
     # Not a terminal: the table keeps its natural width (one row per line, not wrapped at 80
     # columns) and the totals line stays whole, so a log can be grepped.
     r = CliRunner().invoke(app, [*args, "--dims", "4,8", "--trials", "2", "--seeds", "2"])
     assert re.search(r"│ gmf .*│ 2/2, trial-9 saved at gmf epoch 5 .*│", r.output), r.output
+    assert re.search(r"│ 2/2, final-seed1 saved at gmf epoch 3 │", r.output), r.output
     assert re.search(r"6 of 6 cells done; machine time .* h of final fits = .* h\n", r.output)
 
 
@@ -439,3 +444,55 @@ def test_parts_record_the_time_spent_and_the_report_shows_them(
     (out / PARTS_JSON).write_text('[{"ended": "x"}]')
     with pytest.raises(ArtifactError, match="parts.json"):
         load_parts(out)
+
+
+class Killed(Exception):
+    """Stands for the kill that ends a part of a long study."""
+
+
+def test_a_stopped_final_fit_resumes_from_its_checkpoint(
+    split: Split, study: tuple[StudyResult, Path], tmp_path: Path
+) -> None:
+    import json
+
+    from dotrec.models import load_model
+
+    result, finished_out = study
+    done = next(c for c in result.cells if (c.model, c.size) == ("mf", 4))
+    epochs = int(done.tuning.best_params["epochs"])
+    assert epochs >= 3  # room to stop in epoch 2 after a save in epoch 1
+    config = dataclasses.replace(CONFIG, models=("mf",), dims=(4,), checkpoint_every=0.0)
+    events: list[tuple[int, int]] = []
+
+    class Stop(SilentListener):
+        def __init__(self, at: tuple[int, int] | None) -> None:
+            self.at = at
+
+        def retraining(self, seed_index: int, n_seeds: int, phase: str, epoch: int, _: int) -> None:
+            if (seed_index, epoch) == self.at:
+                raise Killed
+            events.append((seed_index, epoch))
+
+    out = tmp_path / "study"
+    with pytest.raises(Killed):
+        run_study(split, config, out, Stop((1, 2)))
+    folder = out / "trial-checkpoints" / "planted_mf_d4"
+    state = json.loads((folder / "final-seed1" / "state.json").read_text())
+    assert state["saved"] == {"mf": 1} and state["elapsed"] > 0
+    assert not (folder / "final-seed0").exists()  # a finished fit removes its checkpoint
+    events.clear()
+    again = run_study(split, config, out, Stop(None))
+    # Seed 0 is reused; seed 1 trains on from epoch 2 and ends as if never stopped (one thread:
+    # bit-reproducible), its time counted from its first start.
+    assert events == [(1, e) for e in range(2, epochs + 1)]
+    assert not folder.exists() or not any(folder.iterdir())
+    (cell,) = again.cells
+    assert cell.runs[1].fit_seconds >= state["elapsed"]
+    for a, b in zip(cell.runs, done.runs, strict=True):
+        for p in ("sampled", "full"):
+            assert a.summaries[p] == b.summaries[p]
+    u = np.repeat(np.arange(split.train.n_users), split.train.n_items)
+    i = np.tile(np.arange(split.train.n_items), split.train.n_users)
+    resumed = load_model(out / "cells" / "mf-d4" / "seed1")
+    whole = load_model(finished_out / "cells" / "mf-d4" / "seed1")
+    assert np.array_equal(resumed.score(u, i), whole.score(u, i))

@@ -154,9 +154,9 @@ def checkpoint_every_option() -> Any:
         600.0,
         "--checkpoint-every",
         min=0.0,
-        help="Save the running trial's model at most every S seconds (in OUT/trial-checkpoints/; "
-        "0: after every epoch), so that a trial killed mid-run resumes there when the command "
-        "is run again.",
+        help="Save the running trial's model (and a study's running final fit) at most every "
+        "S seconds (in OUT/trial-checkpoints/; 0: after every epoch), so that a fit killed "
+        "mid-run resumes there when the command is run again.",
     )
 
 

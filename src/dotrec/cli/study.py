@@ -256,9 +256,14 @@ def _print_status(config: StudyConfig, out: Path, dataset: str) -> None:
         trials = [f"{c.finished}/{c.n_trials}"] + [
             f"{n} {what}" for n, what in (*counts, (c.running, "running")) if n
         ]
+        fitted = [f"{c.seeds}/{c.n_seeds}"]
         for key, saved in c.checkpoints.items():  # the latest phase saved is the last
             phase, epoch = list(saved.items())[-1]
-            trials.append(f"{key} saved at {phase} epoch {epoch}")
+            # A trial's checkpoint (trial-N) beside the trials, a final fit's (final-seedI)
+            # beside the fits.
+            (fitted if key.startswith("final-") else trials).append(
+                f"{key} saved at {phase} epoch {epoch}"
+            )
         t.add_row(
             c.model,
             str(c.counted_size),
@@ -266,7 +271,7 @@ def _print_status(config: StudyConfig, out: Path, dataset: str) -> None:
             ", ".join(trials),
             "-" if r is None or r.best_value is None else f"{r.best_value:.4f} ({r.best_trial})",
             f"{c.trial_seconds / 3600:.2f}",
-            f"{c.seeds}/{c.n_seeds}",
+            ", ".join(fitted),
             f"{c.fit_seconds / 3600:.2f}",
         )
     print_table(t)

@@ -22,7 +22,10 @@ For each model and embedding size (a *cell*):
 Every finished seed is written to ``OUT/cells/MODEL-dSIZE/seedI.{json,npz}`` (atomically; the
 JSON has the summaries and records the split's kind) and never recomputed while the cell's best
 configuration, the split's kind, its data and ``k`` stay the same; the tuning storage is durable
-too, so an interrupted study resumes where it stopped.
+too, so an interrupted study resumes where it stopped. A final fit in progress saves a
+checkpoint like a tuning trial (``OUT/trial-checkpoints/STUDY/final-seedI``, at most every
+``checkpoint_every`` seconds; :mod:`dotrec.tune.checkpoint`), so a stop loses minutes of it, not
+the fit.
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ from dotrec.tune import (
     tune,
     width_for_size,
 )
-from dotrec.tune.checkpoint import CHECKPOINTS_DIR, DEFAULT_EVERY
-from dotrec.tune.spaces import check_model
+from dotrec.tune.checkpoint import CHECKPOINTS_DIR, DEFAULT_EVERY, TrialCheckpoint, study_folder
+from dotrec.tune.spaces import check_model, phase_options
 
 #: The two kinds of split a study runs on: leave-one-out (:class:`Split`) and given by files
 #: (:class:`FileSplit`).
@@ -487,10 +490,30 @@ def run_cell(
             reused += 1
             continue
 
-        def on_epoch(phase: str, epoch: int, epochs: int, m: Model, i: int = i) -> None:
-            listener.retraining(i, config.n_seeds, phase, epoch, epochs)
-
+        checkpoint = TrialCheckpoint(
+            study_folder(out / CHECKPOINTS_DIR, result.study_name) / f"final-seed{seed}",
+            params,
+            phase_options(model, size, params, seed, config.threads, config.torch_options()),
+            config.checkpoint_every,
+        )
+        resumed = checkpoint.load(split.train)
+        before = checkpoint.elapsed  # seconds the fit ran before it was stopped
         start = time.perf_counter()
+
+        def on_epoch(
+            phase: str,
+            epoch: int,
+            epochs: int,
+            m: Model,
+            i: int = i,
+            checkpoint: TrialCheckpoint = checkpoint,
+            before: float = before,
+            start: float = start,
+        ) -> None:
+            listener.retraining(i, config.n_seeds, phase, epoch, epochs)
+            checkpoint.elapsed = before + time.perf_counter() - start
+            checkpoint.epoch_done(phase, epoch, epochs, m)
+
         fitted = fit_config(
             model,
             size,
@@ -500,13 +523,15 @@ def run_cell(
             threads=config.threads,
             on_epoch=on_epoch,
             torch_options=config.torch_options(),
+            start=resumed,
         )
-        fit_seconds = time.perf_counter() - start
+        fit_seconds = before + time.perf_counter() - start
         run = _test(fitted, split, seed, fit_seconds, config.k, config.threads)
         # The fitted model beside its record, ready for evaluate, recommend and serve (a
         # model written by an earlier, interrupted run of this seed is replaced).
         fitted.save(path, dataset=split.name, train=split.train)
         _write_seed(path, run, key, fitted)
+        checkpoint.remove()
         runs.append(run)
     cell = Cell(model=model, size=size, tuning=result, runs=tuple(runs))
     listener.cell_finished(cell, reused)

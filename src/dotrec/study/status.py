@@ -44,7 +44,8 @@ class CellStatus:
     running: int = 0
     seeds: int = 0
     fit_seconds: float = 0.0
-    #: Trial checkpoints a rerun resumes from: trial key -> saved phase -> epoch.
+    #: Checkpoints a rerun resumes from (trials' ``trial-N``, final fits' ``final-seedI``):
+    #: key -> saved phase -> epoch.
     checkpoints: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property

@@ -7,7 +7,10 @@ an hour of an MLP trial on ml-1m at the larger sizes. With a checkpoint folder, 
 its model (weights, and Adam's moments for the torch models: the exact resume state of
 :meth:`dotrec.models.base.Model.fit`) at most every ``every`` seconds and at the end of each
 NeuMF pretraining phase, with the holdout values it has reported; the retry loads them,
-reports the same values again, and trains on from the saved epoch.
+reports the same values again, and trains on from the saved epoch. A study's final fits (the
+winner retrained with each seed) keep checkpoints the same way, as ``final-seedS`` beside the
+trials' folders, with the seconds the fit had run (:attr:`TrialCheckpoint.elapsed`): an NCF
+final fit at the larger sizes takes longer than what is left of many parts of the run.
 
 Layout: ``ROOT/STUDY/trial-N/`` (``N`` the number of the first trial of a retry chain; the
 key travels to the retry in the ``checkpoint`` user attribute, which Optuna copies),
@@ -68,6 +71,9 @@ class TrialCheckpoint:
         self.every = every
         self.saved: dict[str, int] = {}
         self.values: dict[int, float] = {}
+        #: Seconds of training before this run (loaded) and up to the latest save (set by the
+        #: caller before :meth:`epoch_done`): a resumed fit's time counts from its start.
+        self.elapsed = 0.0
         self._last_save = time.monotonic()
 
     def load(self, train: Interactions) -> dict[str, Model]:
@@ -97,6 +103,7 @@ class TrialCheckpoint:
             return self._discard()
         self.saved = {name: int(e) for name, e in state["saved"].items()}
         self.values = {int(step): float(v) for step, v in state["values"].items()}
+        self.elapsed = float(state.get("elapsed", 0.0))
         return models
 
     def _path(self, phase: str, epoch: int) -> Path:
@@ -127,6 +134,7 @@ class TrialCheckpoint:
             "params": self.params,
             "saved": self.saved,
             "values": {str(s): v for s, v in sorted(self.values.items())},
+            "elapsed": self.elapsed,
         }
         atomic_write_bytes(self.folder / STATE_FILE, json.dumps(state, indent=1).encode())
         if previous is not None and previous != epoch:
@@ -140,10 +148,10 @@ class TrialCheckpoint:
 
 
 def saved_checkpoints(folder: Path) -> dict[str, dict[str, int]]:
-    """The trial checkpoints in ``folder``: each trial key's saved phases and their epochs (a
-    checkpoint that cannot be read is left out; the next run discards it)."""
+    """The checkpoints in ``folder`` (trials' and final fits'): each key's saved phases and
+    their epochs (a checkpoint that cannot be read is left out; the next run discards it)."""
     found: dict[str, dict[str, int]] = {}
-    for state in sorted(folder.glob(f"trial-*/{STATE_FILE}")):
+    for state in sorted(folder.glob(f"*/{STATE_FILE}")):
         try:
             saved = json.loads(state.read_text(encoding="utf-8"))["saved"]
             found[state.parent.name] = {str(k): int(v) for k, v in saved.items()}
