@@ -258,8 +258,8 @@ def test_cli_study_on_a_folder_of_files(tmp_path: Path) -> None:
     assert "Recall@10" in r.output and "NDCG@10" in r.output
     assert "Precision@10" not in r.output and "sampled" not in r.output.lower()
     # Not a terminal: each cell's line on stderr stays whole, not wrapped at 80 columns.
-    line = r"ials size 4: holdout recall@10 \S+ \(best of 1 trials\), test Recall@10 \S+ "
-    line += r"over 1 seeds\n"
+    line = r"ials size 4: holdout recall@10 \S+ \(best of 1 trial\), test Recall@10 \S+ "
+    line += r"over 1 seed\n"
     assert re.search(line, r.output), r.output
     md = (out / "report.md").read_text()
     assert "holdout Recall@10" in md and "Precision@10" in md

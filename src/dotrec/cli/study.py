@@ -98,7 +98,7 @@ class StudyDisplay:
 
     def cell_finished(self, cell: Cell, reused: int) -> None:
         from dotrec.study.driver import PROTOCOL_METRICS
-        from dotrec.study.report import metric_label
+        from dotrec.study.report import metric_label, plural
 
         self.progress.advance(self.cells)
         protocol = cell.protocols[0]  # sampled (leave-one-out) or ranking (files)
@@ -106,9 +106,9 @@ class StudyDisplay:
         values = cell.metric(protocol, f"{metric}@{self.k}")
         self.progress.console.print(
             f"{cell.model} size {cell.counted_size}: holdout {self.metric} "
-            f"{cell.tuning.best_value:.4f} (best of {cell.tuning.finished} trials), test "
+            f"{cell.tuning.best_value:.4f} (best of {plural(cell.tuning.finished, 'trial')}), test "
             f"{metric_label(cell.kind, protocol, metric, self.k)} {values.mean():.4f} over "
-            f"{len(values)} seeds" + (f" ({reused} reused)" if reused else "")
+            f"{plural(len(values), 'seed')}" + (f" ({reused} reused)" if reused else "")
         )
         self.trials = None
 

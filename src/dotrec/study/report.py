@@ -123,7 +123,8 @@ def _published(result: StudyResult) -> list[Published]:
     return published_for(result.dataset, result.config.models, result.config.k, result.protocols)
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word``, with an s unless ``n`` is 1 ("1 trial", "3 seeds")."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -169,7 +170,7 @@ def results_table(result: StudyResult, compact: bool = False) -> Table:
                     *(f"{v.mean():.4f}" if compact else _mean_std(v) for v in values),
                     f"{cell.fit_seconds.mean():.1f}",
                     *(() if compact else (f"{cell.tuning.best_value:.4f}",)),
-                    "ours" if compact else f"ours, {_plural(len(cell.runs), 'seed')}",
+                    "ours" if compact else f"ours, {plural(len(cell.runs), 'seed')}",
                 )
             )
         rows += [
@@ -437,7 +438,7 @@ def plot_quality(result: StudyResult) -> bytes:
                     max(unsized),
                     color="0.6",
                     alpha=0.3,
-                    label=f"published range ({_plural(len(unsized), 'model')}, see the table)",
+                    label=f"published range ({plural(len(unsized), 'model')}, see the table)",
                 )
             for p, x, marker in published_points(comparable):
                 ax.plot(
@@ -564,7 +565,7 @@ def parts_blocks(parts: Sequence[Part], accounted_hours: float) -> list[Block]:
     return [
         Heading(2, "Parts of the run"),
         Para(
-            f"The study ran in {_plural(len(parts), 'part')}, each resumed from the storage "
+            f"The study ran in {plural(len(parts), 'part')}, each resumed from the storage "
             f"and seed records the previous one left; machine time spent: {spent:.2f} h, the "
             "sum of the parts. The trials and final fits of this report's cells "
             f"({accounted_hours:.2f} h, above) are less: a final fit run again replaces its "
@@ -586,7 +587,7 @@ def _protocol_lines(result: StudyResult) -> tuple[str, str]:
         f"{cfg.pruner} pruning; trial 0 is the model's published configuration), "
         f"objective: {_objective(result)} "
     )
-    seeds = f"test: {_plural(cfg.n_seeds, 'seed')} per cell retrained on the full training data; "
+    seeds = f"test: {plural(cfg.n_seeds, 'seed')} per cell retrained on the full training data; "
     if result.kind == FILES:
         return (
             trials + "of the full ranking on the tuning holdout (a seeded "
@@ -658,7 +659,7 @@ def report_blocks(result: StudyResult, parts: Sequence[Part] = ()) -> list[Block
                 f"{(tuning_s + retrain_s) / 3600:.1f} machine hours in total (over all runs; "
                 "finished work is reused, not recomputed)"
                 + (
-                    f"; machine time spent over {_plural(len(parts), 'part')} of the run: "
+                    f"; machine time spent over {plural(len(parts), 'part')} of the run: "
                     f"{hours_spent(parts):.1f} h (Parts of the run)"
                     if parts
                     else ""
@@ -669,11 +670,11 @@ def report_blocks(result: StudyResult, parts: Sequence[Part] = ()) -> list[Block
         ),
         Heading(2, "Results"),
         Para(
-            f"Mean ± standard deviation over {_plural(cfg.n_seeds, 'seed')} on the test set. "
+            f"Mean ± standard deviation over {plural(cfg.n_seeds, 'seed')} on the test set. "
             "Rows marked published are numbers reported in the cited papers on the same data "
             "and protocol, not results of this study."
             if published
-            else f"Mean ± standard deviation over {_plural(cfg.n_seeds, 'seed')} on the test set. "
+            else f"Mean ± standard deviation over {plural(cfg.n_seeds, 'seed')} on the test set. "
             f"No published numbers are shown: none are on {result.dataset} with this protocol."
         ),
         results_table(result),
