@@ -134,6 +134,28 @@ def test_report_renders_every_table_and_image(study: tuple[StudyResult, Path]) -
     assert f"ran on one kind of machine: {machine_label()} ({seconds / 3600:.2f} h)" in md
 
 
+def test_figure_2_ticks_the_study_sizes_and_keeps_its_legend_off_the_panels(
+    study: tuple[StudyResult, Path],
+) -> None:
+    from dotrec.study.report import quality_figure
+
+    result, _ = study
+    # As if on ml-1m: the published MF and iALS points at size 192 join the figure.
+    fig = quality_figure(dataclasses.replace(result, dataset="ml-1m"))
+    panels = fig.axes
+    assert len(panels) == 4  # HR and NDCG under the sampled and the full protocol
+    for ax in panels:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "192"]
+        assert ax.get_legend() is None
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    # Read row by row (matplotlib fills columns): the models, then the published points.
+    ncol = legend._ncols
+    rows = [labels[c * 2 + r] for r in range(2) for c in range(ncol) if c * 2 + r < len(labels)]
+    assert rows[:3] == ["mf", "ials", "gmf"]
+    assert rows[3:] == [f"{m}, published (Rendle et al. 2020)" for m in ("mf", "ials")]
+
+
 def test_report_says_where_each_cell_ran(split: Split, study: tuple[StudyResult, Path]) -> None:
     import json
 

@@ -20,6 +20,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from dotrec.study.driver import FILES, LEAVE_ONE_OUT, PROTOCOL_METRICS, Cell, St
 from dotrec.study.parts import PART_COLUMNS, Part, hours_spent, part_rows
 from dotrec.study.published import Published, published_for
 from dotrec.study.stats import TESTS, Comparison, Paired, comparisons
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MD_FILE = "report.md"
 HTML_FILE = "report.html"
@@ -387,7 +391,14 @@ def published_points(published: list[Published]) -> list[tuple[Published, float,
 
 
 def plot_quality(result: StudyResult) -> bytes:
-    """PNG: every protocol's metrics against embedding size, per model (one row per protocol).
+    """PNG of :func:`quality_figure`."""
+    buf = io.BytesIO()
+    quality_figure(result).savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def quality_figure(result: StudyResult) -> Figure:
+    """Every protocol's metrics against embedding size, per model (one row per protocol).
 
     Published results with a size are large markers in the model's colour, one marker shape
     per source (a star for the first, then a diamond, ...); the range of those without
@@ -401,15 +412,17 @@ def plot_quality(result: StudyResult) -> bytes:
     protocols = result.protocols
     n_metrics = max(len(PROTOCOL_METRICS[p]) for p in protocols)
     fig = Figure(
-        figsize=(5 * n_metrics, 3.75 * len(protocols) + 0.5 * (result.kind == FILES)), dpi=110
+        figsize=(5 * n_metrics, 3.75 * len(protocols) + 0.9 + 0.5 * (result.kind == FILES)),
+        dpi=110,
+        layout="constrained",
     )
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(protocols), n_metrics, squeeze=False)
     published = _published(result)
     colors = {m: f"C{i}" for i, m in enumerate(result.config.models)}
-    sizes = sorted(
-        {c.counted_size for c in result.cells} | {p.size for p in published if p.size is not None}
-    )
+    # Ticks at the study's sizes: a counted size off the axis (NeuMF's 15 and 33, k = 5, 11)
+    # sits beside its tick rather than printing a label over the next one.
+    sizes = sorted(set(result.config.dims) | {p.size for p in published if p.size is not None})
     for row, protocol in enumerate(protocols):
         for col, metric in enumerate(PROTOCOL_METRICS[protocol]):
             ax = axes[row][col]
@@ -454,6 +467,7 @@ def plot_quality(result: StudyResult) -> bytes:
             ax.set_xscale("log", base=2)
             ax.set_xticks(sizes)
             ax.set_xticklabels([str(s) for s in sizes])
+            ax.minorticks_off()
             ax.set_xlabel("embedding size (paper accounting)")
             ax.set_ylabel(f"{_METRIC_NAMES[metric]}@{k}")
             ax.set_title(
@@ -462,12 +476,26 @@ def plot_quality(result: StudyResult) -> bytes:
                 else f"{protocol} protocol"
             )
             ax.grid(True, alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    # One legend for all panels, below them, where it hides no point: a row of the models,
+    # then the published results (collected over the panels: a protocol may have none).
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    entries = sorted(handles.items(), key=lambda e: e[0] not in result.config.models)
+    ncol = min(len(entries), max(len(result.config.models), 3))
+    # matplotlib fills a legend column by column: this order reads row by row.
+    rows = -(-len(entries) // ncol)
+    order = [r * ncol + c for c in range(ncol) for r in range(rows) if r * ncol + c < len(entries)]
+    fig.legend(
+        [entries[i][1] for i in order],
+        [entries[i][0] for i in order],
+        loc="outside lower center",
+        ncol=ncol,
+        fontsize=8,
+    )
     fig.suptitle(f"{result.dataset}: quality against embedding size (mean ± sd over seeds)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig
 
 
 def plot_time(result: StudyResult) -> bytes:
